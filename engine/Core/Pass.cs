@@ -1,0 +1,69 @@
+using ModelGuardian.Kernels;
+
+namespace ModelGuardian.Engine.Core;
+
+/// <summary>
+/// The backward steps recorded by a forward pass, replayed in reverse. Branches (residual
+/// shortcuts) record into child tapes so that each branch is replayed on its own.
+/// </summary>
+public sealed class Tape
+{
+    private readonly List<Func<Tensor, Tensor>> _steps = new();
+
+    /// <summary>Records a step that maps the gradient of a layer's output to that of its input.</summary>
+    public void Record(Func<Tensor, Tensor> backward) => _steps.Add(backward);
+
+    public Tensor Backward(Tensor outputGradient)
+    {
+        var g = outputGradient;
+        for (int i = _steps.Count - 1; i >= 0; i--) g = _steps[i](g);
+        return g;
+    }
+}
+
+/// <summary>
+/// One call of a network: the backend, and every buffer rented during the call, all returned
+/// to the pool when the pass is disposed. Passes are not shared between threads.
+/// </summary>
+public sealed class Pass(BufferPool pool) : IDisposable
+{
+    private readonly List<DeviceBuffer> _rented = new();
+
+    public IKernels K => pool.Kernels;
+
+    public Tensor New(Shape4 shape)
+    {
+        var buffer = pool.Rent(shape.Length);
+        _rented.Add(buffer);
+        return new Tensor(buffer, shape);
+    }
+
+    public Tensor Upload(ReadOnlySpan<float> data, Shape4 shape)
+    {
+        var t = New(shape);
+        K.Upload(data, t.Buffer);
+        return t;
+    }
+
+    public float[] Download(Tensor t)
+    {
+        var result = new float[t.Length];
+        K.Download(t.Buffer, result);
+        return result;
+    }
+
+    public void Dispose()
+    {
+        foreach (var b in _rented) pool.Return(b);
+        _rented.Clear();
+    }
+}
+
+/// <summary>A layer: forward, and (when a tape is given) the recording of its backward-to-input.</summary>
+public interface ILayer
+{
+    /// <summary>Output shape for an input shape; throws ArgumentException naming the problem.</summary>
+    Shape4 OutputShape(Shape4 input);
+
+    Tensor Forward(Pass pass, Tensor x, Tape? tape);
+}

@@ -1,0 +1,81 @@
+using StbImageSharp;
+using StbImageWriteSharp;
+
+namespace ModelGuardian.Engine.Imaging;
+
+/// <summary>An 8-bit RGB image, row-major HWC.</summary>
+public sealed record RgbImage
+{
+    public RgbImage(int width, int height, byte[] pixels)
+    {
+        if (width < 1 || height < 1) throw new ArgumentException($"Image size must be positive, got {width}×{height}.");
+        if (pixels.Length != checked(width * height * 3))
+            throw new ArgumentException($"A {width}×{height} RGB image needs {width * height * 3} bytes, got {pixels.Length}.");
+        (Width, Height, Pixels) = (width, height, pixels);
+    }
+
+    public int Width { get; }
+    public int Height { get; }
+    public byte[] Pixels { get; }
+
+    /// <summary>Largest side accepted from an untrusted file unless the caller says otherwise.</summary>
+    public const int DefaultMaxSide = 4096;
+
+    /// <summary>Decodes PNG/JPEG/BMP/GIF/TGA bytes; grey and alpha images become RGB.</summary>
+    /// <exception cref="InvalidDataException">not a decodable image, or larger than <paramref name="maxSide"/>.</exception>
+    public static RgbImage Decode(ReadOnlySpan<byte> data, int maxSide = DefaultMaxSide)
+    {
+        var bytes = data.ToArray();
+        // Read the header first: a tiny file can declare a huge image, which must be refused before decoding.
+        ImageInfo? info;
+        using (var ms = new MemoryStream(bytes)) info = ImageInfo.FromStream(ms);
+        if (info is null) throw new InvalidDataException("Not a decodable image (PNG, JPEG, BMP, GIF or TGA expected).");
+        if (info.Value.Width > maxSide || info.Value.Height > maxSide)
+            throw new InvalidDataException($"Image is {info.Value.Width}×{info.Value.Height}; the largest side accepted is {maxSide}.");
+        try
+        {
+            var img = ImageResult.FromMemory(bytes, StbImageSharp.ColorComponents.RedGreenBlue);
+            return new RgbImage(img.Width, img.Height, img.Data);
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            throw new InvalidDataException("Image could not be decoded: " + e.Message, e);
+        }
+    }
+
+    public static RgbImage Load(string path, int maxSide = DefaultMaxSide)
+    {
+        if (!File.Exists(path)) throw new FileNotFoundException($"No such image file: {path}", path);
+        return Decode(File.ReadAllBytes(path), maxSide);
+    }
+
+    public byte[] EncodePng()
+    {
+        using var ms = new MemoryStream();
+        new ImageWriter().WritePng(Pixels, Width, Height, StbImageWriteSharp.ColorComponents.RedGreenBlue, ms);
+        return ms.ToArray();
+    }
+
+    /// <summary>Planar CHW floats normalised per channel as (p/255 − mean) / std.</summary>
+    public float[] ToPlanar(ReadOnlySpan<float> mean, ReadOnlySpan<float> std)
+    {
+        int hw = Width * Height;
+        var result = new float[3 * hw];
+        for (int c = 0; c < 3; c++)
+        {
+            float scale = 1f / (255f * std[c]), shift = mean[c] / std[c];
+            for (int i = 0; i < hw; i++) result[c * hw + i] = Pixels[i * 3 + c] * scale - shift;
+        }
+        return result;
+    }
+
+    /// <summary>From planar CHW values already in 0…255 (rounded to nearest, clamped).</summary>
+    public static RgbImage FromPlanar(ReadOnlySpan<float> chw, int width, int height)
+    {
+        int hw = width * height;
+        var pixels = new byte[3 * hw];
+        for (int c = 0; c < 3; c++)
+            for (int i = 0; i < hw; i++) pixels[i * 3 + c] = (byte)Math.Clamp(MathF.Round(chw[c * hw + i]), 0f, 255f);
+        return new RgbImage(width, height, pixels);
+    }
+}

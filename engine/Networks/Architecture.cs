@@ -1,0 +1,103 @@
+namespace ModelGuardian.Engine.Networks;
+
+public enum NetworkKind { ResNet, StyleGanDiscriminator }
+
+public enum ResNetStem
+{
+    /// <summary>torchvision: 7×7 stride-2 conv, 3×3 stride-2 max-pool.</summary>
+    ImageNet,
+    /// <summary>CIFAR (DFME's victims): 3×3 stride-1 conv, no max-pool.</summary>
+    Cifar,
+}
+
+/// <summary>How an image is turned into the network's input (per channel: (p/255 − mean) / std).</summary>
+public sealed record InputNormalization(float[] Mean, float[] Std)
+{
+    public static InputNormalization ImageNet { get; } = new([0.485f, 0.456f, 0.406f], [0.229f, 0.224f, 0.225f]);
+
+    /// <summary>x = 2·p/255 − 1, the StyleGAN discriminators' range [−1, 1].</summary>
+    public static InputNormalization SymmetricUnit { get; } = new([0.5f, 0.5f, 0.5f], [0.5f, 0.5f, 0.5f]);
+}
+
+/// <summary>
+/// What a network is, independent of its weights: enough to build it, to name its tensors and
+/// to check a weight file against it. Immutable.
+/// </summary>
+public sealed record ArchitectureDescriptor
+{
+    public required NetworkKind Kind { get; init; }
+
+    /// <summary>ResNet depth: 18, 34 or 50.</summary>
+    public int Depth { get; init; }
+    public ResNetStem Stem { get; init; } = ResNetStem.ImageNet;
+    /// <summary>Number of outputs of the final dense layer (1 = single logit).</summary>
+    public int Outputs { get; init; } = 1;
+
+    /// <summary>StyleGAN: input side (power of two, 32…1024).</summary>
+    public int Resolution { get; init; }
+    /// <summary>StyleGAN channel rule nf(res) = min(FmapBase / res, FmapMax).</summary>
+    public int FmapBase { get; init; } = 16384;
+    public int FmapMax { get; init; } = 512;
+    /// <summary>StyleGAN minibatch-stddev group size; 1 = per-image mode (no coupling across a batch).</summary>
+    public int MbstdGroupSize { get; init; } = 4;
+
+    public int InputChannels { get; init; } = 3;
+    /// <summary>Default input side for images (ResNets accept other sides ≥ MinimumInputSide).</summary>
+    public int InputSide { get; init; } = 224;
+    public InputNormalization? Normalization { get; init; }
+
+    public InputNormalization EffectiveNormalization =>
+        Normalization ?? (Kind == NetworkKind.StyleGanDiscriminator ? InputNormalization.SymmetricUnit : InputNormalization.ImageNet);
+
+    public static ArchitectureDescriptor ResNet(int depth, int outputs = 1, ResNetStem stem = ResNetStem.ImageNet, int? inputSide = null)
+    {
+        if (depth is not (18 or 34 or 50)) throw new ArgumentException($"ResNet depth must be 18, 34 or 50, got {depth}.");
+        if (outputs < 1) throw new ArgumentException($"ResNet needs at least one output, got {outputs}.");
+        return new ArchitectureDescriptor
+        {
+            Kind = NetworkKind.ResNet, Depth = depth, Outputs = outputs, Stem = stem,
+            InputSide = inputSide ?? (stem == ResNetStem.Cifar ? 32 : 224),
+        };
+    }
+
+    public static ArchitectureDescriptor StyleGanD(int resolution = 256, int fmapBase = 16384, int fmapMax = 512, int mbstdGroupSize = 4)
+    {
+        if (resolution < 8 || resolution > 1024 || (resolution & (resolution - 1)) != 0)
+            throw new ArgumentException($"StyleGAN discriminator resolution must be a power of two in 8…1024, got {resolution}.");
+        if (fmapBase < 1 || fmapMax < 1 || mbstdGroupSize < 1) throw new ArgumentException("StyleGAN widths and group size must be positive.");
+        return new ArchitectureDescriptor
+        {
+            Kind = NetworkKind.StyleGanDiscriminator, Resolution = resolution, FmapBase = fmapBase, FmapMax = fmapMax,
+            MbstdGroupSize = mbstdGroupSize, InputSide = resolution, Outputs = 1,
+        };
+    }
+
+    /// <summary>Parses the names used on the command line: resnet18|34|50[-cifar], stylegan-d.</summary>
+    public static ArchitectureDescriptor Parse(string name, int outputs = 1, int resolution = 256)
+    {
+        switch (name.ToLowerInvariant())
+        {
+            case "resnet18": return ResNet(18, outputs);
+            case "resnet34": return ResNet(34, outputs);
+            case "resnet50": return ResNet(50, outputs);
+            case "resnet18-cifar": return ResNet(18, outputs, ResNetStem.Cifar);
+            case "resnet34-cifar": return ResNet(34, outputs, ResNetStem.Cifar);
+            case "resnet50-cifar": return ResNet(50, outputs, ResNetStem.Cifar);
+            case "stylegan-d": return StyleGanD(resolution);
+            default: throw new ArgumentException($"Unknown architecture '{name}'. Known: resnet18, resnet34, resnet50 (each also -cifar), stylegan-d.");
+        }
+    }
+
+    /// <summary>The smallest input side whose every stride-2 stage still has a pixel.</summary>
+    public int MinimumInputSide => Kind switch
+    {
+        NetworkKind.ResNet => Stem == ResNetStem.ImageNet ? 32 : 8,
+        _ => Resolution,
+    };
+
+    public override string ToString() => Kind switch
+    {
+        NetworkKind.ResNet => $"resnet{Depth}{(Stem == ResNetStem.Cifar ? "-cifar" : "")} ({Outputs} output{(Outputs == 1 ? "" : "s")})",
+        _ => $"stylegan-d {Resolution}² (fmap base {FmapBase}, max {FmapMax}, mbstd group {MbstdGroupSize})",
+    };
+}

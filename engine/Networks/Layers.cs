@@ -1,0 +1,294 @@
+using ModelGuardian.Engine.Core;
+using ModelGuardian.Kernels;
+
+namespace ModelGuardian.Engine.Networks;
+
+// Layers compose the kernels of IKernels into forward passes and record their backward-to-input
+// on a tape. Weights are uploaded once, owned by the network (ParameterBuffers) and never
+// written after load, which is what makes a loaded network safe to call from many threads.
+
+/// <summary>Device copies of a network's parameters, disposed with the network.</summary>
+public sealed class ParameterBuffers(IKernels kernels) : IDisposable
+{
+    private readonly List<DeviceBuffer> _buffers = new();
+
+    public IKernels Kernels { get; } = kernels;
+
+    public DeviceBuffer Upload(ReadOnlySpan<float> values)
+    {
+        var b = Kernels.Allocate(values.Length);
+        Kernels.Upload(values, b);
+        _buffers.Add(b);
+        return b;
+    }
+
+    public void Dispose()
+    {
+        foreach (var b in _buffers) b.Dispose();
+        _buffers.Clear();
+    }
+}
+
+/// <summary>conv2d with optional bias (batch-norm already folded in at load).</summary>
+public sealed class Conv2dLayer : ILayer
+{
+    private readonly DeviceBuffer _weight;
+    private readonly DeviceBuffer? _bias;
+
+    public Conv2dLayer(ParameterBuffers parameters, float[] weight, float[]? bias, int cin, int cout, int kernel, int stride, int pad, int groups = 1)
+    {
+        if (weight.Length != cout * (cin / groups) * kernel * kernel)
+            throw new ArgumentException($"Conv2d weight has {weight.Length} values, expected {cout}×{cin / groups}×{kernel}×{kernel}.");
+        if (bias is not null && bias.Length != cout) throw new ArgumentException($"Conv2d bias has {bias.Length} values, expected {cout}.");
+        (Cin, Cout, Kernel, Stride, Pad, Groups) = (cin, cout, kernel, stride, pad, groups);
+        _weight = parameters.Upload(weight);
+        _bias = bias is null ? null : parameters.Upload(bias);
+    }
+
+    public int Cin { get; }
+    public int Cout { get; }
+    public int Kernel { get; }
+    public int Stride { get; }
+    public int Pad { get; }
+    public int Groups { get; }
+
+    private Conv2dShape Geometry(Shape4 x) => Conv2dShape.Square(x.N, x.C, x.H, x.W, Cout, Kernel, Stride, Pad, Groups);
+
+    public Shape4 OutputShape(Shape4 x)
+    {
+        if (x.C != Cin) throw new ArgumentException($"Conv2d expects {Cin} input channels, got {x.C} (input {x}).");
+        var g = Geometry(x);
+        g.Validate();
+        return new Shape4(x.N, Cout, g.OutH, g.OutW);
+    }
+
+    public Tensor Forward(Pass pass, Tensor x, Tape? tape)
+    {
+        var y = pass.New(OutputShape(x.Shape));
+        var g = Geometry(x.Shape);
+        pass.K.Conv2dForward(g, x.Buffer, _weight, _bias, y.Buffer);
+        tape?.Record(dy =>
+        {
+            var dx = pass.New(x.Shape);
+            pass.K.Conv2dBackwardInput(g, dy.Buffer, _weight, dx.Buffer);
+            return dx;
+        });
+        return y;
+    }
+}
+
+/// <summary>Leaky-ReLU (slope 0 = ReLU), in place: its backward needs only the output.</summary>
+public sealed class LeakyReluLayer(float slope) : ILayer
+{
+    public Shape4 OutputShape(Shape4 input) => input;
+
+    public Tensor Forward(Pass pass, Tensor x, Tape? tape)
+    {
+        pass.K.LeakyReluForward(x.Length, slope, x.Buffer, x.Buffer);
+        tape?.Record(dy =>
+        {
+            pass.K.LeakyReluBackward(x.Length, slope, x.Buffer, dy.Buffer, dy.Buffer);
+            return dy;
+        });
+        return x;
+    }
+}
+
+/// <summary>Per-channel bias then leaky-ReLU (StyleGAN adds its bias after the pool).</summary>
+public sealed class BiasLeakyReluLayer : ILayer
+{
+    private readonly DeviceBuffer _bias;
+    private readonly float _slope;
+
+    public BiasLeakyReluLayer(ParameterBuffers parameters, float[] bias, float slope)
+    {
+        _bias = parameters.Upload(bias);
+        _slope = slope;
+        Channels = bias.Length;
+    }
+
+    public int Channels { get; }
+
+    public Shape4 OutputShape(Shape4 x) =>
+        x.C == Channels ? x : throw new ArgumentException($"Bias expects {Channels} channels, got {x.C}.");
+
+    public Tensor Forward(Pass pass, Tensor x, Tape? tape)
+    {
+        var s = OutputShape(x.Shape);
+        pass.K.BiasLeakyReluForward(s.N, s.C, s.H * s.W, _slope, x.Buffer, _bias, x.Buffer);
+        tape?.Record(dy =>
+        {
+            pass.K.LeakyReluBackward(x.Length, _slope, x.Buffer, dy.Buffer, dy.Buffer);
+            return dy;
+        });
+        return x;
+    }
+}
+
+public enum PoolKind { Max, Average }
+
+/// <summary>Max or average pooling (PyTorch semantics, count_include_pad = true).</summary>
+public sealed class Pool2dLayer(PoolKind kind, int kernel, int stride, int pad = 0) : ILayer
+{
+    private Pool2dShape Geometry(Shape4 x) => Pool2dShape.Square(x.N, x.C, x.H, x.W, kernel, stride, pad);
+
+    public Shape4 OutputShape(Shape4 x)
+    {
+        var g = Geometry(x);
+        g.Validate();
+        return new Shape4(x.N, x.C, g.OutH, g.OutW);
+    }
+
+    public Tensor Forward(Pass pass, Tensor x, Tape? tape)
+    {
+        var y = pass.New(OutputShape(x.Shape));
+        var g = Geometry(x.Shape);
+        if (kind == PoolKind.Max) pass.K.MaxPool2dForward(g, x.Buffer, y.Buffer);
+        else pass.K.AvgPool2dForward(g, true, x.Buffer, y.Buffer);
+        tape?.Record(dy =>
+        {
+            var dx = pass.New(x.Shape);
+            if (kind == PoolKind.Max) pass.K.MaxPool2dBackward(g, x.Buffer, dy.Buffer, dx.Buffer);
+            else pass.K.AvgPool2dBackward(g, true, dy.Buffer, dx.Buffer);
+            return dx;
+        });
+        return y;
+    }
+}
+
+/// <summary>Adaptive average pooling to (outH, outW); (1, 1) is the global pool of a ResNet.</summary>
+public sealed class AdaptiveAvgPoolLayer(int outH, int outW) : ILayer
+{
+    public Shape4 OutputShape(Shape4 x) => new(x.N, x.C, outH, outW);
+
+    public Tensor Forward(Pass pass, Tensor x, Tape? tape)
+    {
+        var s = x.Shape;
+        var y = pass.New(OutputShape(s));
+        pass.K.AdaptiveAvgPool2dForward(s.N, s.C, s.H, s.W, outH, outW, x.Buffer, y.Buffer);
+        tape?.Record(dy =>
+        {
+            var dx = pass.New(s);
+            pass.K.AdaptiveAvgPool2dBackward(s.N, s.C, s.H, s.W, outH, outW, dy.Buffer, dx.Buffer);
+            return dx;
+        });
+        return y;
+    }
+}
+
+/// <summary>Flatten (C, H, W) into features, then a dense layer: y = x·Wᵀ + b.</summary>
+public sealed class DenseLayer : ILayer
+{
+    private readonly DeviceBuffer _weight;
+    private readonly DeviceBuffer? _bias;
+
+    public DenseLayer(ParameterBuffers parameters, float[] weight, float[]? bias, int inFeatures, int outFeatures)
+    {
+        if (weight.Length != inFeatures * outFeatures) throw new ArgumentException($"Dense weight has {weight.Length} values, expected {outFeatures}×{inFeatures}.");
+        if (bias is not null && bias.Length != outFeatures) throw new ArgumentException($"Dense bias has {bias.Length} values, expected {outFeatures}.");
+        (In, Out) = (inFeatures, outFeatures);
+        _weight = parameters.Upload(weight);
+        _bias = bias is null ? null : parameters.Upload(bias);
+    }
+
+    public int In { get; }
+    public int Out { get; }
+
+    public Shape4 OutputShape(Shape4 x) => x.PerImage == In
+        ? new Shape4(x.N, Out, 1, 1)
+        : throw new ArgumentException($"Dense expects {In} input features, got {x.PerImage} (input {x}).");
+
+    public Tensor Forward(Pass pass, Tensor x, Tape? tape)
+    {
+        var y = pass.New(OutputShape(x.Shape));
+        int n = x.Shape.N;
+        pass.K.DenseForward(n, In, Out, x.Buffer, _weight, _bias, y.Buffer);
+        tape?.Record(dy =>
+        {
+            var dx = pass.New(x.Shape);
+            pass.K.DenseBackwardInput(n, In, Out, dy.Buffer, _weight, dx.Buffer);
+            return dx;
+        });
+        return y;
+    }
+}
+
+/// <summary>StyleGAN's minibatch standard deviation: one extra channel per image.</summary>
+public sealed class MinibatchStddevLayer(int groupSize, float epsilon = 1e-8f) : ILayer
+{
+    public int GroupSize { get; } = groupSize;
+
+    public Shape4 OutputShape(Shape4 x) => x with { C = x.C + 1 };
+
+    public Tensor Forward(Pass pass, Tensor x, Tape? tape)
+    {
+        var s = x.Shape;
+        int g = Math.Min(GroupSize, s.N); // TF: G = min(group size, N)
+        if (s.N % g != 0)
+            throw new ArgumentException($"Minibatch-stddev: batch size {s.N} is not divisible by the group size {g}; use a batch that is, or per-image mode (group size 1).");
+        var y = pass.New(OutputShape(s));
+        pass.K.MinibatchStddevForward(s.N, s.C, s.H, s.W, g, epsilon, x.Buffer, y.Buffer);
+        tape?.Record(dy =>
+        {
+            var dx = pass.New(s);
+            pass.K.MinibatchStddevBackward(s.N, s.C, s.H, s.W, g, epsilon, x.Buffer, dy.Buffer, dx.Buffer);
+            return dx;
+        });
+        return y;
+    }
+}
+
+/// <summary>Layers one after another.</summary>
+public sealed class Sequential(IReadOnlyList<ILayer> layers) : ILayer
+{
+    public IReadOnlyList<ILayer> Layers { get; } = layers;
+
+    public Shape4 OutputShape(Shape4 input)
+    {
+        var s = input;
+        foreach (var l in Layers) s = l.OutputShape(s);
+        return s;
+    }
+
+    public Tensor Forward(Pass pass, Tensor x, Tape? tape)
+    {
+        foreach (var l in Layers) x = l.Forward(pass, x, tape);
+        return x;
+    }
+}
+
+/// <summary>y = activation(body(x) + shortcut(x)); shortcut null = identity (a ResNet block).</summary>
+public sealed class ResidualLayer(ILayer body, ILayer? shortcut, float slope = 0f) : ILayer
+{
+    public Shape4 OutputShape(Shape4 input)
+    {
+        var a = body.OutputShape(input);
+        var b = shortcut?.OutputShape(input) ?? input;
+        if (a != b) throw new ArgumentException($"Residual branches disagree: {a} vs {b}.");
+        return a;
+    }
+
+    public Tensor Forward(Pass pass, Tensor x, Tape? tape)
+    {
+        var bodyTape = tape is null ? null : new Tape();
+        var shortcutTape = tape is null ? null : new Tape();
+        var main = body.Forward(pass, x, bodyTape);
+        var side = shortcut is null ? x : shortcut.Forward(pass, x, shortcutTape);
+        var y = pass.New(main.Shape);
+        pass.K.Add(y.Length, main.Buffer, side.Buffer, y.Buffer);
+        pass.K.LeakyReluForward(y.Length, slope, y.Buffer, y.Buffer);
+        tape?.Record(dy =>
+        {
+            pass.K.LeakyReluBackward(y.Length, slope, y.Buffer, dy.Buffer, dy.Buffer);
+            // Each branch's backward may work in place on its gradient, so each gets its own copy.
+            var dyMain = pass.New(dy.Shape);
+            pass.K.Fill(dyMain.Buffer, dy.Length, 0f);
+            pass.K.Axpy(dy.Length, 1f, dy.Buffer, dyMain.Buffer);
+            var dxMain = bodyTape!.Backward(dyMain);
+            var dxSide = shortcut is null ? dy : shortcutTape!.Backward(dy);
+            pass.K.Add(x.Length, dxMain.Buffer, dxSide.Buffer, dxMain.Buffer);
+            return dxMain;
+        });
+        return y;
+    }
+}

@@ -1,0 +1,373 @@
+using System.Numerics.Tensors;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+using ModelGuardian.Kernels.Reference;
+
+namespace ModelGuardian.Kernels.Cpu;
+
+/// <summary>
+/// The fast CPU backend: managed SIMD (Vector512 where the CPU has AVX-512, else Vector256)
+/// and Parallel.For over the cores. Convolutions and dense layers run on a packed GEMM with
+/// implicit im2col (<see cref="Gemm"/>); plane-wise layers run the reference's per-plane code
+/// in parallel over planes; ops that only ever see tiny tensors in our networks (softmax over
+/// classes, sigmoid of one logit, minibatch-stddev at 4×4, adaptive pooling of 7×7) call the
+/// reference directly, which is stated here rather than hidden.
+/// </summary>
+public sealed unsafe class CpuKernels : IKernels
+{
+    private readonly ReferenceKernels _reference = new();
+    private readonly ParallelOptions _parallel;
+
+    public CpuKernels(int? maxDegreeOfParallelism = null)
+    {
+        _parallel = new ParallelOptions { MaxDegreeOfParallelism = maxDegreeOfParallelism ?? Environment.ProcessorCount };
+    }
+
+    public string Name => Vector512.IsHardwareAccelerated ? "cpu-avx512" : Vector256.IsHardwareAccelerated ? "cpu-avx2" : "cpu-scalar";
+
+    public DeviceBuffer Allocate(int length) => new HostBuffer(this, length);
+
+    private float[] A(DeviceBuffer b, int needed, string name) => HostBuffer.Of(this, b, needed, name);
+
+    private static float* P(float[] a) => (float*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(a)); // arrays are pinned (HostBuffer)
+
+    // The reference checks buffers against its own identity; the CPU backend hands it buffers it owns.
+    private ReferenceKernels Ref(params DeviceBuffer?[] buffers)
+    {
+        foreach (var b in buffers)
+            if (b is not null && b.Owner != this) throw new ArgumentException($"Buffer of backend '{b.Owner.Name}' passed to '{Name}'.");
+        return _reference;
+    }
+
+    public void Upload(ReadOnlySpan<float> source, DeviceBuffer destination, int destinationOffset = 0)
+        => source.CopyTo(A(destination, destinationOffset + source.Length, nameof(Upload)).AsSpan(destinationOffset));
+
+    public void Download(DeviceBuffer source, Span<float> destination, int sourceOffset = 0)
+        => A(source, sourceOffset + destination.Length, nameof(Download)).AsSpan(sourceOffset, destination.Length).CopyTo(destination);
+
+    public void Fill(DeviceBuffer buffer, int count, float value) => A(buffer, count, nameof(Fill)).AsSpan(0, count).Fill(value);
+
+    // ---- convolution -----------------------------------------------------------------
+
+    // x: (N, Cin, H, W) · w: (Cout, Cin/G, KH, KW) · bias: (Cout) → y: (N, Cout, OH, OW)
+    public void Conv2dForward(in Conv2dShape s, DeviceBuffer x, DeviceBuffer w, DeviceBuffer? bias, DeviceBuffer y)
+    {
+        s.Validate();
+        var X = A(x, s.InputLength, "conv x"); var Wt = A(w, s.WeightLength, "conv w");
+        var B = bias is null ? null : A(bias, s.Cout, "conv bias"); var Y = A(y, s.OutputLength, "conv y");
+        int ohw = s.OutH * s.OutW;
+        InitialisePlanes(Y, s.N, s.Cout, ohw, B);
+        if (s.CinPerGroup == 1 && s.CoutPerGroup == 1) { DepthwiseForward(s, X, Wt, Y); return; }
+
+        int m = s.CoutPerGroup, k = s.CinPerGroup * s.KH * s.KW, n = s.N * ohw;
+        bool pointwise = s.KH == 1 && s.KW == 1 && s.StrideH == 1 && s.StrideW == 1 && s.PadH == 0 && s.PadW == 0;
+        for (int g = 0; g < s.Groups; g++)
+        {
+            var a = new RowMajorA(P(Wt) + (long)g * m * k, k);
+            var c = new BatchedPlanesC(P(Y) + (long)g * m * ohw, ohw, s.Cout * ohw);
+            if (pointwise)
+                Gemm.Run(m, n, k, a, new BatchedPlanesB(P(X) + (long)g * k * ohw, ohw, s.Cin * ohw), c);
+            else
+                Gemm.Run(m, n, k, a, new Im2ColB(P(X), s, g * s.CinPerGroup), c);
+        }
+    }
+
+    // dy: (N, Cout, OH, OW) · w: (Cout, Cin/G, KH, KW) → dx: (N, Cin, H, W)
+    public void Conv2dBackwardInput(in Conv2dShape s, DeviceBuffer dy, DeviceBuffer w, DeviceBuffer dx)
+    {
+        s.Validate();
+        var DY = A(dy, s.OutputLength, "conv dy"); var Wt = A(w, s.WeightLength, "conv w"); var DX = A(dx, s.InputLength, "conv dx");
+        Array.Clear(DX, 0, s.InputLength);
+        if (s.CinPerGroup == 1 && s.CoutPerGroup == 1) { DepthwiseBackward(s, DY, Wt, DX); return; }
+
+        int ohw = s.OutH * s.OutW, khw = s.KH * s.KW;
+        int m = s.CinPerGroup * khw, k = s.CoutPerGroup, n = s.N * ohw;
+        bool pointwise = khw == 1 && s.StrideH == 1 && s.StrideW == 1 && s.PadH == 0 && s.PadW == 0;
+        for (int g = 0; g < s.Groups; g++)
+        {
+            // dcol = Wᵀ · dy: rows (ci, ky, kx), columns (image, oy, ox); scattered back by col2im.
+            var a = new TransposedA(P(Wt) + (long)g * k * m, m);
+            var b = new BatchedPlanesB(P(DY) + (long)g * k * ohw, ohw, s.Cout * ohw);
+            if (pointwise)
+                Gemm.Run(m, n, k, a, b, new BatchedPlanesC(P(DX) + (long)g * m * ohw, ohw, s.Cin * ohw));
+            else
+                Gemm.Run(m, n, k, a, b, new Col2ImC(P(DX), s, g * s.CinPerGroup), rowBlocksOwnOutput: true, rowAlignment: khw);
+        }
+    }
+
+    // y: (N, C, HW) ← bias[c] (or 0) before the GEMM accumulates into it
+    private void InitialisePlanes(float[] y, int n, int c, int hw, float[]? bias)
+    {
+        if (bias is null) { Array.Clear(y, 0, n * c * hw); return; }
+        for (int p = 0; p < n * c; p++) y.AsSpan(p * hw, hw).Fill(bias[p % c]);
+    }
+
+    // Depthwise (one input and one output channel per group, e.g. the StyleGAN blur): direct loops per plane.
+    // x: (N, C, H, W) · w: (C, 1, KH, KW) → y: (N, C, OH, OW), y pre-initialised with the bias
+    private void DepthwiseForward(Conv2dShape s, float[] X, float[] Wt, float[] Y)
+    {
+        int oh = s.OutH, ow = s.OutW;
+        Parallel.For(0, s.N * s.Cout, _parallel, p =>
+        {
+            int ch = p % s.Cout;
+            var x = X.AsSpan(p * s.H * s.W, s.H * s.W); var y = Y.AsSpan(p * oh * ow, oh * ow);
+            for (int ky = 0; ky < s.KH; ky++)
+            for (int kx = 0; kx < s.KW; kx++)
+            {
+                float wv = Wt[(ch * s.KH + ky) * s.KW + kx];
+                for (int oy = 0; oy < oh; oy++)
+                {
+                    int iy = oy * s.StrideH - s.PadH + ky;
+                    if ((uint)iy >= (uint)s.H) continue;
+                    var (ox0, ox1) = ValidOutputRange(ow, s.W, s.StrideW, s.PadW, kx);
+                    var yRow = y.Slice(oy * ow);
+                    var xRow = x.Slice(iy * s.W);
+                    if (s.StrideW == 1)
+                        TensorPrimitives.MultiplyAdd(xRow.Slice(ox0 - s.PadW + kx, ox1 - ox0), wv, yRow.Slice(ox0, ox1 - ox0), yRow.Slice(ox0, ox1 - ox0));
+                    else
+                        for (int ox = ox0; ox < ox1; ox++) yRow[ox] += wv * xRow[ox * s.StrideW - s.PadW + kx];
+                }
+            }
+        });
+    }
+
+    // dy: (N, C, OH, OW) · w: (C, 1, KH, KW) → dx: (N, C, H, W), dx zeroed
+    private void DepthwiseBackward(Conv2dShape s, float[] DY, float[] Wt, float[] DX)
+    {
+        int oh = s.OutH, ow = s.OutW;
+        Parallel.For(0, s.N * s.Cout, _parallel, p =>
+        {
+            int ch = p % s.Cout;
+            var dx = DX.AsSpan(p * s.H * s.W, s.H * s.W); var dy = DY.AsSpan(p * oh * ow, oh * ow);
+            for (int ky = 0; ky < s.KH; ky++)
+            for (int kx = 0; kx < s.KW; kx++)
+            {
+                float wv = Wt[(ch * s.KH + ky) * s.KW + kx];
+                for (int oy = 0; oy < oh; oy++)
+                {
+                    int iy = oy * s.StrideH - s.PadH + ky;
+                    if ((uint)iy >= (uint)s.H) continue;
+                    var (ox0, ox1) = ValidOutputRange(ow, s.W, s.StrideW, s.PadW, kx);
+                    var dyRow = dy.Slice(oy * ow); var dxRow = dx.Slice(iy * s.W);
+                    if (s.StrideW == 1)
+                    {
+                        var target = dxRow.Slice(ox0 - s.PadW + kx, ox1 - ox0);
+                        TensorPrimitives.MultiplyAdd(dyRow.Slice(ox0, ox1 - ox0), wv, target, target);
+                    }
+                    else
+                        for (int ox = ox0; ox < ox1; ox++) dxRow[ox * s.StrideW - s.PadW + kx] += wv * dyRow[ox];
+                }
+            }
+        });
+    }
+
+    // Output columns [ox0, ox1) whose tap kx lands inside the input row.
+    private static (int, int) ValidOutputRange(int ow, int w, int stride, int pad, int kx)
+    {
+        int ox0 = Math.Max(0, (pad - kx + stride - 1) / stride);
+        int ox1 = Math.Min(ow, (w - 1 + pad - kx) / stride + 1);
+        return (ox0, Math.Max(ox0, ox1));
+    }
+
+    // ---- dense -----------------------------------------------------------------------
+
+    // x: (N, In) · w: (Out, In) · bias: (Out) → y: (N, Out)
+    public void DenseForward(int n, int inFeatures, int outFeatures, DeviceBuffer x, DeviceBuffer w, DeviceBuffer? bias, DeviceBuffer y)
+    {
+        var X = A(x, n * inFeatures, "dense x"); var Wt = A(w, inFeatures * outFeatures, "dense w");
+        var B = bias is null ? null : A(bias, outFeatures, "dense bias"); var Y = A(y, n * outFeatures, "dense y");
+        Parallel.For(0, outFeatures, _parallel, o =>
+        {
+            var wRow = Wt.AsSpan(o * inFeatures, inFeatures);
+            for (int i = 0; i < n; i++) Y[i * outFeatures + o] = TensorPrimitives.Dot(X.AsSpan(i * inFeatures, inFeatures), wRow) + (B?[o] ?? 0f);
+        });
+    }
+
+    // dy: (N, Out) · w: (Out, In) → dx: (N, In) = dy · w
+    public void DenseBackwardInput(int n, int inFeatures, int outFeatures, DeviceBuffer dy, DeviceBuffer w, DeviceBuffer dx)
+    {
+        var DY = A(dy, n * outFeatures, "dense dy"); var Wt = A(w, inFeatures * outFeatures, "dense w"); var DX = A(dx, n * inFeatures, "dense dx");
+        const int chunk = 1024; // columns of dx per task: each task owns its slice, so no write is shared
+        int chunks = (inFeatures + chunk - 1) / chunk;
+        Parallel.For(0, n * chunks, _parallel, t =>
+        {
+            int i = t / chunks, k0 = t % chunks * chunk, len = Math.Min(chunk, inFeatures - k0);
+            var target = DX.AsSpan(i * inFeatures + k0, len);
+            target.Clear();
+            for (int o = 0; o < outFeatures; o++)
+            {
+                float g = DY[i * outFeatures + o];
+                if (g != 0) TensorPrimitives.MultiplyAdd(Wt.AsSpan(o * inFeatures + k0, len), g, target, target);
+            }
+        });
+    }
+
+    // ---- element-wise ------------------------------------------------------------------
+
+    public void ChannelAffineForward(int n, int c, int hw, DeviceBuffer x, DeviceBuffer scale, DeviceBuffer shift, DeviceBuffer y)
+    {
+        var X = A(x, n * c * hw, "affine x"); var S = A(scale, c, "affine scale"); var T = A(shift, c, "affine shift"); var Y = A(y, n * c * hw, "affine y");
+        Parallel.For(0, n * c, _parallel, p =>
+        {
+            var target = Y.AsSpan(p * hw, hw);
+            TensorPrimitives.Multiply(X.AsSpan(p * hw, hw), S[p % c], target);
+            TensorPrimitives.Add(target, T[p % c], target);
+        });
+    }
+
+    public void ChannelAffineBackward(int n, int c, int hw, DeviceBuffer dy, DeviceBuffer scale, DeviceBuffer dx)
+    {
+        var DY = A(dy, n * c * hw, "affine dy"); var S = A(scale, c, "affine scale"); var DX = A(dx, n * c * hw, "affine dx");
+        Parallel.For(0, n * c, _parallel, p => TensorPrimitives.Multiply(DY.AsSpan(p * hw, hw), S[p % c], DX.AsSpan(p * hw, hw)));
+    }
+
+    // Splits [0, count) into a few contiguous chunks (one per core, several for balance) of SIMD-friendly size.
+    private void ForChunks(int count, Action<int, int> body)
+    {
+        const int minChunk = 1 << 15;
+        int chunks = Math.Min(4 * _parallel.MaxDegreeOfParallelism, (count + minChunk - 1) / minChunk);
+        if (chunks <= 1) { body(0, count); return; }
+        int size = (count + chunks - 1) / chunks;
+        size = (size + 63) & ~63;
+        Parallel.For(0, (count + size - 1) / size, _parallel, t => body(t * size, Math.Min(size, count - t * size)));
+    }
+
+    public void LeakyReluForward(int count, float slope, DeviceBuffer x, DeviceBuffer y)
+    {
+        var X = A(x, count, "lrelu x"); var Y = A(y, count, "lrelu y");
+        ForChunks(count, (start, len) => LeakyRelu(X.AsSpan(start, len), slope, Y.AsSpan(start, len)));
+    }
+
+    // y = x > 0 ? x : slope·x, vectorised
+    private static void LeakyRelu(ReadOnlySpan<float> x, float slope, Span<float> y)
+    {
+        int i = 0;
+        if (Vector512.IsHardwareAccelerated)
+        {
+            var s = Vector512.Create(slope);
+            for (; i + 16 <= x.Length; i += 16)
+            {
+                var v = Vector512.Create(x.Slice(i, 16));
+                Vector512.ConditionalSelect(Vector512.GreaterThan(v, Vector512<float>.Zero), v, v * s).CopyTo(y.Slice(i, 16));
+            }
+        }
+        for (; i < x.Length; i++) y[i] = x[i] > 0 ? x[i] : slope * x[i];
+    }
+
+    public void LeakyReluBackward(int count, float slope, DeviceBuffer y, DeviceBuffer dy, DeviceBuffer dx)
+    {
+        var Y = A(y, count, "lrelu y"); var DY = A(dy, count, "lrelu dy"); var DX = A(dx, count, "lrelu dx");
+        ForChunks(count, (start, len) =>
+        {
+            ReadOnlySpan<float> yv = Y.AsSpan(start, len), g = DY.AsSpan(start, len);
+            var d = DX.AsSpan(start, len);
+            int i = 0;
+            if (Vector512.IsHardwareAccelerated)
+            {
+                var s = Vector512.Create(slope);
+                for (; i + 16 <= len; i += 16)
+                {
+                    var gv = Vector512.Create(g.Slice(i, 16));
+                    Vector512.ConditionalSelect(Vector512.GreaterThan(Vector512.Create(yv.Slice(i, 16)), Vector512<float>.Zero), gv, gv * s).CopyTo(d.Slice(i, 16));
+                }
+            }
+            for (; i < len; i++) d[i] = yv[i] > 0 ? g[i] : slope * g[i];
+        });
+    }
+
+    public void BiasLeakyReluForward(int n, int c, int hw, float slope, DeviceBuffer x, DeviceBuffer bias, DeviceBuffer y)
+    {
+        var X = A(x, n * c * hw, "bias-lrelu x"); var B = A(bias, c, "bias-lrelu bias"); var Y = A(y, n * c * hw, "bias-lrelu y");
+        Parallel.For(0, n * c, _parallel, p =>
+        {
+            var target = Y.AsSpan(p * hw, hw);
+            TensorPrimitives.Add(X.AsSpan(p * hw, hw), B[p % c], target);
+            LeakyRelu(target, slope, target);
+        });
+    }
+
+    public void SigmoidForward(int count, DeviceBuffer x, DeviceBuffer y) => Ref(x, y).SigmoidForward(count, x, y);
+    public void SigmoidBackward(int count, DeviceBuffer y, DeviceBuffer dy, DeviceBuffer dx) => Ref(y, dy, dx).SigmoidBackward(count, y, dy, dx);
+    public void SoftmaxForward(int n, int k, DeviceBuffer x, DeviceBuffer y) => Ref(x, y).SoftmaxForward(n, k, x, y);
+    public void SoftmaxBackward(int n, int k, DeviceBuffer y, DeviceBuffer dy, DeviceBuffer dx) => Ref(y, dy, dx).SoftmaxBackward(n, k, y, dy, dx);
+
+    // ---- pooling, resize: the reference's per-plane code, planes in parallel -----------
+
+    public void MaxPool2dForward(in Pool2dShape s, DeviceBuffer x, DeviceBuffer y)
+    {
+        s.Validate();
+        var X = A(x, s.InputLength, "maxpool x"); var Y = A(y, s.OutputLength, "maxpool y");
+        var shape = s;
+        Parallel.For(0, s.N * s.C, _parallel, p => ReferenceKernels.MaxPoolPlane(shape, X, Y, p));
+    }
+
+    public void MaxPool2dBackward(in Pool2dShape s, DeviceBuffer x, DeviceBuffer dy, DeviceBuffer dx)
+    {
+        s.Validate();
+        var X = A(x, s.InputLength, "maxpool x"); var DY = A(dy, s.OutputLength, "maxpool dy"); var DX = A(dx, s.InputLength, "maxpool dx");
+        var shape = s;
+        Parallel.For(0, s.N * s.C, _parallel, p => ReferenceKernels.MaxPoolBackwardPlane(shape, X, DY, DX, p));
+    }
+
+    public void AvgPool2dForward(in Pool2dShape s, bool countIncludePad, DeviceBuffer x, DeviceBuffer y)
+    {
+        s.Validate();
+        var X = A(x, s.InputLength, "avgpool x"); var Y = A(y, s.OutputLength, "avgpool y");
+        var shape = s;
+        Parallel.For(0, s.N * s.C, _parallel, p => ReferenceKernels.AvgPoolPlane(shape, countIncludePad, X, Y, p));
+    }
+
+    public void AvgPool2dBackward(in Pool2dShape s, bool countIncludePad, DeviceBuffer dy, DeviceBuffer dx)
+    {
+        s.Validate();
+        var DY = A(dy, s.OutputLength, "avgpool dy"); var DX = A(dx, s.InputLength, "avgpool dx");
+        var shape = s;
+        Parallel.For(0, s.N * s.C, _parallel, p => ReferenceKernels.AvgPoolBackwardPlane(shape, countIncludePad, DY, DX, p));
+    }
+
+    public void AdaptiveAvgPool2dForward(int n, int c, int h, int w, int outH, int outW, DeviceBuffer x, DeviceBuffer y)
+        => Ref(x, y).AdaptiveAvgPool2dForward(n, c, h, w, outH, outW, x, y);
+
+    public void AdaptiveAvgPool2dBackward(int n, int c, int h, int w, int outH, int outW, DeviceBuffer dy, DeviceBuffer dx)
+        => Ref(dy, dx).AdaptiveAvgPool2dBackward(n, c, h, w, outH, outW, dy, dx);
+
+    public void Add(int count, DeviceBuffer a, DeviceBuffer b, DeviceBuffer y)
+    {
+        var Aa = A(a, count, "add a"); var B = A(b, count, "add b"); var Y = A(y, count, "add y");
+        ForChunks(count, (start, len) => TensorPrimitives.Add(Aa.AsSpan(start, len), B.AsSpan(start, len), Y.AsSpan(start, len)));
+    }
+
+    public void Axpy(int count, float a, DeviceBuffer x, DeviceBuffer y)
+    {
+        var X = A(x, count, "axpy x"); var Y = A(y, count, "axpy y");
+        ForChunks(count, (start, len) => TensorPrimitives.MultiplyAdd(X.AsSpan(start, len), a, Y.AsSpan(start, len), Y.AsSpan(start, len)));
+    }
+
+    public void CopyChannels(int n, int hw, int channels, DeviceBuffer src, int srcC, int srcChannel, DeviceBuffer dst, int dstC, int dstChannel)
+        => Ref(src, dst).CopyChannels(n, hw, channels, src, srcC, srcChannel, dst, dstC, dstChannel);
+
+    public void ResizeForward(in ResizeShape s, DeviceBuffer x, DeviceBuffer y)
+    {
+        s.Validate();
+        var X = A(x, s.InputLength, "resize x"); var Y = A(y, s.OutputLength, "resize y");
+        var shape = s;
+        Parallel.For(0, s.N * s.C, _parallel, p => ReferenceKernels.ResizePlane(shape, X, Y, p));
+    }
+
+    public void ResizeBackward(in ResizeShape s, DeviceBuffer dy, DeviceBuffer dx)
+    {
+        s.Validate();
+        var DY = A(dy, s.OutputLength, "resize dy"); var DX = A(dx, s.InputLength, "resize dx");
+        var shape = s;
+        Parallel.For(0, s.N * s.C, _parallel, p => ReferenceKernels.ResizeBackwardPlane(shape, DY, DX, p));
+    }
+
+    public void MinibatchStddevForward(int n, int c, int h, int w, int groupSize, float epsilon, DeviceBuffer x, DeviceBuffer y)
+        => Ref(x, y).MinibatchStddevForward(n, c, h, w, groupSize, epsilon, x, y);
+
+    public void MinibatchStddevBackward(int n, int c, int h, int w, int groupSize, float epsilon, DeviceBuffer x, DeviceBuffer dy, DeviceBuffer dx)
+        => Ref(x, dy, dx).MinibatchStddevBackward(n, c, h, w, groupSize, epsilon, x, dy, dx);
+
+    public void Dispose() { }
+}

@@ -1,0 +1,332 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+
+namespace ModelGuardian.Kernels.Cpu;
+
+// A packed, blocked SGEMM in the BLIS style: C(M×N) += A(M×K) · B(K×N).
+// Where A, B and C live is abstracted by three small struct interfaces, so that a
+// convolution can pack its input straight from the image (implicit im2col: no K×N column
+// matrix is ever written) and scatter its input-gradient straight into dx (col2im fused
+// into the store). Structs + generics make the JIT specialise and inline every variant.
+
+/// <summary>Packs A[i0 .. i0+mc) × [k0 .. k0+kc) into MR-row slivers laid out [k][MR], zero-padding missing rows.</summary>
+internal unsafe interface IPackA
+{
+    void Pack(int i0, int mc, int k0, int kc, float* dst);
+}
+
+/// <summary>Packs B[k0 .. k0+kc) × [j0 .. j0+nc) into NR-column slivers laid out [k][NR], zero-padding missing columns.</summary>
+internal unsafe interface IPackB
+{
+    void Pack(int k0, int kc, int j0, int nc, float* dst);
+}
+
+/// <summary>Adds an mr×nr tile (row stride <see cref="Gemm.NR"/>) into C at (i0, j0).</summary>
+internal unsafe interface IStoreC
+{
+    void Add(int i0, int j0, int mr, int nr, float* tile);
+}
+
+internal static unsafe class Gemm
+{
+    /// <summary>Rows of A per micro-tile.</summary>
+    public const int MR = 8;
+    /// <summary>Columns of B per micro-tile: two 512-bit vectors (or four 256-bit ones).</summary>
+    public const int NR = 32;
+    private const int KC = 256;
+    private const int MC = 96;
+    private const int NC = 512;
+
+    [ThreadStatic] private static float[]? t_packA;
+    [ThreadStatic] private static float[]? t_packB;
+
+    /// <summary>
+    /// C += A·B. When <paramref name="rowBlocksOwnOutput"/> is true, two different column blocks of
+    /// the same row block may write to the same C element (col2im), so each row block is given to
+    /// one thread only; row blocks are then aligned to <paramref name="rowAlignment"/> rows so that
+    /// two threads never share an output element either.
+    /// </summary>
+    public static void Run<TA, TB, TC>(int m, int n, int k, TA a, TB b, TC c, bool rowBlocksOwnOutput = false, int rowAlignment = 1)
+        where TA : struct, IPackA where TB : struct, IPackB where TC : struct, IStoreC
+    {
+        if (m <= 0 || n <= 0 || k <= 0) return;
+        int mc = rowBlocksOwnOutput ? Math.Max(rowAlignment, MC / rowAlignment * rowAlignment) : MC;
+        int mBlocks = (m + mc - 1) / mc, nBlocks = (n + NC - 1) / NC;
+        int tasks = rowBlocksOwnOutput ? mBlocks : mBlocks * nBlocks;
+        double flops = 2.0 * m * n * k;
+        if (tasks == 1 || flops < 4e6)
+        {
+            for (int t = 0; t < tasks; t++) RunTask(t, m, n, k, mc, nBlocks, rowBlocksOwnOutput, a, b, c);
+            return;
+        }
+        Parallel.For(0, tasks, t => RunTask(t, m, n, k, mc, nBlocks, rowBlocksOwnOutput, a, b, c));
+    }
+
+    private static void RunTask<TA, TB, TC>(int task, int m, int n, int k, int mc, int nBlocks, bool wholeRows, TA a, TB b, TC c)
+        where TA : struct, IPackA where TB : struct, IPackB where TC : struct, IStoreC
+    {
+        int mcMax = Math.Max(mc, MC);
+        var packA = t_packA is { } pa && pa.Length >= KC * (mcMax + MR) ? pa : (t_packA = GC.AllocateArray<float>(KC * (mcMax + MR), pinned: true));
+        var packB = t_packB ??= GC.AllocateArray<float>(KC * (NC + NR), pinned: true);
+        float* pA = (float*)Unsafe.AsPointer(ref packA[0]);
+        float* pB = (float*)Unsafe.AsPointer(ref packB[0]);
+        float* tile = stackalloc float[MR * NR];
+
+        int mBlock = wholeRows ? task : task / nBlocks;
+        int i0 = mBlock * mc, mcur = Math.Min(mc, m - i0);
+        int nFirst = wholeRows ? 0 : task % nBlocks, nLast = wholeRows ? nBlocks : nFirst + 1;
+        for (int nb = nFirst; nb < nLast; nb++)
+        {
+            int j0 = nb * NC, ncur = Math.Min(NC, n - j0);
+            for (int k0 = 0; k0 < k; k0 += KC)
+            {
+                int kc = Math.Min(KC, k - k0);
+                b.Pack(k0, kc, j0, ncur, pB);
+                a.Pack(i0, mcur, k0, kc, pA);
+                for (int jr = 0; jr < ncur; jr += NR)
+                {
+                    float* bSliver = pB + (jr / NR) * kc * NR;
+                    for (int ir = 0; ir < mcur; ir += MR)
+                    {
+                        MicroKernel(kc, pA + (ir / MR) * kc * MR, bSliver, tile);
+                        c.Add(i0 + ir, j0 + jr, Math.Min(MR, mcur - ir), Math.Min(NR, ncur - jr), tile);
+                    }
+                }
+            }
+        }
+    }
+
+    // a: (kc, MR) packed · b: (kc, NR) packed → tile: (MR, NR) = aᵀ·b, overwritten
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void MicroKernel(int kc, float* a, float* b, float* tile)
+    {
+        if (Vector512.IsHardwareAccelerated) MicroKernel512(kc, a, b, tile);
+        else MicroKernel256(kc, a, b, tile);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void MicroKernel512(int kc, float* a, float* b, float* tile)
+    {
+        // 8 rows × 2 vectors = 16 accumulators; 32 zmm registers leave room for loads and broadcasts.
+        Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default, c30 = default, c31 = default;
+        Vector512<float> c40 = default, c41 = default, c50 = default, c51 = default, c60 = default, c61 = default, c70 = default, c71 = default;
+        for (int p = 0; p < kc; p++)
+        {
+            var b0 = Vector512.Load(b); var b1 = Vector512.Load(b + 16);
+            var a0 = Vector512.Create(a[0]); c00 = Vector512.FusedMultiplyAdd(a0, b0, c00); c01 = Vector512.FusedMultiplyAdd(a0, b1, c01);
+            var a1 = Vector512.Create(a[1]); c10 = Vector512.FusedMultiplyAdd(a1, b0, c10); c11 = Vector512.FusedMultiplyAdd(a1, b1, c11);
+            var a2 = Vector512.Create(a[2]); c20 = Vector512.FusedMultiplyAdd(a2, b0, c20); c21 = Vector512.FusedMultiplyAdd(a2, b1, c21);
+            var a3 = Vector512.Create(a[3]); c30 = Vector512.FusedMultiplyAdd(a3, b0, c30); c31 = Vector512.FusedMultiplyAdd(a3, b1, c31);
+            var a4 = Vector512.Create(a[4]); c40 = Vector512.FusedMultiplyAdd(a4, b0, c40); c41 = Vector512.FusedMultiplyAdd(a4, b1, c41);
+            var a5 = Vector512.Create(a[5]); c50 = Vector512.FusedMultiplyAdd(a5, b0, c50); c51 = Vector512.FusedMultiplyAdd(a5, b1, c51);
+            var a6 = Vector512.Create(a[6]); c60 = Vector512.FusedMultiplyAdd(a6, b0, c60); c61 = Vector512.FusedMultiplyAdd(a6, b1, c61);
+            var a7 = Vector512.Create(a[7]); c70 = Vector512.FusedMultiplyAdd(a7, b0, c70); c71 = Vector512.FusedMultiplyAdd(a7, b1, c71);
+            a += MR; b += NR;
+        }
+        c00.Store(tile + 0 * NR); c01.Store(tile + 0 * NR + 16);
+        c10.Store(tile + 1 * NR); c11.Store(tile + 1 * NR + 16);
+        c20.Store(tile + 2 * NR); c21.Store(tile + 2 * NR + 16);
+        c30.Store(tile + 3 * NR); c31.Store(tile + 3 * NR + 16);
+        c40.Store(tile + 4 * NR); c41.Store(tile + 4 * NR + 16);
+        c50.Store(tile + 5 * NR); c51.Store(tile + 5 * NR + 16);
+        c60.Store(tile + 6 * NR); c61.Store(tile + 6 * NR + 16);
+        c70.Store(tile + 7 * NR); c71.Store(tile + 7 * NR + 16);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void MicroKernel256(int kc, float* a, float* b, float* tile)
+    {
+        // Without AVX-512 only 16 ymm registers exist: one row at a time, 4 vectors wide.
+        for (int r = 0; r < MR; r++)
+        {
+            Vector256<float> s0 = default, s1 = default, s2 = default, s3 = default;
+            float* bp = b;
+            for (int p = 0; p < kc; p++)
+            {
+                var av = Vector256.Create(a[p * MR + r]);
+                s0 = Vector256.FusedMultiplyAdd(av, Vector256.Load(bp), s0);
+                s1 = Vector256.FusedMultiplyAdd(av, Vector256.Load(bp + 8), s1);
+                s2 = Vector256.FusedMultiplyAdd(av, Vector256.Load(bp + 16), s2);
+                s3 = Vector256.FusedMultiplyAdd(av, Vector256.Load(bp + 24), s3);
+                bp += NR;
+            }
+            s0.Store(tile + r * NR); s1.Store(tile + r * NR + 8); s2.Store(tile + r * NR + 16); s3.Store(tile + r * NR + 24);
+        }
+    }
+}
+
+// ---- sources and sinks --------------------------------------------------------------
+
+/// <summary>A as a row-major matrix with leading dimension ld (A[i, k] = p[i·ld + k]).</summary>
+internal readonly unsafe struct RowMajorA(float* p, int ld) : IPackA
+{
+    public void Pack(int i0, int mc, int k0, int kc, float* dst)
+    {
+        for (int ir = 0; ir < mc; ir += Gemm.MR)
+        {
+            int rows = Math.Min(Gemm.MR, mc - ir);
+            for (int r = 0; r < Gemm.MR; r++)
+            {
+                float* src = p + (long)(i0 + ir + r) * ld + k0;
+                if (r < rows) for (int q = 0; q < kc; q++) dst[q * Gemm.MR + r] = src[q];
+                else for (int q = 0; q < kc; q++) dst[q * Gemm.MR + r] = 0;
+            }
+            dst += kc * Gemm.MR;
+        }
+    }
+}
+
+/// <summary>A as the transpose of a row-major matrix (A[i, k] = p[k·ld + i]), e.g. Wᵀ in a backward pass.</summary>
+internal readonly unsafe struct TransposedA(float* p, int ld) : IPackA
+{
+    public void Pack(int i0, int mc, int k0, int kc, float* dst)
+    {
+        for (int ir = 0; ir < mc; ir += Gemm.MR)
+        {
+            int rows = Math.Min(Gemm.MR, mc - ir);
+            for (int q = 0; q < kc; q++)
+            {
+                float* src = p + (long)(k0 + q) * ld + i0 + ir;
+                float* d = dst + q * Gemm.MR;
+                int r = 0;
+                for (; r < rows; r++) d[r] = src[r];
+                for (; r < Gemm.MR; r++) d[r] = 0;
+            }
+            dst += kc * Gemm.MR;
+        }
+    }
+}
+
+/// <summary>
+/// B whose columns j = (image, pixel) span a batch of (rows × pixelsPerImage) planes:
+/// B[k, j] = p[(image·imageStride) + k·pixelsPerImage + pixel]. Covers a 1×1 stride-1
+/// convolution's input and a convolution's output gradient.
+/// </summary>
+internal readonly unsafe struct BatchedPlanesB(float* p, int pixelsPerImage, int imageStride) : IPackB
+{
+    public void Pack(int k0, int kc, int j0, int nc, float* dst)
+    {
+        for (int jr = 0; jr < nc; jr += Gemm.NR)
+        {
+            int cols = Math.Min(Gemm.NR, nc - jr);
+            int j = j0 + jr, image = j / pixelsPerImage, pixel = j - image * pixelsPerImage;
+            bool oneImage = pixel + cols <= pixelsPerImage;
+            for (int q = 0; q < kc; q++)
+            {
+                float* d = dst + q * Gemm.NR;
+                if (oneImage && cols == Gemm.NR)
+                {
+                    // The common case: a contiguous run of one row of one image.
+                    float* src = p + (long)image * imageStride + (long)(k0 + q) * pixelsPerImage + pixel;
+                    Vector256.Store(Vector256.Load(src), d); Vector256.Store(Vector256.Load(src + 8), d + 8);
+                    Vector256.Store(Vector256.Load(src + 16), d + 16); Vector256.Store(Vector256.Load(src + 24), d + 24);
+                    continue;
+                }
+                int img = image, px = pixel, c = 0;
+                for (; c < cols; c++)
+                {
+                    d[c] = p[(long)img * imageStride + (long)(k0 + q) * pixelsPerImage + px];
+                    if (++px == pixelsPerImage) { px = 0; img++; }
+                }
+                for (; c < Gemm.NR; c++) d[c] = 0;
+            }
+            dst += kc * Gemm.NR;
+        }
+    }
+}
+
+/// <summary>
+/// Implicit im2col: B[k, j] with k = (ci, ky, kx) over one group's input channels and
+/// j = (image, oy, ox) is the input pixel under kernel tap (ky, kx) of output (oy, ox), or 0 in padding.
+/// </summary>
+internal readonly unsafe struct Im2ColB(float* x, Conv2dShape s, int channelOffset) : IPackB
+{
+    public void Pack(int k0, int kc, int j0, int nc, float* dst)
+    {
+        int ohw = s.OutH * s.OutW, khw = s.KH * s.KW;
+        int* baseIndex = stackalloc int[Gemm.NR];
+        int* iy0 = stackalloc int[Gemm.NR];
+        int* ix0 = stackalloc int[Gemm.NR];
+        for (int jr = 0; jr < nc; jr += Gemm.NR)
+        {
+            int cols = Math.Min(Gemm.NR, nc - jr);
+            for (int c = 0; c < cols; c++)
+            {
+                int j = j0 + jr + c, image = j / ohw, pixel = j - image * ohw, oy = pixel / s.OutW, ox = pixel - oy * s.OutW;
+                baseIndex[c] = (image * s.Cin + channelOffset) * s.H * s.W;
+                iy0[c] = oy * s.StrideH - s.PadH;
+                ix0[c] = ox * s.StrideW - s.PadW;
+            }
+            for (int q = 0; q < kc; q++)
+            {
+                int kk = k0 + q, ci = kk / khw, tap = kk - ci * khw, ky = tap / s.KW, kx = tap - ky * s.KW;
+                int planeOffset = ci * s.H * s.W;
+                float* d = dst + q * Gemm.NR;
+                int c = 0;
+                for (; c < cols; c++)
+                {
+                    int iy = iy0[c] + ky, ix = ix0[c] + kx;
+                    d[c] = (uint)iy < (uint)s.H && (uint)ix < (uint)s.W ? x[baseIndex[c] + planeOffset + iy * s.W + ix] : 0f;
+                }
+                for (; c < Gemm.NR; c++) d[c] = 0;
+            }
+            dst += kc * Gemm.NR;
+        }
+    }
+}
+
+/// <summary>
+/// C[i, j] with j = (image, pixel) added into a batch of planes:
+/// C[i, j] ↦ p[image·imageStride + i·pixelsPerImage + pixel]. Convolution output (rows = output
+/// channels) and a 1×1 stride-1 convolution's input gradient.
+/// </summary>
+internal readonly unsafe struct BatchedPlanesC(float* p, int pixelsPerImage, int imageStride) : IStoreC
+{
+    public void Add(int i0, int j0, int mr, int nr, float* tile)
+    {
+        int image = j0 / pixelsPerImage, pixel = j0 - image * pixelsPerImage;
+        if (pixel + nr <= pixelsPerImage)
+        {
+            for (int r = 0; r < mr; r++)
+            {
+                float* dst = p + (long)image * imageStride + (long)(i0 + r) * pixelsPerImage + pixel;
+                float* src = tile + r * Gemm.NR;
+                int c = 0;
+                for (; c + 8 <= nr; c += 8) Vector256.Store(Vector256.Load(dst + c) + Vector256.Load(src + c), dst + c);
+                for (; c < nr; c++) dst[c] += src[c];
+            }
+            return;
+        }
+        for (int c = 0; c < nr; c++)
+        {
+            int j = j0 + c, img = j / pixelsPerImage, px = j - img * pixelsPerImage;
+            for (int r = 0; r < mr; r++) p[(long)img * imageStride + (long)(i0 + r) * pixelsPerImage + px] += tile[r * Gemm.NR + c];
+        }
+    }
+}
+
+/// <summary>
+/// col2im fused into the store: C[i, j] with i = (ci, ky, kx), j = (image, oy, ox) is added to dx at
+/// the input pixel that tap (ky, kx) of output (oy, ox) reads. Different (i, j) hit the same pixel, so
+/// the GEMM must give each row block (aligned to whole channels) to one thread.
+/// </summary>
+internal readonly unsafe struct Col2ImC(float* dx, Conv2dShape s, int channelOffset) : IStoreC
+{
+    public void Add(int i0, int j0, int mr, int nr, float* tile)
+    {
+        int ohw = s.OutH * s.OutW, khw = s.KH * s.KW;
+        for (int c = 0; c < nr; c++)
+        {
+            int j = j0 + c, image = j / ohw, pixel = j - image * ohw, oy = pixel / s.OutW, ox = pixel - oy * s.OutW;
+            int iyBase = oy * s.StrideH - s.PadH, ixBase = ox * s.StrideW - s.PadW;
+            float* plane0 = dx + (long)(image * s.Cin + channelOffset) * s.H * s.W;
+            for (int r = 0; r < mr; r++)
+            {
+                int i = i0 + r, ci = i / khw, tap = i - ci * khw, ky = tap / s.KW, kx = tap - ky * s.KW;
+                int iy = iyBase + ky, ix = ixBase + kx;
+                if ((uint)iy < (uint)s.H && (uint)ix < (uint)s.W)
+                    plane0[(long)ci * s.H * s.W + iy * s.W + ix] += tile[r * Gemm.NR + c];
+            }
+        }
+    }
+}

@@ -1,0 +1,190 @@
+#!/usr/bin/python3
+"""Test-time oracle: PyTorch (Debian's python3-torch 1.13 + python3-torchvision) computes what
+ModelGuardian's engine must reproduce. Run by the C# tests as a child process, one request per
+line on stdin, one JSON answer per line on stdout.
+
+Request:  {"op": "...", "params": {...}, "inputs": "<file>", "outputs": "<file>"}
+Answer:   {"ok": true} or {"ok": false, "error": "..."}
+
+Tensor files (little-endian): uint32 count, then per tensor: uint16 name length, UTF-8 name,
+uint8 rank, int32 dims[rank], float32 data (row-major).
+
+For every op the oracle returns y = f(x) and dx = d(sum(y * g))/dx, where g is the request's
+upstream gradient tensor "g" (ones when absent, i.e. the gradient of the sum)."""
+import json
+import struct
+import sys
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+import torchvision
+
+torch.set_num_threads(2)
+torch.set_grad_enabled(True)
+
+
+def read_tensors(path):
+    out = {}
+    with open(path, "rb") as f:
+        (count,) = struct.unpack("<I", f.read(4))
+        for _ in range(count):
+            (n,) = struct.unpack("<H", f.read(2))
+            name = f.read(n).decode("utf-8")
+            (rank,) = struct.unpack("<B", f.read(1))
+            dims = struct.unpack("<%di" % rank, f.read(4 * rank)) if rank else ()
+            size = int(np.prod(dims)) if rank else 1
+            data = np.frombuffer(f.read(4 * size), dtype="<f4").reshape(dims)
+            out[name] = torch.from_numpy(data.copy())
+    return out
+
+
+def write_tensors(path, tensors):
+    with open(path, "wb") as f:
+        f.write(struct.pack("<I", len(tensors)))
+        for name, t in tensors.items():
+            a = t.detach().contiguous().numpy().astype("<f4")
+            b = name.encode("utf-8")
+            f.write(struct.pack("<H", len(b)))
+            f.write(b)
+            f.write(struct.pack("<B", a.ndim))
+            f.write(struct.pack("<%di" % a.ndim, *a.shape))
+            f.write(a.tobytes())
+
+
+def mbstd(x, group):
+    # StyleGAN v1 (TF): groups are n = g*M + m (reshape [G, M, ...]).
+    n, c, h, w = x.shape
+    g = min(group, n)
+    y = x.reshape(g, -1, c, h, w)
+    y = y - y.mean(dim=0)
+    y = (y * y).mean(dim=0)
+    y = torch.sqrt(y + 1e-8)
+    y = y.mean(dim=[1, 2, 3])           # (M,)
+    y = y.reshape(-1, 1, 1, 1).repeat(g, 1, h, w)
+    return torch.cat([x, y], dim=1)
+
+
+def layer(p, t):
+    kind = p["kind"]
+    x = t["x"]
+    if kind == "conv2d":
+        return F.conv2d(x, t["w"], t.get("b"), stride=tuple(p["stride"]), padding=tuple(p["padding"]), groups=p["groups"])
+    if kind == "linear":
+        return F.linear(x, t["w"], t.get("b"))
+    if kind == "max_pool2d":
+        return F.max_pool2d(x, tuple(p["kernel"]), tuple(p["stride"]), tuple(p["padding"]))
+    if kind == "avg_pool2d":
+        return F.avg_pool2d(x, tuple(p["kernel"]), tuple(p["stride"]), tuple(p["padding"]), count_include_pad=p["count_include_pad"])
+    if kind == "adaptive_avg_pool2d":
+        return F.adaptive_avg_pool2d(x, tuple(p["size"]))
+    if kind == "leaky_relu":
+        return F.leaky_relu(x, p["slope"])
+    if kind == "bias_leaky_relu":
+        return F.leaky_relu(x + t["b"].reshape(1, -1, 1, 1), p["slope"])
+    if kind == "channel_affine":
+        return x * t["scale"].reshape(1, -1, 1, 1) + t["shift"].reshape(1, -1, 1, 1)
+    if kind == "sigmoid":
+        return torch.sigmoid(x)
+    if kind == "softmax":
+        return torch.softmax(x, dim=1)
+    if kind == "interpolate":
+        if p["mode"] == "nearest":
+            return F.interpolate(x, size=tuple(p["size"]), mode="nearest")
+        return F.interpolate(x, size=tuple(p["size"]), mode="bilinear", align_corners=False)
+    if kind == "mbstd":
+        return mbstd(x, p["group"])
+    raise ValueError("unknown layer kind " + kind)
+
+
+def resnet(p, t):
+    ctor = {18: torchvision.models.resnet18, 34: torchvision.models.resnet34, 50: torchvision.models.resnet50}[p["depth"]]
+    m = ctor(num_classes=p["outputs"]).to(torch.get_default_dtype())
+    if p["stem"] == "cifar":
+        m.conv1 = torch.nn.Conv2d(3, 64, 3, 1, 1, bias=False)
+        m.maxpool = torch.nn.Identity()
+    state = {k: v for k, v in t.items() if k not in ("x", "g")}
+    missing, unexpected = m.load_state_dict(state, strict=False)
+    missing = [k for k in missing if not k.endswith("num_batches_tracked")]
+    if missing or unexpected:
+        raise ValueError("state dict mismatch: missing %s unexpected %s" % (missing, unexpected))
+    m.eval()
+    return m(t["x"])
+
+
+def stylegan_d(p, t):
+    """StyleGAN v1 discriminator at lod 0 with genforce names, written from SPECS §2."""
+    res, base, fmax, group = p["resolution"], p["fmap_base"], p["fmap_max"], p["group"]
+    nf = lambda r: min(base // r, fmax)
+    lrelu = lambda v: F.leaky_relu(v, 0.2)
+    sq2 = 2 ** 0.5
+
+    def ws(name, gain):
+        w = t[name + ".weight"]
+        fan_in = w[0].numel()
+        return w * (gain / fan_in ** 0.5)
+
+    x = t["x"]
+    x = lrelu(F.conv2d(x, ws("input0", sq2), t["input0.bias"]))
+    idx, r = 0, res
+    while r > 4:
+        cin = nf(r)
+        x = lrelu(F.conv2d(x, ws("layer%d" % idx, sq2), t["layer%d.bias" % idx], padding=1))
+        k = torch.tensor([1.0, 2.0, 1.0])
+        k = (k[:, None] * k[None, :]) / 16.0
+        x = F.conv2d(x, k.reshape(1, 1, 3, 3).repeat(cin, 1, 1, 1), padding=1, groups=cin)
+        w = ws("layer%d" % (idx + 1), sq2)
+        b = t["layer%d.bias" % (idx + 1)]
+        if r >= 128:
+            w = F.pad(w, (1, 1, 1, 1))
+            w = (w[:, :, 1:, 1:] + w[:, :, :-1, 1:] + w[:, :, 1:, :-1] + w[:, :, :-1, :-1]) * 0.25
+            x = F.conv2d(x, w, stride=2, padding=1) + b.reshape(1, -1, 1, 1)
+        else:
+            x = F.avg_pool2d(F.conv2d(x, w, padding=1), 2) + b.reshape(1, -1, 1, 1)
+        x = lrelu(x)
+        idx += 2
+        r //= 2
+    x = mbstd(x, group)
+    x = lrelu(F.conv2d(x, ws("layer%d" % idx, sq2), t["layer%d.bias" % idx], padding=1))
+    x = x.reshape(x.shape[0], -1)
+    x = lrelu(F.linear(x, ws("layer%d" % (idx + 1), sq2), t["layer%d.bias" % (idx + 1)]))
+    return F.linear(x, ws("layer%d" % (idx + 2), 1.0), t["layer%d.bias" % (idx + 2)])
+
+
+OPS = {"layer": layer, "resnet": resnet, "stylegan_d": stylegan_d}
+
+
+def handle(req):
+    t = read_tensors(req["inputs"])
+    if req.get("params", {}).get("float64"):
+        t = {k: v.double() for k, v in t.items()}
+        torch.set_default_dtype(torch.float64)
+    else:
+        torch.set_default_dtype(torch.float32)
+    x = t["x"].clone().requires_grad_(True)
+    t["x"] = x
+    y = OPS[req["op"]](req.get("params", {}), t)
+    g = t.get("g")
+    if g is None:
+        g = torch.ones_like(y)
+    (dx,) = torch.autograd.grad((y * g.reshape(y.shape)).sum(), x, allow_unused=True)
+    if dx is None:
+        dx = torch.zeros_like(x)
+    write_tensors(req["outputs"], {"y": y.float(), "dx": dx.float()})
+
+
+def main():
+    print(json.dumps({"ok": True, "torch": torch.__version__, "torchvision": torchvision.__version__}), flush=True)
+    for line in sys.stdin:
+        line = line.strip()
+        if not line:
+            continue
+        try:
+            handle(json.loads(line))
+            print(json.dumps({"ok": True}), flush=True)
+        except Exception as e:  # the test shows the oracle's error verbatim
+            print(json.dumps({"ok": False, "error": "%s: %s" % (type(e).__name__, e)}), flush=True)
+
+
+if __name__ == "__main__":
+    main()
