@@ -40,13 +40,14 @@ public sealed unsafe class CpuKernels : IKernels
         return _reference;
     }
 
+    // Host memory is host memory: copies and fills are the reference's.
     public void Upload(ReadOnlySpan<float> source, DeviceBuffer destination, int destinationOffset = 0)
-        => source.CopyTo(A(destination, destinationOffset + source.Length, nameof(Upload)).AsSpan(destinationOffset));
+        => Ref(destination).Upload(source, destination, destinationOffset);
 
     public void Download(DeviceBuffer source, Span<float> destination, int sourceOffset = 0)
-        => A(source, sourceOffset + destination.Length, nameof(Download)).AsSpan(sourceOffset, destination.Length).CopyTo(destination);
+        => Ref(source).Download(source, destination, sourceOffset);
 
-    public void Fill(DeviceBuffer buffer, int count, float value) => A(buffer, count, nameof(Fill)).AsSpan(0, count).Fill(value);
+    public void Fill(DeviceBuffer buffer, int count, float value) => Ref(buffer).Fill(buffer, count, value);
 
     // ---- convolution -----------------------------------------------------------------
 
