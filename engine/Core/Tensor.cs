@@ -17,13 +17,6 @@ public sealed class Tensor(DeviceBuffer buffer, Shape4 shape)
     public DeviceBuffer Buffer { get; } = buffer;
     public Shape4 Shape { get; } = shape;
     public int Length => Shape.Length;
-
-    /// <summary>The same memory seen with another shape of equal length (flatten).</summary>
-    public Tensor Reshape(Shape4 shape)
-    {
-        if (shape.Length != Length) throw new ArgumentException($"Cannot reshape {Shape} into {shape}.");
-        return new Tensor(Buffer, shape);
-    }
 }
 
 /// <summary>

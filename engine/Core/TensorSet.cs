@@ -33,15 +33,4 @@ public sealed class TensorSet
     }
 
     public bool Contains(string name) => _tensors.ContainsKey(name);
-
-    /// <summary>The tensor <paramref name="name"/>, checked against the expected shape.</summary>
-    public HostTensor Get(string name, params int[] expectedShape)
-    {
-        var t = this[name];
-        if (!t.Shape.AsSpan().SequenceEqual(expectedShape))
-            throw new ArgumentException($"Tensor '{name}' has shape {t.ShapeText}, expected [{string.Join(", ", expectedShape)}].");
-        return t;
-    }
-
-    public long ParameterCount => _tensors.Values.Sum(t => (long)t.Length);
 }

@@ -282,8 +282,7 @@ public sealed class ResidualLayer(ILayer body, ILayer? shortcut, float slope = 0
             pass.K.LeakyReluBackward(y.Length, slope, y.Buffer, dy.Buffer, dy.Buffer);
             // Each branch's backward may work in place on its gradient, so each gets its own copy.
             var dyMain = pass.New(dy.Shape);
-            pass.K.Fill(dyMain.Buffer, dy.Length, 0f);
-            pass.K.Axpy(dy.Length, 1f, dy.Buffer, dyMain.Buffer);
+            pass.K.CopyChannels(1, dy.Length, 1, dy.Buffer, 1, 0, dyMain.Buffer, 1, 0); // a plain copy: one "channel" of dy.Length
             var dxMain = bodyTape!.Backward(dyMain);
             var dxSide = shortcut is null ? dy : shortcutTape!.Backward(dy);
             pass.K.Add(x.Length, dxMain.Buffer, dxSide.Buffer, dxMain.Buffer);

@@ -17,12 +17,10 @@ public interface IParameterSource
 /// </summary>
 public sealed class TensorSetSource(TensorSet tensors) : IParameterSource
 {
-    private readonly HashSet<string> _used = new(StringComparer.Ordinal);
     private readonly List<string> _problems = new();
 
     public float[] Take(string name, int[] shape, ParameterRole role)
     {
-        _used.Add(name);
         if (!tensors.Contains(name)) { _problems.Add($"missing '{name}' {Fmt(shape)}"); return new float[Count(shape)]; }
         var t = tensors[name];
         if (!t.Shape.AsSpan().SequenceEqual(shape))
@@ -32,9 +30,6 @@ public sealed class TensorSetSource(TensorSet tensors) : IParameterSource
         }
         return t.Data;
     }
-
-    /// <summary>Names present in the set that the network never asked for.</summary>
-    public IEnumerable<string> Unused => tensors.Tensors.Keys.Where(k => !_used.Contains(k));
 
     public void ThrowIfIncomplete()
     {

@@ -33,10 +33,10 @@ public sealed unsafe class CpuKernels : IKernels
     private static float* P(float[] a) => (float*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(a)); // arrays are pinned (HostBuffer)
 
     // The reference checks buffers against its own identity; the CPU backend hands it buffers it owns.
-    private ReferenceKernels Ref(params DeviceBuffer?[] buffers)
+    private ReferenceKernels Ref(DeviceBuffer a, DeviceBuffer? b = null, DeviceBuffer? c = null)
     {
-        foreach (var b in buffers)
-            if (b is not null && b.Owner != this) throw new ArgumentException($"Buffer of backend '{b.Owner.Name}' passed to '{Name}'.");
+        foreach (var buffer in (ReadOnlySpan<DeviceBuffer?>)[a, b, c])
+            if (buffer is not null && buffer.Owner != this) throw new ArgumentException($"Buffer of backend '{buffer.Owner.Name}' passed to '{Name}'.");
         return _reference;
     }
 
