@@ -70,7 +70,7 @@ public sealed unsafe class CpuKernels : IKernels
             if (pointwise)
                 Gemm.Run(m, n, k, a, new BatchedPlanesB(P(X) + (long)g * k * ohw, ohw, s.Cin * ohw), c);
             else
-                Gemm.Run(m, n, k, a, new Im2ColB(P(X), s, g * s.CinPerGroup), c);
+                Gemm.Run(m, n, k, a, new Im2ColB(P(X), PatchGeometry.Of(s), g * s.CinPerGroup), c);
         }
     }
 
@@ -83,18 +83,52 @@ public sealed unsafe class CpuKernels : IKernels
         if (s.CinPerGroup == 1 && s.CoutPerGroup == 1) { DepthwiseBackward(s, DY, Wt, DX); return; }
 
         int ohw = s.OutH * s.OutW, khw = s.KH * s.KW;
-        int m = s.CinPerGroup * khw, k = s.CoutPerGroup, n = s.N * ohw;
-        bool pointwise = khw == 1 && s.StrideH == 1 && s.StrideW == 1 && s.PadH == 0 && s.PadW == 0;
-        for (int g = 0; g < s.Groups; g++)
+        if (khw == 1 && s.StrideH == 1 && s.StrideW == 1 && s.PadH == 0 && s.PadW == 0)
         {
-            // dcol = Wᵀ · dy: rows (ci, ky, kx), columns (image, oy, ox); scattered back by col2im.
-            var a = new TransposedA(P(Wt) + (long)g * k * m, m);
-            var b = new BatchedPlanesB(P(DY) + (long)g * k * ohw, ohw, s.Cout * ohw);
-            if (pointwise)
-                Gemm.Run(m, n, k, a, b, new BatchedPlanesC(P(DX) + (long)g * m * ohw, ohw, s.Cin * ohw));
-            else
-                Gemm.Run(m, n, k, a, b, new Col2ImC(P(DX), s, g * s.CinPerGroup), rowBlocksOwnOutput: true, rowAlignment: khw);
+            // dx = Wᵀ · dy directly: a 1×1 stride-1 convolution's gradient is a plain GEMM.
+            int m = s.CinPerGroup, k = s.CoutPerGroup, n = s.N * ohw;
+            for (int g = 0; g < s.Groups; g++)
+                Gemm.Run(m, n, k, new TransposedA(P(Wt) + (long)g * k * m, m),
+                    new BatchedPlanesB(P(DY) + (long)g * k * ohw, ohw, s.Cout * ohw),
+                    new BatchedPlanesC(P(DX) + (long)g * m * ohw, ohw, s.Cin * ohw));
+            return;
         }
+        // The gradient of a stride-s convolution splits into s² parity classes of input pixels
+        // (iy mod s, ix mod s); each class is a stride-1 correlation of dy with the taps that reach it,
+        // flipped — a GEMM with a gather of dy as B and a dense store, so no col2im scatter and no zeros
+        // multiplied. Stride 1 is the single class with all taps.
+        for (int ry = 0; ry < Math.Min(s.StrideH, s.H); ry++)
+        for (int rx = 0; rx < Math.Min(s.StrideW, s.W); rx++)
+        {
+            var (tapsY, offY) = Taps(s.KH, s.StrideH, s.PadH, ry);
+            var (tapsX, offX) = Taps(s.KW, s.StrideW, s.PadW, rx);
+            if (tapsY.Length == 0 || tapsX.Length == 0) continue; // pixels no tap reaches: gradient 0 (already cleared)
+            int gridH = (s.H - ry + s.StrideH - 1) / s.StrideH, gridW = (s.W - rx + s.StrideW - 1) / s.StrideW;
+            int ty = tapsY.Length, tx = tapsX.Length;
+            // Taps in reverse order make the gather a plain stride-1 im2col of dy with padding (ty − 1 − offset of the first tap).
+            var patch = new PatchGeometry(s.Cout, s.OutH, s.OutW, ty, tx, 1, 1, ty - 1 - offY, tx - 1 - offX, gridH, gridW);
+            int m = s.CinPerGroup, k = s.CoutPerGroup * ty * tx, n = s.N * gridH * gridW;
+            var columnOffset = GC.AllocateArray<int>(k, pinned: true);
+            for (int co = 0; co < s.CoutPerGroup; co++)
+                for (int a = 0; a < ty; a++)
+                    for (int b = 0; b < tx; b++)
+                        columnOffset[(co * ty + a) * tx + b] = (co * s.CinPerGroup * s.KH + tapsY[ty - 1 - a]) * s.KW + tapsX[tx - 1 - b];
+            int* offsets = (int*)Unsafe.AsPointer(ref columnOffset[0]);
+            for (int g = 0; g < s.Groups; g++)
+                Gemm.Run(m, n, k, new GatherA(P(Wt) + (long)g * s.CoutPerGroup * s.CinPerGroup * khw, khw, offsets),
+                    new Im2ColB(P(DY), patch, g * s.CoutPerGroup),
+                    new StridedPlanesC(P(DX) + (long)g * s.CinPerGroup * s.H * s.W, s.Cin, s.H, s.W, s.StrideH, s.StrideW, ry, rx, gridH, gridW));
+            GC.KeepAlive(columnOffset);
+        }
+    }
+
+    // Kernel taps k (ascending) that reach input pixels of parity r: (r + pad − k) divisible by the stride;
+    // the first tap's output offset is (r + pad − k₀) / stride, each further tap one less.
+    private static (int[] Taps, int FirstOffset) Taps(int kernel, int stride, int pad, int r)
+    {
+        var taps = new List<int>();
+        for (int k = 0; k < kernel; k++) if (((r + pad - k) % stride + stride) % stride == 0) taps.Add(k);
+        return (taps.ToArray(), taps.Count == 0 ? 0 : (r + pad - taps[0]) / stride);
     }
 
     // y: (N, C, HW) ← bias[c] (or 0) before the GEMM accumulates into it

@@ -6,8 +6,7 @@ namespace ModelGuardian.Kernels.Cpu;
 // A packed, blocked SGEMM in the BLIS style: C(M×N) += A(M×K) · B(K×N).
 // Where A, B and C live is abstracted by three small struct interfaces, so that a
 // convolution can pack its input straight from the image (implicit im2col: no K×N column
-// matrix is ever written) and scatter its input-gradient straight into dx (col2im fused
-// into the store). Structs + generics make the JIT specialise and inline every variant.
+// matrix is ever written) and its input gradient can gather from dy and store straight into dx. Structs + generics make the JIT specialise and inline every variant.
 
 /// <summary>Packs A[i0 .. i0+mc) × [k0 .. k0+kc) into MR-row slivers laid out [k][MR], zero-padding missing rows.</summary>
 internal unsafe interface IPackA
@@ -35,63 +34,72 @@ internal static unsafe class Gemm
     public const int NR = 32;
     private const int KC = 256;
     private const int MC = 96;
-    private const int NC = 512;
+    private const int NC = 1024;
+    private const double ParallelFlops = 4e6;
 
     [ThreadStatic] private static float[]? t_packA;
     [ThreadStatic] private static float[]? t_packB;
 
     /// <summary>
-    /// C += A·B. When <paramref name="rowBlocksOwnOutput"/> is true, two different column blocks of
-    /// the same row block may write to the same C element (col2im), so each row block is given to
-    /// one thread only; row blocks are then aligned to <paramref name="rowAlignment"/> rows so that
-    /// two threads never share an output element either.
+    /// C += A·B. BLIS loop order: for each column panel (NC) and depth chunk (KC) the B panel is
+    /// packed once, in parallel, and shared; then row blocks (MC) × column groups run in parallel,
+    /// each packing its own A block. Every C element must belong to exactly one (i, j): the stores
+    /// of different tasks never overlap.
     /// </summary>
-    public static void Run<TA, TB, TC>(int m, int n, int k, TA a, TB b, TC c, bool rowBlocksOwnOutput = false, int rowAlignment = 1)
+    public static void Run<TA, TB, TC>(int m, int n, int k, TA a, TB b, TC c)
         where TA : struct, IPackA where TB : struct, IPackB where TC : struct, IStoreC
     {
         if (m <= 0 || n <= 0 || k <= 0) return;
-        int mc = rowBlocksOwnOutput ? Math.Max(rowAlignment, MC / rowAlignment * rowAlignment) : MC;
-        int mBlocks = (m + mc - 1) / mc, nBlocks = (n + NC - 1) / NC;
-        int tasks = rowBlocksOwnOutput ? mBlocks : mBlocks * nBlocks;
-        double flops = 2.0 * m * n * k;
-        if (tasks == 1 || flops < 4e6)
-        {
-            for (int t = 0; t < tasks; t++) RunTask(t, m, n, k, mc, nBlocks, rowBlocksOwnOutput, a, b, c);
-            return;
-        }
-        Parallel.For(0, tasks, t => RunTask(t, m, n, k, mc, nBlocks, rowBlocksOwnOutput, a, b, c));
-    }
-
-    private static void RunTask<TA, TB, TC>(int task, int m, int n, int k, int mc, int nBlocks, bool wholeRows, TA a, TB b, TC c)
-        where TA : struct, IPackA where TB : struct, IPackB where TC : struct, IStoreC
-    {
-        int mcMax = Math.Max(mc, MC);
-        var packA = t_packA is { } pa && pa.Length >= KC * (mcMax + MR) ? pa : (t_packA = GC.AllocateArray<float>(KC * (mcMax + MR), pinned: true));
+        const int mc = MC;
+        int mBlocks = (m + mc - 1) / mc;
+        int threads = 2.0 * m * n * k < ParallelFlops ? 1 : Environment.ProcessorCount;
         var packB = t_packB ??= GC.AllocateArray<float>(KC * (NC + NR), pinned: true);
-        float* pA = (float*)Unsafe.AsPointer(ref packA[0]);
         float* pB = (float*)Unsafe.AsPointer(ref packB[0]);
-        float* tile = stackalloc float[MR * NR];
-
-        int mBlock = wholeRows ? task : task / nBlocks;
-        int i0 = mBlock * mc, mcur = Math.Min(mc, m - i0);
-        int nFirst = wholeRows ? 0 : task % nBlocks, nLast = wholeRows ? nBlocks : nFirst + 1;
-        for (int nb = nFirst; nb < nLast; nb++)
+        for (int j0 = 0; j0 < n; j0 += NC)
         {
-            int j0 = nb * NC, ncur = Math.Min(NC, n - j0);
+            int nc = Math.Min(NC, n - j0), slivers = (nc + NR - 1) / NR;
+            // Column groups give every thread work when there are few row blocks (e.g. M = 64 channels).
+            int groups = Math.Clamp((2 * threads + mBlocks - 1) / mBlocks, 1, slivers);
+            int sliversPerGroup = (slivers + groups - 1) / groups;
+            groups = (slivers + sliversPerGroup - 1) / sliversPerGroup;
             for (int k0 = 0; k0 < k; k0 += KC)
             {
                 int kc = Math.Min(KC, k - k0);
-                b.Pack(k0, kc, j0, ncur, pB);
-                a.Pack(i0, mcur, k0, kc, pA);
-                for (int jr = 0; jr < ncur; jr += NR)
+                int packTasks = threads == 1 ? 1 : Math.Min(slivers, 4 * threads), perPack = (slivers + packTasks - 1) / packTasks;
+                packTasks = (slivers + perPack - 1) / perPack;
+                if (packTasks == 1) b.Pack(k0, kc, j0, nc, pB);
+                else Parallel.For(0, packTasks, t =>
                 {
-                    float* bSliver = pB + (jr / NR) * kc * NR;
-                    for (int ir = 0; ir < mcur; ir += MR)
-                    {
-                        MicroKernel(kc, pA + (ir / MR) * kc * MR, bSliver, tile);
-                        c.Add(i0 + ir, j0 + jr, Math.Min(MR, mcur - ir), Math.Min(NR, ncur - jr), tile);
-                    }
-                }
+                    int first = t * perPack, cols = Math.Min(perPack * NR, nc - first * NR);
+                    b.Pack(k0, kc, j0 + first * NR, cols, pB + (long)first * kc * NR);
+                });
+                int tasks = mBlocks * groups;
+                if (threads == 1 || tasks == 1)
+                    for (int t = 0; t < tasks; t++) Block(t, groups, sliversPerGroup, m, mc, j0, nc, k0, kc, a, pB, c);
+                else
+                    Parallel.For(0, tasks, t => Block(t, groups, sliversPerGroup, m, mc, j0, nc, k0, kc, a, pB, c));
+            }
+        }
+    }
+
+    // One row block × one group of column slivers of the packed B panel.
+    private static void Block<TA, TC>(int task, int groups, int sliversPerGroup, int m, int mc, int j0, int nc, int k0, int kc, TA a, float* pB, TC c)
+        where TA : struct, IPackA where TC : struct, IStoreC
+    {
+        var packA = t_packA ??= GC.AllocateArray<float>(KC * (MC + MR), pinned: true);
+        float* pA = (float*)Unsafe.AsPointer(ref packA[0]);
+        float* tile = stackalloc float[MR * NR];
+        int i0 = task / groups * mc, mcur = Math.Min(mc, m - i0);
+        int firstSliver = task % groups * sliversPerGroup;
+        int jEnd = Math.Min(nc, (firstSliver + sliversPerGroup) * NR);
+        a.Pack(i0, mcur, k0, kc, pA);
+        for (int jr = firstSliver * NR; jr < jEnd; jr += NR)
+        {
+            float* bSliver = pB + (long)(jr / NR) * kc * NR;
+            for (int ir = 0; ir < mcur; ir += MR)
+            {
+                MicroKernel(kc, pA + (ir / MR) * kc * MR, bSliver, tile);
+                c.Add(i0 + ir, j0 + jr, Math.Min(MR, mcur - ir), Math.Min(NR, nc - jr), tile);
             }
         }
     }
@@ -238,39 +246,118 @@ internal readonly unsafe struct BatchedPlanesB(float* p, int pixelsPerImage, int
 /// <summary>
 /// Implicit im2col: B[k, j] with k = (ci, ky, kx) over one group's input channels and
 /// j = (image, oy, ox) is the input pixel under kernel tap (ky, kx) of output (oy, ox), or 0 in padding.
+/// A sliver's columns are split into runs that share one output row; for stride 1 each run of a
+/// tap is a contiguous piece of one input row, copied as a block with zeros where it hangs over the edge.
 /// </summary>
-internal readonly unsafe struct Im2ColB(float* x, Conv2dShape s, int channelOffset) : IPackB
+internal readonly unsafe struct Im2ColB(float* x, PatchGeometry s, int channelOffset) : IPackB
 {
     public void Pack(int k0, int kc, int j0, int nc, float* dst)
     {
-        int ohw = s.OutH * s.OutW, khw = s.KH * s.KW;
-        int* baseIndex = stackalloc int[Gemm.NR];
-        int* iy0 = stackalloc int[Gemm.NR];
-        int* ix0 = stackalloc int[Gemm.NR];
+        int ohw = s.OutH * s.OutW, khw = s.KH * s.KW, plane = s.H * s.W;
+        // Runs of columns within one output row: (first column in the sliver, length, input plane base of image, oy, ox of the first column).
+        int* runStart = stackalloc int[Gemm.NR + 1];
+        int* runBase = stackalloc int[Gemm.NR];
+        int* runOy = stackalloc int[Gemm.NR];
+        int* runOx = stackalloc int[Gemm.NR];
         for (int jr = 0; jr < nc; jr += Gemm.NR)
         {
-            int cols = Math.Min(Gemm.NR, nc - jr);
-            for (int c = 0; c < cols; c++)
+            int cols = Math.Min(Gemm.NR, nc - jr), runs = 0;
+            for (int c = 0; c < cols;)
             {
                 int j = j0 + jr + c, image = j / ohw, pixel = j - image * ohw, oy = pixel / s.OutW, ox = pixel - oy * s.OutW;
-                baseIndex[c] = (image * s.Cin + channelOffset) * s.H * s.W;
-                iy0[c] = oy * s.StrideH - s.PadH;
-                ix0[c] = ox * s.StrideW - s.PadW;
+                int len = Math.Min(cols - c, s.OutW - ox);
+                runStart[runs] = c; runBase[runs] = (image * s.Cin + channelOffset) * plane; runOy[runs] = oy; runOx[runs] = ox;
+                runs++; c += len;
             }
+            runStart[runs] = cols;
             for (int q = 0; q < kc; q++)
             {
                 int kk = k0 + q, ci = kk / khw, tap = kk - ci * khw, ky = tap / s.KW, kx = tap - ky * s.KW;
-                int planeOffset = ci * s.H * s.W;
                 float* d = dst + q * Gemm.NR;
-                int c = 0;
-                for (; c < cols; c++)
+                for (int r = 0; r < runs; r++)
                 {
-                    int iy = iy0[c] + ky, ix = ix0[c] + kx;
-                    d[c] = (uint)iy < (uint)s.H && (uint)ix < (uint)s.W ? x[baseIndex[c] + planeOffset + iy * s.W + ix] : 0f;
+                    int c0 = runStart[r], len = runStart[r + 1] - c0;
+                    int iy = runOy[r] * s.StrideH - s.PadH + ky;
+                    if ((uint)iy >= (uint)s.H) { new Span<float>(d + c0, len).Clear(); continue; }
+                    float* row = x + runBase[r] + ci * plane + iy * s.W;
+                    int ix0 = runOx[r] * s.StrideW - s.PadW + kx;
+                    if (s.StrideW == 1)
+                    {
+                        int lo = Math.Max(0, -ix0), hi = Math.Min(len, s.W - ix0); // valid columns [lo, hi)
+                        if (hi <= lo) { new Span<float>(d + c0, len).Clear(); continue; }
+                        if (lo > 0) new Span<float>(d + c0, lo).Clear();
+                        new ReadOnlySpan<float>(row + ix0 + lo, hi - lo).CopyTo(new Span<float>(d + c0 + lo, hi - lo));
+                        if (hi < len) new Span<float>(d + c0 + hi, len - hi).Clear();
+                    }
+                    else
+                        for (int c = 0, ix = ix0; c < len; c++, ix += s.StrideW) d[c0 + c] = (uint)ix < (uint)s.W ? row[ix] : 0f;
                 }
-                for (; c < Gemm.NR; c++) d[c] = 0;
+                if (cols < Gemm.NR) new Span<float>(d + cols, Gemm.NR - cols).Clear();
             }
             dst += kc * Gemm.NR;
+        }
+    }
+}
+
+/// <summary>
+/// Where the im2col gather reads: a source of (N, Cin, H, W), taps KH×KW, output grid OutH×OutW.
+/// For a forward convolution it is the convolution's own geometry; a backward pass gathers from the
+/// output gradient with its own taps, padding and grid.
+/// </summary>
+internal readonly record struct PatchGeometry(int Cin, int H, int W, int KH, int KW, int StrideH, int StrideW, int PadH, int PadW, int OutH, int OutW)
+{
+    public static PatchGeometry Of(in Conv2dShape s) => new(s.Cin, s.H, s.W, s.KH, s.KW, s.StrideH, s.StrideW, s.PadH, s.PadW, s.OutH, s.OutW);
+}
+
+/// <summary>
+/// C[i, j] with j = (image, qy, qx) added into dx at pixel (qy·stride + ry, qx·stride + rx) of channel i:
+/// one parity class of a strided convolution's input gradient (stride 1: the whole plane).
+/// </summary>
+internal readonly unsafe struct StridedPlanesC(float* dx, int channels, int h, int w, int strideH, int strideW, int ry, int rx, int gridH, int gridW) : IStoreC
+{
+    public void Add(int i0, int j0, int mr, int nr, float* tile)
+    {
+        int grid = gridH * gridW;
+        for (int c = 0; c < nr;)
+        {
+            int j = j0 + c, image = j / grid, q = j - image * grid, qy = q / gridW, qx = q - qy * gridW;
+            int len = Math.Min(nr - c, gridW - qx); // a run within one grid row
+            float* row0 = dx + ((long)image * channels + i0) * h * w + (qy * strideH + ry) * w + qx * strideW + rx;
+            for (int r = 0; r < mr; r++)
+            {
+                float* dst = row0 + (long)r * h * w;
+                float* src = tile + r * Gemm.NR + c;
+                if (strideW == 1)
+                {
+                    int t = 0;
+                    for (; t + 8 <= len; t += 8) Vector256.Store(Vector256.Load(dst + t) + Vector256.Load(src + t), dst + t);
+                    for (; t < len; t++) dst[t] += src[t];
+                }
+                else
+                    for (int t = 0; t < len; t++) dst[t * strideW] += src[t];
+            }
+            c += len;
+        }
+    }
+}
+
+/// <summary>A[i, k] = p[i·rowStride + columnOffset[k]]: a gather of weights, e.g. one parity class of Wᵀ.</summary>
+internal readonly unsafe struct GatherA(float* p, int rowStride, int* columnOffset) : IPackA
+{
+    public void Pack(int i0, int mc, int k0, int kc, float* dst)
+    {
+        for (int ir = 0; ir < mc; ir += Gemm.MR)
+        {
+            int rows = Math.Min(Gemm.MR, mc - ir);
+            for (int q = 0; q < kc; q++)
+            {
+                float* src = p + columnOffset[k0 + q] + (long)(i0 + ir) * rowStride;
+                float* d = dst + q * Gemm.MR;
+                int r = 0;
+                for (; r < rows; r++) d[r] = src[(long)r * rowStride];
+                for (; r < Gemm.MR; r++) d[r] = 0;
+            }
+            dst += kc * Gemm.MR;
         }
     }
 }
@@ -301,32 +388,6 @@ internal readonly unsafe struct BatchedPlanesC(float* p, int pixelsPerImage, int
         {
             int j = j0 + c, img = j / pixelsPerImage, px = j - img * pixelsPerImage;
             for (int r = 0; r < mr; r++) p[(long)img * imageStride + (long)(i0 + r) * pixelsPerImage + px] += tile[r * Gemm.NR + c];
-        }
-    }
-}
-
-/// <summary>
-/// col2im fused into the store: C[i, j] with i = (ci, ky, kx), j = (image, oy, ox) is added to dx at
-/// the input pixel that tap (ky, kx) of output (oy, ox) reads. Different (i, j) hit the same pixel, so
-/// the GEMM must give each row block (aligned to whole channels) to one thread.
-/// </summary>
-internal readonly unsafe struct Col2ImC(float* dx, Conv2dShape s, int channelOffset) : IStoreC
-{
-    public void Add(int i0, int j0, int mr, int nr, float* tile)
-    {
-        int ohw = s.OutH * s.OutW, khw = s.KH * s.KW;
-        for (int c = 0; c < nr; c++)
-        {
-            int j = j0 + c, image = j / ohw, pixel = j - image * ohw, oy = pixel / s.OutW, ox = pixel - oy * s.OutW;
-            int iyBase = oy * s.StrideH - s.PadH, ixBase = ox * s.StrideW - s.PadW;
-            float* plane0 = dx + (long)(image * s.Cin + channelOffset) * s.H * s.W;
-            for (int r = 0; r < mr; r++)
-            {
-                int i = i0 + r, ci = i / khw, tap = i - ci * khw, ky = tap / s.KW, kx = tap - ky * s.KW;
-                int iy = iyBase + ky, ix = ixBase + kx;
-                if ((uint)iy < (uint)s.H && (uint)ix < (uint)s.W)
-                    plane0[(long)ci * s.H * s.W + iy * s.W + ix] += tile[r * Gemm.NR + c];
-            }
         }
     }
 }
