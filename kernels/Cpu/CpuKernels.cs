@@ -68,9 +68,9 @@ public sealed unsafe class CpuKernels : IKernels
             var a = new RowMajorA(P(Wt) + (long)g * m * k, k);
             var c = new BatchedPlanesC(P(Y) + (long)g * m * ohw, ohw, s.Cout * ohw);
             if (pointwise)
-                Gemm.Run(m, n, k, a, new BatchedPlanesB(P(X) + (long)g * k * ohw, ohw, s.Cin * ohw), c);
+                Gemm.Run(_parallel, m, n, k, a, new BatchedPlanesB(P(X) + (long)g * k * ohw, ohw, s.Cin * ohw), c);
             else
-                Gemm.Run(m, n, k, a, new Im2ColB(P(X), PatchGeometry.Of(s), g * s.CinPerGroup), c);
+                Gemm.Run(_parallel, m, n, k, a, new Im2ColB(P(X), PatchGeometry.Of(s), g * s.CinPerGroup), c);
         }
     }
 
@@ -88,7 +88,7 @@ public sealed unsafe class CpuKernels : IKernels
             // dx = Wᵀ · dy directly: a 1×1 stride-1 convolution's gradient is a plain GEMM.
             int m = s.CinPerGroup, k = s.CoutPerGroup, n = s.N * ohw;
             for (int g = 0; g < s.Groups; g++)
-                Gemm.Run(m, n, k, new TransposedA(P(Wt) + (long)g * k * m, m),
+                Gemm.Run(_parallel, m, n, k, new TransposedA(P(Wt) + (long)g * k * m, m),
                     new BatchedPlanesB(P(DY) + (long)g * k * ohw, ohw, s.Cout * ohw),
                     new BatchedPlanesC(P(DX) + (long)g * m * ohw, ohw, s.Cin * ohw));
             return;
@@ -115,7 +115,7 @@ public sealed unsafe class CpuKernels : IKernels
                         columnOffset[(co * ty + a) * tx + b] = (co * s.CinPerGroup * s.KH + tapsY[ty - 1 - a]) * s.KW + tapsX[tx - 1 - b];
             int* offsets = (int*)Unsafe.AsPointer(ref columnOffset[0]);
             for (int g = 0; g < s.Groups; g++)
-                Gemm.Run(m, n, k, new GatherA(P(Wt) + (long)g * s.CoutPerGroup * s.CinPerGroup * khw, khw, offsets),
+                Gemm.Run(_parallel, m, n, k, new GatherA(P(Wt) + (long)g * s.CoutPerGroup * s.CinPerGroup * khw, khw, offsets),
                     new Im2ColB(P(DY), patch, g * s.CoutPerGroup),
                     new StridedPlanesC(P(DX) + (long)g * s.CinPerGroup * s.H * s.W, s.Cin, s.H, s.W, s.StrideH, s.StrideW, ry, rx, gridH, gridW));
             GC.KeepAlive(columnOffset);

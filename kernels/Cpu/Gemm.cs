@@ -29,7 +29,7 @@ internal unsafe interface IStoreC
 internal static unsafe class Gemm
 {
     /// <summary>Rows of A per micro-tile.</summary>
-    public const int MR = 8;
+    public const int MR = 12;
     /// <summary>Columns of B per micro-tile: two 512-bit vectors (or four 256-bit ones).</summary>
     public const int NR = 32;
     private const int KC = 256;
@@ -46,15 +46,14 @@ internal static unsafe class Gemm
     /// each packing its own A block. Every C element must belong to exactly one (i, j): the stores
     /// of different tasks never overlap.
     /// </summary>
-    public static void Run<TA, TB, TC>(int m, int n, int k, TA a, TB b, TC c)
+    public static void Run<TA, TB, TC>(ParallelOptions parallel, int m, int n, int k, TA a, TB b, TC c)
         where TA : struct, IPackA where TB : struct, IPackB where TC : struct, IStoreC
     {
         if (m <= 0 || n <= 0 || k <= 0) return;
         const int mc = MC;
         int mBlocks = (m + mc - 1) / mc;
-        int threads = 2.0 * m * n * k < ParallelFlops ? 1 : Environment.ProcessorCount;
-        var packB = t_packB ??= GC.AllocateArray<float>(KC * (NC + NR), pinned: true);
-        float* pB = (float*)Unsafe.AsPointer(ref packB[0]);
+        int threads = 2.0 * m * n * k < ParallelFlops ? 1 : parallel.MaxDegreeOfParallelism;
+        float* pB = Aligned(t_packB ??= GC.AllocateArray<float>(KC * (NC + NR) + 16, pinned: true));
         for (int j0 = 0; j0 < n; j0 += NC)
         {
             int nc = Math.Min(NC, n - j0), slivers = (nc + NR - 1) / NR;
@@ -68,7 +67,7 @@ internal static unsafe class Gemm
                 int packTasks = threads == 1 ? 1 : Math.Min(slivers, 4 * threads), perPack = (slivers + packTasks - 1) / packTasks;
                 packTasks = (slivers + perPack - 1) / perPack;
                 if (packTasks == 1) b.Pack(k0, kc, j0, nc, pB);
-                else Parallel.For(0, packTasks, t =>
+                else Parallel.For(0, packTasks, parallel, t =>
                 {
                     int first = t * perPack, cols = Math.Min(perPack * NR, nc - first * NR);
                     b.Pack(k0, kc, j0 + first * NR, cols, pB + (long)first * kc * NR);
@@ -77,18 +76,22 @@ internal static unsafe class Gemm
                 if (threads == 1 || tasks == 1)
                     for (int t = 0; t < tasks; t++) Block(t, groups, sliversPerGroup, m, mc, j0, nc, k0, kc, a, pB, c);
                 else
-                    Parallel.For(0, tasks, t => Block(t, groups, sliversPerGroup, m, mc, j0, nc, k0, kc, a, pB, c));
+                    Parallel.For(0, tasks, parallel, t => Block(t, groups, sliversPerGroup, m, mc, j0, nc, k0, kc, a, pB, c));
             }
         }
     }
+
+    // Packed panels start on a 64-byte boundary: a 512-bit load that straddles two cache lines
+    // costs two, and the micro-kernel loads B on every step. (The arrays are pinned, so this holds.)
+    private static float* Aligned(float[] pinned) => (float*)(((nint)Unsafe.AsPointer(ref pinned[0]) + 63) & ~(nint)63);
 
     // One row block × one group of column slivers of the packed B panel.
     private static void Block<TA, TC>(int task, int groups, int sliversPerGroup, int m, int mc, int j0, int nc, int k0, int kc, TA a, float* pB, TC c)
         where TA : struct, IPackA where TC : struct, IStoreC
     {
-        var packA = t_packA ??= GC.AllocateArray<float>(KC * (MC + MR), pinned: true);
-        float* pA = (float*)Unsafe.AsPointer(ref packA[0]);
-        float* tile = stackalloc float[MR * NR];
+        float* pA = Aligned(t_packA ??= GC.AllocateArray<float>(KC * (MC + MR) + 16, pinned: true));
+        float* tile = stackalloc float[MR * NR + 16];
+        tile = (float*)(((nint)tile + 63) & ~(nint)63);
         int i0 = task / groups * mc, mcur = Math.Min(mc, m - i0);
         int firstSliver = task % groups * sliversPerGroup;
         int jEnd = Math.Min(nc, (firstSliver + sliversPerGroup) * NR);
@@ -115,9 +118,19 @@ internal static unsafe class Gemm
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void MicroKernel512(int kc, float* a, float* b, float* tile)
     {
-        // 8 rows × 2 vectors = 16 accumulators; 32 zmm registers leave room for loads and broadcasts.
-        Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default, c30 = default, c31 = default;
-        Vector512<float> c40 = default, c41 = default, c50 = default, c51 = default, c60 = default, c61 = default, c70 = default, c71 = default;
+        // 12 rows × 2 vectors = 24 accumulators of the 32 zmm registers, leaving room for two B loads and a broadcast.
+        Vector512<float> c00 = default, c01 = default;
+        Vector512<float> c10 = default, c11 = default;
+        Vector512<float> c20 = default, c21 = default;
+        Vector512<float> c30 = default, c31 = default;
+        Vector512<float> c40 = default, c41 = default;
+        Vector512<float> c50 = default, c51 = default;
+        Vector512<float> c60 = default, c61 = default;
+        Vector512<float> c70 = default, c71 = default;
+        Vector512<float> c80 = default, c81 = default;
+        Vector512<float> c90 = default, c91 = default;
+        Vector512<float> c100 = default, c101 = default;
+        Vector512<float> c110 = default, c111 = default;
         for (int p = 0; p < kc; p++)
         {
             var b0 = Vector512.Load(b); var b1 = Vector512.Load(b + 16);
@@ -129,6 +142,10 @@ internal static unsafe class Gemm
             var a5 = Vector512.Create(a[5]); c50 = Vector512.FusedMultiplyAdd(a5, b0, c50); c51 = Vector512.FusedMultiplyAdd(a5, b1, c51);
             var a6 = Vector512.Create(a[6]); c60 = Vector512.FusedMultiplyAdd(a6, b0, c60); c61 = Vector512.FusedMultiplyAdd(a6, b1, c61);
             var a7 = Vector512.Create(a[7]); c70 = Vector512.FusedMultiplyAdd(a7, b0, c70); c71 = Vector512.FusedMultiplyAdd(a7, b1, c71);
+            var a8 = Vector512.Create(a[8]); c80 = Vector512.FusedMultiplyAdd(a8, b0, c80); c81 = Vector512.FusedMultiplyAdd(a8, b1, c81);
+            var a9 = Vector512.Create(a[9]); c90 = Vector512.FusedMultiplyAdd(a9, b0, c90); c91 = Vector512.FusedMultiplyAdd(a9, b1, c91);
+            var a10 = Vector512.Create(a[10]); c100 = Vector512.FusedMultiplyAdd(a10, b0, c100); c101 = Vector512.FusedMultiplyAdd(a10, b1, c101);
+            var a11 = Vector512.Create(a[11]); c110 = Vector512.FusedMultiplyAdd(a11, b0, c110); c111 = Vector512.FusedMultiplyAdd(a11, b1, c111);
             a += MR; b += NR;
         }
         c00.Store(tile + 0 * NR); c01.Store(tile + 0 * NR + 16);
@@ -139,6 +156,10 @@ internal static unsafe class Gemm
         c50.Store(tile + 5 * NR); c51.Store(tile + 5 * NR + 16);
         c60.Store(tile + 6 * NR); c61.Store(tile + 6 * NR + 16);
         c70.Store(tile + 7 * NR); c71.Store(tile + 7 * NR + 16);
+        c80.Store(tile + 8 * NR); c81.Store(tile + 8 * NR + 16);
+        c90.Store(tile + 9 * NR); c91.Store(tile + 9 * NR + 16);
+        c100.Store(tile + 10 * NR); c101.Store(tile + 10 * NR + 16);
+        c110.Store(tile + 11 * NR); c111.Store(tile + 11 * NR + 16);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
