@@ -41,7 +41,7 @@ public static class Program
         {
             var img = RgbImage.Load(parse.GetValue(image)!);
             int r = parse.GetValue(resolution);
-            var arch = ArchitectureDescriptor.StyleGanD(r, mbstdGroupSize: 1);
+            var arch = ArchitectureDescriptor.StyleGanD(r, mbstdGroupSize: 1); // throws for R not a power of two in 8…1024
             using var kernels = Backends.Create(Backends.Parse(parse.GetValue(backend)!));
             Console.Error.WriteLine($"mg grad: no --model given: using a RANDOMLY initialised StyleGAN discriminator (seed {RandomDiscriminatorSeed}, {arch}); " +
                                     "the output shows the network's structure, not trained up-sampling artifacts.");

@@ -1,0 +1,71 @@
+// ModelGuardian.Bench — our CPU backend side by side with the strongest yardstick, in ONE
+// BenchmarkDotNet run; per category the yardstick is the baseline, so Ratio = ours / theirs.
+//
+//   (a) ResNet-50 (1 logit, ImageNet stem) 224² forward, batch 1 and 8: ours vs ONNX Runtime 1.31.1
+//       (ONNX graph written here from the same TensorSet, BN folded; 2 intra-op threads, 1 inter-op,
+//       all graph optimisations)
+//   (b) StyleGAN v1 D 256² (fmap base 16384, max 512, mbstd group 1), gradient of Σ outputs to the
+//       input, batch 1: ours vs libtorch 2.10 through TorchSharp 0.107 (2 threads)
+//   (c) ResNet-34 CIFAR stem (10 classes) 32² forward, batch 64: ours vs ONNX Runtime
+// Same seeded random weights (RandomWeights.Create(kernels, arch, seed)) and input on both sides;
+// ours = Network on new CpuKernels() (Environment.ProcessorCount threads).
+//
+// Usage (from the repository root):
+//   dotnet run -c Release --project bench -- --verify
+//       builds every workload, runs ours and the yardstick once each, prints max errors relative to
+//       max-abs (outputs ≤ 1e-4, StyleGAN input gradient ≤ 1e-3); exit code 1 on a mismatch.
+//   dotnet run -c Release --project bench -- --filter '*'
+//       the full benchmark (warm-up 2, 8 iterations, 1 launch, in-process); takes several minutes
+//       and wants an otherwise idle machine. Every GlobalSetup verifies as --verify does and throws
+//       on a mismatch. Subsets: --filter '*ResNet50B1*', '*StyleGan*', '*Cifar34*', …;
+//       or --anyCategories 'StyleGAN D 256² b1 grad'.
+//   dotnet run -c Release --project bench -- --filter '*' --job dry
+//       one invocation per benchmark: proves the harness works (results are not timings).
+//   dotnet run -c Release --project bench -- --patch-torchsharp
+//       only patches the output folder's libLibTorchSharp.so and prints its path (for `ldd`).
+// Other BenchmarkDotNet options pass through (--list flat, --exporters json, …). Benchmarks always
+// run in-process (--inProcess is added when absent): out-of-process would rebuild the project and
+// copy libtorch's ~600 MB of native libraries for every benchmark.
+//
+// TorchSharp on Debian 12 (SPECS §8): libLibTorchSharp.so requires GLIBCXX_3.4.32 (Debian has
+// 3.4.30) though the one symbol behind it is never called. At startup, before any TorchSharp call,
+// ElfVersionPatcher marks that requirement weak (VER_FLG_WEAK) in the COPY of the .so in this
+// program's output folder (never in the NuGet cache); idempotent.
+
+using BenchmarkDotNet.Configs;
+using BenchmarkDotNet.Jobs;
+using BenchmarkDotNet.Running;
+using BenchmarkDotNet.Toolchains.InProcess.Emit;
+using ModelGuardian.Bench;
+
+var outcome = TorchSharpNative.EnsurePatched();
+
+if (args.Contains("--patch-torchsharp"))
+{
+    Console.WriteLine($"{TorchSharpNative.LibraryPath}: {TorchSharpNative.Version} requirement {outcome}");
+    return 0;
+}
+
+if (args.Contains("--verify")) return VerifyMode.Run();
+
+var bdnArgs = args.ToList();
+if (!bdnArgs.Any(a => a is "--inProcess" or "-i")) bdnArgs.Add("--inProcess");
+
+// Our job unless the command line names one (--job dry|short|…): BenchmarkDotNet would otherwise
+// apply the command-line job's settings on top of ours instead of replacing it.
+IConfig config = DefaultConfig.Instance;
+if (!bdnArgs.Any(a => a is "--job" or "-j" || a.StartsWith("--job=", StringComparison.Ordinal)))
+    config = config.AddJob(Job.Default
+        .WithWarmupCount(2)
+        .WithIterationCount(8)
+        .WithLaunchCount(1)
+        .WithToolchain(InProcessEmitToolchain.Instance)
+        .WithId("ours-vs-yardstick")
+        .AsDefault());
+config = config
+    .WithOptions(ConfigOptions.JoinSummary)
+    .WithSummaryStyle(BenchmarkDotNet.Reports.SummaryStyle.Default.WithRatioStyle(BenchmarkDotNet.Columns.RatioStyle.Value));
+
+var summaries = BenchmarkSwitcher.FromAssembly(typeof(OursVsYardstick).Assembly).Run(bdnArgs.ToArray(), config);
+Workload.ReleaseShared();
+return summaries.Any(s => s.HasCriticalValidationErrors || s.Reports.Any(r => !r.Success)) ? 1 : 0;
