@@ -17,6 +17,20 @@ public abstract class DeviceBuffer : IDisposable
     public int Length { get; }
     public bool IsDisposed { get; private set; }
 
+    /// <summary>
+    /// Set once a buffer is filled by <see cref="IKernels.AllocateConstant"/>: uploads and fills are
+    /// refused from then on, so a backend may cache derived forms of it (e.g. packed weights).
+    /// </summary>
+    public bool IsConstant { get; private set; }
+
+    internal void Freeze() => IsConstant = true;
+
+    /// <summary>Refuses a write into a constant buffer (uploads, fills; kernels never take weights as outputs).</summary>
+    public static void ThrowIfConstant(DeviceBuffer buffer, string operation)
+    {
+        if (buffer.IsConstant) throw new InvalidOperationException($"{operation}: the buffer is constant (network weights) and cannot be written.");
+    }
+
     public void Dispose()
     {
         if (IsDisposed) return;
@@ -50,6 +64,19 @@ public interface IKernels : IDisposable
 
     /// <summary>Allocates a zero-filled buffer of <paramref name="length"/> floats.</summary>
     DeviceBuffer Allocate(int length);
+
+    /// <summary>
+    /// A buffer holding <paramref name="values"/> that is never written again (network weights). The CPU
+    /// backend keeps convolution weights packed for its GEMM per such buffer instead of repacking them
+    /// on every call.
+    /// </summary>
+    DeviceBuffer AllocateConstant(ReadOnlySpan<float> values)
+    {
+        var buffer = Allocate(values.Length);
+        Upload(values, buffer);
+        buffer.Freeze();
+        return buffer;
+    }
 
     void Upload(ReadOnlySpan<float> source, DeviceBuffer destination, int destinationOffset = 0);
     void Download(DeviceBuffer source, Span<float> destination, int sourceOffset = 0);

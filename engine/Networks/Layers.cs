@@ -16,8 +16,7 @@ public sealed class ParameterBuffers(IKernels kernels) : IDisposable
 
     public DeviceBuffer Upload(ReadOnlySpan<float> values)
     {
-        var b = Kernels.Allocate(values.Length);
-        Kernels.Upload(values, b);
+        var b = Kernels.AllocateConstant(values);
         _buffers.Add(b);
         return b;
     }

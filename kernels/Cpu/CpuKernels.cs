@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Numerics.Tensors;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
@@ -67,10 +68,11 @@ public sealed unsafe class CpuKernels : IKernels
         {
             var a = new RowMajorA(P(Wt) + (long)g * m * k, k);
             var c = new BatchedPlanesC(P(Y) + (long)g * m * ohw, ohw, s.Cout * ohw);
+            var key = new PackKey(s with { N = 1, H = 0, W = 0 }, Role: 0, g, 0, 0);
             if (pointwise)
-                Gemm.Run(_parallel, m, n, k, a, new BatchedPlanesB(P(X) + (long)g * k * ohw, ohw, s.Cin * ohw), c);
+                RunWithWeights(w, key, m, n, k, a, new BatchedPlanesB(P(X) + (long)g * k * ohw, ohw, s.Cin * ohw), c);
             else
-                Gemm.Run(_parallel, m, n, k, a, new Im2ColB(P(X), PatchGeometry.Of(s), g * s.CinPerGroup), c);
+                RunWithWeights(w, key, m, n, k, a, new Im2ColB(P(X), PatchGeometry.Of(s), g * s.CinPerGroup), c);
         }
     }
 
@@ -88,7 +90,7 @@ public sealed unsafe class CpuKernels : IKernels
             // dx = Wᵀ · dy directly: a 1×1 stride-1 convolution's gradient is a plain GEMM.
             int m = s.CinPerGroup, k = s.CoutPerGroup, n = s.N * ohw;
             for (int g = 0; g < s.Groups; g++)
-                Gemm.Run(_parallel, m, n, k, new TransposedA(P(Wt) + (long)g * k * m, m),
+                RunWithWeights(w, new PackKey(s with { N = 1, H = 0, W = 0 }, Role: 1, g, 0, 0), m, n, k, new TransposedA(P(Wt) + (long)g * k * m, m),
                     new BatchedPlanesB(P(DY) + (long)g * k * ohw, ohw, s.Cout * ohw),
                     new BatchedPlanesC(P(DX) + (long)g * m * ohw, ohw, s.Cin * ohw));
             return;
@@ -115,11 +117,28 @@ public sealed unsafe class CpuKernels : IKernels
                         columnOffset[(co * ty + a) * tx + b] = (co * s.CinPerGroup * s.KH + tapsY[ty - 1 - a]) * s.KW + tapsX[tx - 1 - b];
             int* offsets = (int*)Unsafe.AsPointer(ref columnOffset[0]);
             for (int g = 0; g < s.Groups; g++)
-                Gemm.Run(_parallel, m, n, k, new GatherA(P(Wt) + (long)g * s.CoutPerGroup * s.CinPerGroup * khw, khw, offsets),
+                RunWithWeights(w, new PackKey(s with { N = 1, H = 0, W = 0 }, Role: 2, g, ry, rx), m, n, k,
+                    new GatherA(P(Wt) + (long)g * s.CoutPerGroup * s.CinPerGroup * khw, khw, offsets),
                     new Im2ColB(P(DY), patch, g * s.CoutPerGroup),
                     new StridedPlanesC(P(DX) + (long)g * s.CinPerGroup * s.H * s.W, s.Cin, s.H, s.W, s.StrideH, s.StrideW, ry, rx, gridH, gridW));
             GC.KeepAlive(columnOffset);
         }
+    }
+
+    /// <summary>Which packing of which weights: the conv geometry (sizes that do not change the weights zeroed), role and parity.</summary>
+    private readonly record struct PackKey(Conv2dShape Shape, int Role, int Group, int Ry, int Rx);
+
+    // Packed forms of constant weight buffers; the table holds its keys weakly, so a disposed network's entries go with it.
+    private readonly ConditionalWeakTable<DeviceBuffer, ConcurrentDictionary<PackKey, PackedMatrix>> _packedWeights = new();
+
+    // A GEMM whose A is derived from the weights w: packed once per constant buffer, else packed on the fly.
+    private void RunWithWeights<TA, TB, TC>(DeviceBuffer w, PackKey key, int m, int n, int k, TA a, TB b, TC c)
+        where TA : struct, IPackA where TB : struct, IPackB where TC : struct, IStoreC
+    {
+        if (!w.IsConstant) { Gemm.Run(_parallel, m, n, k, a, b, c); return; }
+        var packed = _packedWeights.GetOrCreateValue(w).GetOrAdd(key, _ => PackedMatrix.Create(a, m, k));
+        Gemm.Run(_parallel, m, n, k, packed.AsSource(), b, c);
+        GC.KeepAlive(packed);
     }
 
     // Kernel taps k (ascending) that reach input pixels of parity r: (r + pad − k) divisible by the stride;

@@ -12,6 +12,9 @@ namespace ModelGuardian.Kernels.Cpu;
 internal unsafe interface IPackA
 {
     void Pack(int i0, int mc, int k0, int kc, float* dst);
+
+    /// <summary>The block at (i0, k0) if this A is held packed already (<see cref="PackedMatrix"/>), else null.</summary>
+    float* Packed(int i0, int k0);
 }
 
 /// <summary>Packs B[k0 .. k0+kc) × [j0 .. j0+nc) into NR-column slivers laid out [k][NR], zero-padding missing columns.</summary>
@@ -32,8 +35,8 @@ internal static unsafe class Gemm
     public const int MR = 12;
     /// <summary>Columns of B per micro-tile: two 512-bit vectors (or four 256-bit ones).</summary>
     public const int NR = 32;
-    private const int KC = 256;
-    private const int MC = 96;
+    internal const int KC = 256;
+    internal const int MC = 96;
     private const int NC = 1024;
     private const double ParallelFlops = 4e6;
 
@@ -95,13 +98,14 @@ internal static unsafe class Gemm
         int i0 = task / groups * mc, mcur = Math.Min(mc, m - i0);
         int firstSliver = task % groups * sliversPerGroup;
         int jEnd = Math.Min(nc, (firstSliver + sliversPerGroup) * NR);
-        a.Pack(i0, mcur, k0, kc, pA);
+        float* blockA = a.Packed(i0, k0);
+        if (blockA == null) { a.Pack(i0, mcur, k0, kc, pA); blockA = pA; }
         for (int jr = firstSliver * NR; jr < jEnd; jr += NR)
         {
             float* bSliver = pB + (long)(jr / NR) * kc * NR;
             for (int ir = 0; ir < mcur; ir += MR)
             {
-                MicroKernel(kc, pA + (ir / MR) * kc * MR, bSliver, tile);
+                MicroKernel(kc, blockA + (ir / MR) * kc * MR, bSliver, tile);
                 c.Add(i0 + ir, j0 + jr, Math.Min(MR, mcur - ir), Math.Min(NR, nc - jr), tile);
             }
         }
@@ -184,11 +188,51 @@ internal static unsafe class Gemm
     }
 }
 
+/// <summary>
+/// An A matrix packed once, block by block exactly as <see cref="Gemm"/> consumes it: for constant
+/// weights, so that every call skips the packing (a ResNet-50 forward otherwise repacks 25 M weights).
+/// </summary>
+internal sealed unsafe class PackedMatrix
+{
+    private readonly float[] _data;
+    private readonly int _kChunks;
+
+    private PackedMatrix(float[] data, int kChunks) { _data = data; _kChunks = kChunks; }
+
+    public static PackedMatrix Create<TA>(TA a, int m, int k) where TA : struct, IPackA
+    {
+        int mBlocks = (m + Gemm.MC - 1) / Gemm.MC, kChunks = (k + Gemm.KC - 1) / Gemm.KC;
+        var data = GC.AllocateArray<float>(mBlocks * kChunks * Gemm.MC * Gemm.KC + 16, pinned: true);
+        var packed = new PackedMatrix(data, kChunks);
+        for (int ib = 0; ib < mBlocks; ib++)
+            for (int kb = 0; kb < kChunks; kb++)
+            {
+                int i0 = ib * Gemm.MC, k0 = kb * Gemm.KC;
+                a.Pack(i0, Math.Min(Gemm.MC, m - i0), k0, Math.Min(Gemm.KC, k - k0), packed.Block(i0, k0));
+            }
+        return packed;
+    }
+
+    private float* Block(int i0, int k0)
+        => (float*)(((nint)Unsafe.AsPointer(ref _data[0]) + 63) & ~(nint)63) + ((long)(i0 / Gemm.MC) * _kChunks + k0 / Gemm.KC) * Gemm.MC * Gemm.KC;
+
+    /// <summary>As a GEMM source; the matrix must stay alive (GC.KeepAlive) while the GEMM runs.</summary>
+    public Source AsSource() => new(this);
+
+    public readonly struct Source(PackedMatrix matrix) : IPackA
+    {
+        public void Pack(int i0, int mc, int k0, int kc, float* dst) => throw new InvalidOperationException("A packed matrix is never repacked.");
+        public float* Packed(int i0, int k0) => matrix.Block(i0, k0);
+    }
+}
+
 // ---- sources and sinks --------------------------------------------------------------
 
 /// <summary>A as a row-major matrix with leading dimension ld (A[i, k] = p[i·ld + k]).</summary>
 internal readonly unsafe struct RowMajorA(float* p, int ld) : IPackA
 {
+    public float* Packed(int i0, int k0) => null;
+
     public void Pack(int i0, int mc, int k0, int kc, float* dst)
     {
         for (int ir = 0; ir < mc; ir += Gemm.MR)
@@ -208,6 +252,8 @@ internal readonly unsafe struct RowMajorA(float* p, int ld) : IPackA
 /// <summary>A as the transpose of a row-major matrix (A[i, k] = p[k·ld + i]), e.g. Wᵀ in a backward pass.</summary>
 internal readonly unsafe struct TransposedA(float* p, int ld) : IPackA
 {
+    public float* Packed(int i0, int k0) => null;
+
     public void Pack(int i0, int mc, int k0, int kc, float* dst)
     {
         for (int ir = 0; ir < mc; ir += Gemm.MR)
@@ -365,6 +411,8 @@ internal readonly unsafe struct StridedPlanesC(float* dx, int channels, int h, i
 /// <summary>A[i, k] = p[i·rowStride + columnOffset[k]]: a gather of weights, e.g. one parity class of Wᵀ.</summary>
 internal readonly unsafe struct GatherA(float* p, int rowStride, int* columnOffset) : IPackA
 {
+    public float* Packed(int i0, int k0) => null;
+
     public void Pack(int i0, int mc, int k0, int kc, float* dst)
     {
         for (int ir = 0; ir < mc; ir += Gemm.MR)

@@ -238,6 +238,7 @@ public sealed class IlgpuKernels : IKernels
     public void Upload(ReadOnlySpan<float> source, DeviceBuffer destination, int destinationOffset = 0)
     {
         if (destinationOffset < 0) throw new ArgumentOutOfRangeException(nameof(destinationOffset), destinationOffset, "Upload: offset must be ≥ 0.");
+        DeviceBuffer.ThrowIfConstant(destination, nameof(Upload));
         var d = V(destination, (long)destinationOffset + source.Length, nameof(Upload));
         if (source.Length == 0) return;
         lock (_gate)
@@ -266,6 +267,7 @@ public sealed class IlgpuKernels : IKernels
     public void Fill(DeviceBuffer buffer, int count, float value)
     {
         NonNegative(count, nameof(Fill));
+        DeviceBuffer.ThrowIfConstant(buffer, nameof(Fill));
         var b = V(buffer, count, nameof(Fill));
         Launch(count, () => _fill(count, b, value));
     }

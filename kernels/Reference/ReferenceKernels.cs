@@ -16,12 +16,19 @@ public sealed class ReferenceKernels : IKernels
     private float[] A(DeviceBuffer b, int needed, string name) => HostBuffer.Of(this, b, needed, name);
 
     public void Upload(ReadOnlySpan<float> source, DeviceBuffer destination, int destinationOffset = 0)
-        => source.CopyTo(A(destination, destinationOffset + source.Length, nameof(Upload)).AsSpan(destinationOffset));
+    {
+        DeviceBuffer.ThrowIfConstant(destination, nameof(Upload));
+        source.CopyTo(A(destination, destinationOffset + source.Length, nameof(Upload)).AsSpan(destinationOffset));
+    }
 
     public void Download(DeviceBuffer source, Span<float> destination, int sourceOffset = 0)
         => A(source, sourceOffset + destination.Length, nameof(Download)).AsSpan(sourceOffset, destination.Length).CopyTo(destination);
 
-    public void Fill(DeviceBuffer buffer, int count, float value) => A(buffer, count, nameof(Fill)).AsSpan(0, count).Fill(value);
+    public void Fill(DeviceBuffer buffer, int count, float value)
+    {
+        DeviceBuffer.ThrowIfConstant(buffer, nameof(Fill));
+        A(buffer, count, nameof(Fill)).AsSpan(0, count).Fill(value);
+    }
 
     // x: (N, Cin, H, W) · w: (Cout, Cin/G, KH, KW) · bias: (Cout) → y: (N, Cout, OH, OW)
     public void Conv2dForward(in Conv2dShape s, DeviceBuffer x, DeviceBuffer w, DeviceBuffer? bias, DeviceBuffer y)
