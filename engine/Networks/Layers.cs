@@ -28,14 +28,18 @@ public sealed class ParameterBuffers(IKernels kernels) : IDisposable
     }
 }
 
-/// <summary>conv2d with optional bias (batch-norm already folded in at load).</summary>
+/// <summary>
+/// conv2d with optional bias (batch-norm already folded in at load) and optionally a fused
+/// leaky-ReLU (slope 0 = ReLU), whose backward then runs on the gradient first.
+/// </summary>
 public sealed class Conv2dLayer : ILayer
 {
     private readonly DeviceBuffer _weight;
     private readonly DeviceBuffer? _bias;
 
-    public Conv2dLayer(ParameterBuffers parameters, float[] weight, float[]? bias, int cin, int cout, int kernel, int stride, int pad, int groups = 1)
+    public Conv2dLayer(ParameterBuffers parameters, float[] weight, float[]? bias, int cin, int cout, int kernel, int stride, int pad, int groups = 1, float? leakyReluSlope = null)
     {
+        LeakyReluSlope = leakyReluSlope;
         if (weight.Length != cout * (cin / groups) * kernel * kernel)
             throw new ArgumentException($"Conv2d weight has {weight.Length} values, expected {cout}×{cin / groups}×{kernel}×{kernel}.");
         if (bias is not null && bias.Length != cout) throw new ArgumentException($"Conv2d bias has {bias.Length} values, expected {cout}.");
@@ -50,6 +54,7 @@ public sealed class Conv2dLayer : ILayer
     public int Stride { get; }
     public int Pad { get; }
     public int Groups { get; }
+    public float? LeakyReluSlope { get; }
 
     private Conv2dShape Geometry(Shape4 x) => Conv2dShape.Square(x.N, x.C, x.H, x.W, Cout, Kernel, Stride, Pad, Groups);
 
@@ -65,9 +70,10 @@ public sealed class Conv2dLayer : ILayer
     {
         var y = pass.New(OutputShape(x.Shape));
         var g = Geometry(x.Shape);
-        pass.K.Conv2dForward(g, x.Buffer, _weight, _bias, y.Buffer);
+        pass.K.Conv2dForward(g, x.Buffer, _weight, _bias, y.Buffer, LeakyReluSlope);
         tape?.Record(dy =>
         {
+            if (LeakyReluSlope is { } slope) pass.K.LeakyReluBackward(y.Length, slope, y.Buffer, dy.Buffer, dy.Buffer);
             var dx = pass.New(x.Shape);
             pass.K.Conv2dBackwardInput(g, dy.Buffer, _weight, dx.Buffer);
             return dx;

@@ -27,14 +27,12 @@ internal static class ResNetBuilder
             var layers = new List<ILayer>();
             if (a.Stem == ResNetStem.ImageNet)
             {
-                layers.Add(ConvBn(parameters, source, "conv1", "bn1", a.InputChannels, 64, 7, 2, 3));
-                layers.Add(new LeakyReluLayer(0f));
+                layers.Add(ConvBn(parameters, source, "conv1", "bn1", a.InputChannels, 64, 7, 2, 3, relu: true));
                 layers.Add(new Pool2dLayer(PoolKind.Max, 3, 2, 1));
             }
             else
             {
-                layers.Add(ConvBn(parameters, source, "conv1", "bn1", a.InputChannels, 64, 3, 1, 1));
-                layers.Add(new LeakyReluLayer(0f));
+                layers.Add(ConvBn(parameters, source, "conv1", "bn1", a.InputChannels, 64, 3, 1, 1, relu: true));
             }
             int inplanes = 64, expansion = bottleneck ? 4 : 1;
             int[] planes = [64, 128, 256, 512];
@@ -47,11 +45,11 @@ internal static class ResNetBuilder
                     int width = planes[stage], outC = width * expansion;
                     ILayer body = bottleneck
                         ? new Sequential([
-                            ConvBn(parameters, source, $"{p}.conv1", $"{p}.bn1", inplanes, width, 1, 1, 0), new LeakyReluLayer(0f),
-                            ConvBn(parameters, source, $"{p}.conv2", $"{p}.bn2", width, width, 3, stride, 1), new LeakyReluLayer(0f),
+                            ConvBn(parameters, source, $"{p}.conv1", $"{p}.bn1", inplanes, width, 1, 1, 0, relu: true),
+                            ConvBn(parameters, source, $"{p}.conv2", $"{p}.bn2", width, width, 3, stride, 1, relu: true),
                             ConvBn(parameters, source, $"{p}.conv3", $"{p}.bn3", width, outC, 1, 1, 0)])
                         : new Sequential([
-                            ConvBn(parameters, source, $"{p}.conv1", $"{p}.bn1", inplanes, width, 3, stride, 1), new LeakyReluLayer(0f),
+                            ConvBn(parameters, source, $"{p}.conv1", $"{p}.bn1", inplanes, width, 3, stride, 1, relu: true),
                             ConvBn(parameters, source, $"{p}.conv2", $"{p}.bn2", width, width, 3, 1, 1)]);
                     ILayer? shortcut = stride != 1 || inplanes != outC
                         ? ConvBn(parameters, source, $"{p}.downsample.0", $"{p}.downsample.1", inplanes, outC, 1, stride, 0)
@@ -74,7 +72,7 @@ internal static class ResNetBuilder
     }
 
     /// <summary>A bias-free conv followed by batch-norm, folded: w' = w·γ/√(σ²+ε), b' = β − μ·γ/√(σ²+ε).</summary>
-    private static Conv2dLayer ConvBn(ParameterBuffers parameters, IParameterSource source, string conv, string bn, int cin, int cout, int k, int stride, int pad)
+    private static Conv2dLayer ConvBn(ParameterBuffers parameters, IParameterSource source, string conv, string bn, int cin, int cout, int k, int stride, int pad, bool relu = false)
     {
         var w = (float[])source.Take($"{conv}.weight", [cout, cin, k, k], ParameterRole.ConvWeight).Clone();
         var gamma = source.Take($"{bn}.weight", [cout], ParameterRole.BatchNormWeight);
@@ -89,6 +87,6 @@ internal static class ResNetBuilder
             for (int i = 0; i < perOut; i++) w[o * perOut + i] = (float)(w[o * perOut + i] * scale);
             bias[o] = (float)(beta[o] - mean[o] * scale);
         }
-        return new Conv2dLayer(parameters, w, bias, cin, cout, k, stride, pad);
+        return new Conv2dLayer(parameters, w, bias, cin, cout, k, stride, pad, leakyReluSlope: relu ? 0f : null);
     }
 }

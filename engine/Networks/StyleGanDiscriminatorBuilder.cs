@@ -24,21 +24,18 @@ internal static class StyleGanDiscriminatorBuilder
             var layers = new List<ILayer>();
             int c0 = Channels(a, a.Resolution);
             layers.Add(ScaledConv(parameters, source, "input0", 3, c0, 1, 1, 0, Gain));
-            layers.Add(new LeakyReluLayer(Slope));
             int index = 0;
             for (int res = a.Resolution; res > 4; res /= 2, index += 2)
             {
                 int cin = Channels(a, res), cout = Channels(a, res / 2);
                 layers.Add(ScaledConv(parameters, source, $"layer{index}", cin, cin, 3, 1, 1, Gain));
-                layers.Add(new LeakyReluLayer(Slope));
                 layers.Add(Blur(parameters, cin));
                 var w = Scaled(source, $"layer{index + 1}.weight", cout, cin, 3, Gain);
                 var b = source.Take($"layer{index + 1}.bias", [cout], ParameterRole.Bias);
                 if (res >= 128)
                 {
                     // Fused conv-downscale: 3×3 kernel → 4×4 average of its four shifts, stride 2.
-                    layers.Add(new Conv2dLayer(parameters, FuseDownscale(w, cout, cin), b, cin, cout, 4, 2, 1));
-                    layers.Add(new LeakyReluLayer(Slope));
+                    layers.Add(new Conv2dLayer(parameters, FuseDownscale(w, cout, cin), b, cin, cout, 4, 2, 1, leakyReluSlope: Slope));
                 }
                 else
                 {
@@ -50,7 +47,6 @@ internal static class StyleGanDiscriminatorBuilder
             int c4 = Channels(a, 4), cd = Math.Min(a.FmapBase / 2, a.FmapMax);
             layers.Add(new MinibatchStddevLayer(a.MbstdGroupSize));
             layers.Add(ScaledConv(parameters, source, $"layer{index}", c4 + 1, c4, 3, 1, 1, Gain));
-            layers.Add(new LeakyReluLayer(Slope));
             layers.Add(ScaledDense(parameters, source, $"layer{index + 1}", c4 * 16, cd, Gain));
             layers.Add(new LeakyReluLayer(Slope));
             layers.Add(ScaledDense(parameters, source, $"layer{index + 2}", cd, 1, 1f));
@@ -72,8 +68,9 @@ internal static class StyleGanDiscriminatorBuilder
         return result;
     }
 
+    // Every scaled conv of D is followed by its leaky-ReLU: fused.
     private static Conv2dLayer ScaledConv(ParameterBuffers p, IParameterSource source, string name, int cin, int cout, int k, int stride, int pad, float gain)
-        => new(p, Scaled(source, $"{name}.weight", cout, cin, k, gain), source.Take($"{name}.bias", [cout], ParameterRole.Bias), cin, cout, k, stride, pad);
+        => new(p, Scaled(source, $"{name}.weight", cout, cin, k, gain), source.Take($"{name}.bias", [cout], ParameterRole.Bias), cin, cout, k, stride, pad, leakyReluSlope: Slope);
 
     private static DenseLayer ScaledDense(ParameterBuffers p, IParameterSource source, string name, int inF, int outF, float gain)
     {

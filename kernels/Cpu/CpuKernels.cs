@@ -53,21 +53,27 @@ public sealed unsafe class CpuKernels : IKernels
     // ---- convolution -----------------------------------------------------------------
 
     // x: (N, Cin, H, W) · w: (Cout, Cin/G, KH, KW) · bias: (Cout) → y: (N, Cout, OH, OW)
-    public void Conv2dForward(in Conv2dShape s, DeviceBuffer x, DeviceBuffer w, DeviceBuffer? bias, DeviceBuffer y)
+    public void Conv2dForward(in Conv2dShape s, DeviceBuffer x, DeviceBuffer w, DeviceBuffer? bias, DeviceBuffer y, float? leakyReluSlope = null)
     {
         s.Validate();
         var X = A(x, s.InputLength, "conv x"); var Wt = A(w, s.WeightLength, "conv w");
         var B = bias is null ? null : A(bias, s.Cout, "conv bias"); var Y = A(y, s.OutputLength, "conv y");
         int ohw = s.OutH * s.OutW;
-        InitialisePlanes(Y, s.N, s.Cout, ohw, B);
-        if (s.CinPerGroup == 1 && s.CoutPerGroup == 1) { DepthwiseForward(s, X, Wt, Y); return; }
+        if (s.CinPerGroup == 1 && s.CoutPerGroup == 1)
+        {
+            InitialisePlanes(Y, s.N, s.Cout, ohw, B);
+            DepthwiseForward(s, X, Wt, Y);
+            if (leakyReluSlope is { } slope) LeakyReluForward(s.OutputLength, slope, y, y);
+            return;
+        }
 
         int m = s.CoutPerGroup, k = s.CinPerGroup * s.KH * s.KW, n = s.N * ohw;
         bool pointwise = s.KH == 1 && s.KW == 1 && s.StrideH == 1 && s.StrideW == 1 && s.PadH == 0 && s.PadW == 0;
         for (int g = 0; g < s.Groups; g++)
         {
             var a = new RowMajorA(P(Wt) + (long)g * m * k, k);
-            var c = new BatchedPlanesC(P(Y) + (long)g * m * ohw, ohw, s.Cout * ohw);
+            // Bias and activation are the GEMM's epilogue: y is written once, never initialised or re-read for them.
+            var c = new BatchedPlanesC(P(Y) + (long)g * m * ohw, ohw, s.Cout * ohw, B is null ? null : P(B) + g * m, leakyReluSlope ?? float.NaN);
             var key = new PackKey(s with { N = 1, H = 0, W = 0 }, Role: 0, g, 0, 0);
             if (pointwise)
                 RunWithWeights(w, key, m, n, k, a, new BatchedPlanesB(P(X) + (long)g * k * ohw, ohw, s.Cin * ohw), c);
@@ -81,8 +87,7 @@ public sealed unsafe class CpuKernels : IKernels
     {
         s.Validate();
         var DY = A(dy, s.OutputLength, "conv dy"); var Wt = A(w, s.WeightLength, "conv w"); var DX = A(dx, s.InputLength, "conv dx");
-        Array.Clear(DX, 0, s.InputLength);
-        if (s.CinPerGroup == 1 && s.CoutPerGroup == 1) { DepthwiseBackward(s, DY, Wt, DX); return; }
+        if (s.CinPerGroup == 1 && s.CoutPerGroup == 1) { Array.Clear(DX, 0, s.InputLength); DepthwiseBackward(s, DY, Wt, DX); return; }
 
         int ohw = s.OutH * s.OutW, khw = s.KH * s.KW;
         if (khw == 1 && s.StrideH == 1 && s.StrideW == 1 && s.PadH == 0 && s.PadW == 0)
@@ -95,6 +100,7 @@ public sealed unsafe class CpuKernels : IKernels
                     new BatchedPlanesC(P(DX) + (long)g * m * ohw, ohw, s.Cin * ohw));
             return;
         }
+        Array.Clear(DX, 0, s.InputLength); // the parity classes add into dx, and pixels no tap reaches stay 0
         // The gradient of a stride-s convolution splits into s² parity classes of input pixels
         // (iy mod s, ix mod s); each class is a stride-1 correlation of dy with the taps that reach it,
         // flipped — a GEMM with a gather of dy as B and a dense store, so no col2im scatter and no zeros
@@ -151,7 +157,7 @@ public sealed unsafe class CpuKernels : IKernels
     }
 
     // y: (N, C, HW) ← bias[c] (or 0) before the GEMM accumulates into it
-    private void InitialisePlanes(float[] y, int n, int c, int hw, float[]? bias)
+    private static void InitialisePlanes(float[] y, int n, int c, int hw, float[]? bias)
     {
         if (bias is null) { Array.Clear(y, 0, n * c * hw); return; }
         for (int p = 0; p < n * c; p++) y.AsSpan(p * hw, hw).Fill(bias[p % c]);

@@ -23,10 +23,14 @@ internal unsafe interface IPackB
     void Pack(int k0, int kc, int j0, int nc, float* dst);
 }
 
-/// <summary>Adds an mr×nr tile (row stride <see cref="Gemm.NR"/>) into C at (i0, j0).</summary>
+/// <summary>
+/// Adds an mr×nr tile (row stride <see cref="Gemm.NR"/>) into C at (i0, j0). <paramref name="first"/>:
+/// the tile holds the first depth chunk of these elements; <paramref name="last"/>: the last one (a
+/// store may overwrite on the first and apply an epilogue on the last).
+/// </summary>
 internal unsafe interface IStoreC
 {
-    void Add(int i0, int j0, int mr, int nr, float* tile);
+    void Add(int i0, int j0, int mr, int nr, float* tile, bool first, bool last);
 }
 
 internal static unsafe class Gemm
@@ -77,9 +81,9 @@ internal static unsafe class Gemm
                 });
                 int tasks = mBlocks * groups;
                 if (threads == 1 || tasks == 1)
-                    for (int t = 0; t < tasks; t++) Block(t, groups, sliversPerGroup, m, mc, j0, nc, k0, kc, a, pB, c);
+                    for (int t = 0; t < tasks; t++) Block(t, groups, sliversPerGroup, m, mc, j0, nc, k0, kc, k, a, pB, c);
                 else
-                    Parallel.For(0, tasks, parallel, t => Block(t, groups, sliversPerGroup, m, mc, j0, nc, k0, kc, a, pB, c));
+                    Parallel.For(0, tasks, parallel, t => Block(t, groups, sliversPerGroup, m, mc, j0, nc, k0, kc, k, a, pB, c));
             }
         }
     }
@@ -89,7 +93,7 @@ internal static unsafe class Gemm
     private static float* Aligned(float[] pinned) => (float*)(((nint)Unsafe.AsPointer(ref pinned[0]) + 63) & ~(nint)63);
 
     // One row block × one group of column slivers of the packed B panel.
-    private static void Block<TA, TC>(int task, int groups, int sliversPerGroup, int m, int mc, int j0, int nc, int k0, int kc, TA a, float* pB, TC c)
+    private static void Block<TA, TC>(int task, int groups, int sliversPerGroup, int m, int mc, int j0, int nc, int k0, int kc, int k, TA a, float* pB, TC c)
         where TA : struct, IPackA where TC : struct, IStoreC
     {
         float* pA = Aligned(t_packA ??= GC.AllocateArray<float>(KC * (MC + MR) + 16, pinned: true));
@@ -106,7 +110,7 @@ internal static unsafe class Gemm
             for (int ir = 0; ir < mcur; ir += MR)
             {
                 MicroKernel(kc, blockA + (ir / MR) * kc * MR, bSliver, tile);
-                c.Add(i0 + ir, j0 + jr, Math.Min(MR, mcur - ir), Math.Min(NR, nc - jr), tile);
+                c.Add(i0 + ir, j0 + jr, Math.Min(MR, mcur - ir), Math.Min(NR, nc - jr), tile, k0 == 0, k0 + kc == k);
             }
         }
     }
@@ -345,16 +349,16 @@ internal readonly unsafe struct Im2ColB(float* x, PatchGeometry s, int channelOf
                 {
                     int c0 = runStart[r], len = runStart[r + 1] - c0;
                     int iy = runOy[r] * s.StrideH - s.PadH + ky;
-                    if ((uint)iy >= (uint)s.H) { new Span<float>(d + c0, len).Clear(); continue; }
+                    if ((uint)iy >= (uint)s.H) { Unsafe.InitBlockUnaligned(d + c0, 0, (uint)len * 4); continue; }
                     float* row = x + runBase[r] + ci * plane + iy * s.W;
                     int ix0 = runOx[r] * s.StrideW - s.PadW + kx;
                     if (s.StrideW == 1)
                     {
                         int lo = Math.Max(0, -ix0), hi = Math.Min(len, s.W - ix0); // valid columns [lo, hi)
-                        if (hi <= lo) { new Span<float>(d + c0, len).Clear(); continue; }
-                        if (lo > 0) new Span<float>(d + c0, lo).Clear();
-                        new ReadOnlySpan<float>(row + ix0 + lo, hi - lo).CopyTo(new Span<float>(d + c0 + lo, hi - lo));
-                        if (hi < len) new Span<float>(d + c0 + hi, len - hi).Clear();
+                        if (hi <= lo) { Unsafe.InitBlockUnaligned(d + c0, 0, (uint)len * 4); continue; }
+                        if (lo > 0) Unsafe.InitBlockUnaligned(d + c0, 0, (uint)lo * 4);
+                        Unsafe.CopyBlockUnaligned(d + c0 + lo, row + ix0 + lo, (uint)(hi - lo) * 4);
+                        if (hi < len) Unsafe.InitBlockUnaligned(d + c0 + hi, 0, (uint)(len - hi) * 4);
                     }
                     else
                         for (int c = 0, ix = ix0; c < len; c++, ix += s.StrideW) d[c0 + c] = (uint)ix < (uint)s.W ? row[ix] : 0f;
@@ -382,7 +386,8 @@ internal readonly record struct PatchGeometry(int Cin, int H, int W, int KH, int
 /// </summary>
 internal readonly unsafe struct StridedPlanesC(float* dx, int channels, int h, int w, int strideH, int strideW, int ry, int rx, int gridH, int gridW) : IStoreC
 {
-    public void Add(int i0, int j0, int mr, int nr, float* tile)
+    // Always adds: dx is cleared first, since pixels that no tap reaches are never stored.
+    public void Add(int i0, int j0, int mr, int nr, float* tile, bool first, bool last)
     {
         int grid = gridH * gridW;
         for (int c = 0; c < nr;)
@@ -432,31 +437,40 @@ internal readonly unsafe struct GatherA(float* p, int rowStride, int* columnOffs
 }
 
 /// <summary>
-/// C[i, j] with j = (image, pixel) added into a batch of planes:
-/// C[i, j] ↦ p[image·imageStride + i·pixelsPerImage + pixel]. Convolution output (rows = output
-/// channels) and a 1×1 stride-1 convolution's input gradient.
+/// C[i, j] with j = (image, pixel) stored into a batch of planes:
+/// C[i, j] ↦ p[image·imageStride + i·pixelsPerImage + pixel]. Convolution outputs (rows = output
+/// channels) and a 1×1 stride-1 convolution's input gradient. Epilogue: the first depth chunk
+/// overwrites, adding bias[i] if given; the last applies leaky-ReLU if slope is not NaN.
 /// </summary>
-internal readonly unsafe struct BatchedPlanesC(float* p, int pixelsPerImage, int imageStride) : IStoreC
+internal readonly unsafe struct BatchedPlanesC(float* p, int pixelsPerImage, int imageStride, float* bias = null, float slope = float.NaN) : IStoreC
 {
-    public void Add(int i0, int j0, int mr, int nr, float* tile)
+    public void Add(int i0, int j0, int mr, int nr, float* tile, bool first, bool last)
     {
-        int image = j0 / pixelsPerImage, pixel = j0 - image * pixelsPerImage;
-        if (pixel + nr <= pixelsPerImage)
+        bool activate = last && !float.IsNaN(slope);
+        for (int c = 0; c < nr;)
         {
+            int j = j0 + c, image = j / pixelsPerImage, pixel = j - image * pixelsPerImage;
+            int len = Math.Min(nr - c, pixelsPerImage - pixel); // a run within one image
             for (int r = 0; r < mr; r++)
             {
                 float* dst = p + (long)image * imageStride + (long)(i0 + r) * pixelsPerImage + pixel;
-                float* src = tile + r * Gemm.NR;
-                int c = 0;
-                for (; c + 8 <= nr; c += 8) Vector256.Store(Vector256.Load(dst + c) + Vector256.Load(src + c), dst + c);
-                for (; c < nr; c++) dst[c] += src[c];
+                float* src = tile + r * Gemm.NR + c;
+                var b = Vector256.Create(bias == null ? 0f : bias[i0 + r]);
+                var s = Vector256.Create(slope);
+                int t = 0;
+                for (; t + 8 <= len; t += 8)
+                {
+                    var v = Vector256.Load(src + t) + (first ? b : Vector256.Load(dst + t));
+                    if (activate) v = Vector256.ConditionalSelect(Vector256.GreaterThan(v, Vector256<float>.Zero), v, v * s);
+                    v.Store(dst + t);
+                }
+                for (; t < len; t++)
+                {
+                    float v = src[t] + (first ? (bias == null ? 0f : bias[i0 + r]) : dst[t]);
+                    dst[t] = activate && !(v > 0) ? v * slope : v;
+                }
             }
-            return;
-        }
-        for (int c = 0; c < nr; c++)
-        {
-            int j = j0 + c, img = j / pixelsPerImage, px = j - img * pixelsPerImage;
-            for (int r = 0; r < mr; r++) p[(long)img * imageStride + (long)(i0 + r) * pixelsPerImage + px] += tile[r * Gemm.NR + c];
+            c += len;
         }
     }
 }
