@@ -84,8 +84,9 @@ public interface IKernels : IDisposable
 
     // ---- convolution -------------------------------------------------------------
     // x: (N, Cin, H, W) · w: (Cout, Cin/G, KH, KW) · bias: (Cout) or null · y: (N, Cout, OH, OW)
-    // leakyReluSlope given: y = lrelu(conv + bias) fused (0 = ReLU); its backward is LeakyReluBackward on y.
-    void Conv2dForward(in Conv2dShape s, DeviceBuffer x, DeviceBuffer w, DeviceBuffer? bias, DeviceBuffer y, float? leakyReluSlope = null);
+    // Fused epilogue: y = lrelu(conv + bias + residual), each part optional — residual: (N, Cout, OH, OW),
+    // e.g. a ResNet block's shortcut; leakyReluSlope (0 = ReLU), whose backward is LeakyReluBackward on y.
+    void Conv2dForward(in Conv2dShape s, DeviceBuffer x, DeviceBuffer w, DeviceBuffer? bias, DeviceBuffer y, float? leakyReluSlope = null, DeviceBuffer? residual = null);
     // dy: (N, Cout, OH, OW) · w: (Cout, Cin/G, KH, KW) → dx: (N, Cin, H, W)
     void Conv2dBackwardInput(in Conv2dShape s, DeviceBuffer dy, DeviceBuffer w, DeviceBuffer dx);
 

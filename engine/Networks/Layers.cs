@@ -66,6 +66,26 @@ public sealed class Conv2dLayer : ILayer
         return new Shape4(x.N, Cout, g.OutH, g.OutW);
     }
 
+    /// <summary>
+    /// y = lrelu(conv(x) + bias + residual) in one kernel, for the last conv of a residual block. Only the
+    /// conv's own backward is recorded: the caller owns the activation's, since the shortcut shares it.
+    /// </summary>
+    internal Tensor ForwardWithResidual(Pass pass, Tensor x, Tensor residual, float slope, Tape? tape)
+    {
+        if (LeakyReluSlope is not null) throw new InvalidOperationException("A conv with its own activation cannot take a residual.");
+        var y = pass.New(OutputShape(x.Shape));
+        if (residual.Shape != y.Shape) throw new ArgumentException($"Residual {residual.Shape} does not match the conv output {y.Shape}.");
+        var g = Geometry(x.Shape);
+        pass.K.Conv2dForward(g, x.Buffer, _weight, _bias, y.Buffer, slope, residual.Buffer);
+        tape?.Record(dy =>
+        {
+            var dx = pass.New(x.Shape);
+            pass.K.Conv2dBackwardInput(g, dy.Buffer, _weight, dx.Buffer);
+            return dx;
+        });
+        return y;
+    }
+
     public Tensor Forward(Pass pass, Tensor x, Tape? tape)
     {
         var y = pass.New(OutputShape(x.Shape));
@@ -262,13 +282,30 @@ public sealed class Sequential(IReadOnlyList<ILayer> layers) : ILayer
     }
 }
 
-/// <summary>y = activation(body(x) + shortcut(x)); shortcut null = identity (a ResNet block).</summary>
-public sealed class ResidualLayer(ILayer body, ILayer? shortcut, float slope = 0f) : ILayer
+/// <summary>
+/// y = activation(body(x) + shortcut(x)); shortcut null = identity (a ResNet block). The body ends with
+/// an activation-free conv, whose store adds the shortcut and applies the activation in one pass.
+/// </summary>
+public sealed class ResidualLayer : ILayer
 {
+    private readonly IReadOnlyList<ILayer> _head;
+    private readonly Conv2dLayer _last;
+    private readonly ILayer? _shortcut;
+    private readonly float _slope;
+
+    public ResidualLayer(IReadOnlyList<ILayer> body, ILayer? shortcut, float slope = 0f)
+    {
+        if (body.Count == 0 || body[^1] is not Conv2dLayer { LeakyReluSlope: null } last)
+            throw new ArgumentException("A residual body must end with a convolution that has no activation of its own.");
+        (_head, _last, _shortcut, _slope) = (body.Take(body.Count - 1).ToArray(), last, shortcut, slope);
+    }
+
     public Shape4 OutputShape(Shape4 input)
     {
-        var a = body.OutputShape(input);
-        var b = shortcut?.OutputShape(input) ?? input;
+        var a = input;
+        foreach (var l in _head) a = l.OutputShape(a);
+        a = _last.OutputShape(a);
+        var b = _shortcut?.OutputShape(input) ?? input;
         if (a != b) throw new ArgumentException($"Residual branches disagree: {a} vs {b}.");
         return a;
     }
@@ -277,19 +314,16 @@ public sealed class ResidualLayer(ILayer body, ILayer? shortcut, float slope = 0
     {
         var bodyTape = tape is null ? null : new Tape();
         var shortcutTape = tape is null ? null : new Tape();
-        var main = body.Forward(pass, x, bodyTape);
-        var side = shortcut is null ? x : shortcut.Forward(pass, x, shortcutTape);
-        var y = pass.New(main.Shape);
-        pass.K.Add(y.Length, main.Buffer, side.Buffer, y.Buffer);
-        pass.K.LeakyReluForward(y.Length, slope, y.Buffer, y.Buffer);
+        var residual = _shortcut is null ? x : _shortcut.Forward(pass, x, shortcutTape);
+        var h = x;
+        foreach (var layer in _head) h = layer.Forward(pass, h, bodyTape);
+        var y = _last.ForwardWithResidual(pass, h, residual, _slope, bodyTape);
         tape?.Record(dy =>
         {
-            pass.K.LeakyReluBackward(y.Length, slope, y.Buffer, dy.Buffer, dy.Buffer);
-            // Each branch's backward may work in place on its gradient, so each gets its own copy.
-            var dyMain = pass.New(dy.Shape);
-            pass.K.CopyChannels(1, dy.Length, 1, dy.Buffer, 1, 0, dyMain.Buffer, 1, 0); // a plain copy: one "channel" of dy.Length
-            var dxMain = bodyTape!.Backward(dyMain);
-            var dxSide = shortcut is null ? dy : shortcutTape!.Backward(dy);
+            pass.K.LeakyReluBackward(y.Length, _slope, y.Buffer, dy.Buffer, dy.Buffer);
+            // Both branches only read dy: each one's first backward step is a conv's, which writes a new tensor.
+            var dxMain = bodyTape!.Backward(dy);
+            var dxSide = _shortcut is null ? dy : shortcutTape!.Backward(dy);
             pass.K.Add(x.Length, dxMain.Buffer, dxSide.Buffer, dxMain.Buffer);
             return dxMain;
         });

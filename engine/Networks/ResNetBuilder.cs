@@ -43,14 +43,14 @@ internal static class ResNetBuilder
                     int stride = b == 0 && stage > 0 ? 2 : 1;
                     string p = $"layer{stage + 1}.{b}";
                     int width = planes[stage], outC = width * expansion;
-                    ILayer body = bottleneck
-                        ? new Sequential([
+                    ILayer[] body = bottleneck
+                        ? [
                             ConvBn(parameters, source, $"{p}.conv1", $"{p}.bn1", inplanes, width, 1, 1, 0, relu: true),
                             ConvBn(parameters, source, $"{p}.conv2", $"{p}.bn2", width, width, 3, stride, 1, relu: true),
-                            ConvBn(parameters, source, $"{p}.conv3", $"{p}.bn3", width, outC, 1, 1, 0)])
-                        : new Sequential([
+                            ConvBn(parameters, source, $"{p}.conv3", $"{p}.bn3", width, outC, 1, 1, 0)]
+                        : [
                             ConvBn(parameters, source, $"{p}.conv1", $"{p}.bn1", inplanes, width, 3, stride, 1, relu: true),
-                            ConvBn(parameters, source, $"{p}.conv2", $"{p}.bn2", width, width, 3, 1, 1)]);
+                            ConvBn(parameters, source, $"{p}.conv2", $"{p}.bn2", width, width, 3, 1, 1)];
                     ILayer? shortcut = stride != 1 || inplanes != outC
                         ? ConvBn(parameters, source, $"{p}.downsample.0", $"{p}.downsample.1", inplanes, outC, 1, stride, 0)
                         : null;

@@ -53,16 +53,18 @@ public sealed unsafe class CpuKernels : IKernels
     // ---- convolution -----------------------------------------------------------------
 
     // x: (N, Cin, H, W) · w: (Cout, Cin/G, KH, KW) · bias: (Cout) → y: (N, Cout, OH, OW)
-    public void Conv2dForward(in Conv2dShape s, DeviceBuffer x, DeviceBuffer w, DeviceBuffer? bias, DeviceBuffer y, float? leakyReluSlope = null)
+    public void Conv2dForward(in Conv2dShape s, DeviceBuffer x, DeviceBuffer w, DeviceBuffer? bias, DeviceBuffer y, float? leakyReluSlope = null, DeviceBuffer? residual = null)
     {
         s.Validate();
         var X = A(x, s.InputLength, "conv x"); var Wt = A(w, s.WeightLength, "conv w");
         var B = bias is null ? null : A(bias, s.Cout, "conv bias"); var Y = A(y, s.OutputLength, "conv y");
+        var R = residual is null ? null : A(residual, s.OutputLength, "conv residual");
         int ohw = s.OutH * s.OutW;
         if (s.CinPerGroup == 1 && s.CoutPerGroup == 1)
         {
             InitialisePlanes(Y, s.N, s.Cout, ohw, B);
             DepthwiseForward(s, X, Wt, Y);
+            if (residual is not null) Add(s.OutputLength, y, residual, y);
             if (leakyReluSlope is { } slope) LeakyReluForward(s.OutputLength, slope, y, y);
             return;
         }
@@ -73,7 +75,8 @@ public sealed unsafe class CpuKernels : IKernels
         {
             var a = new RowMajorA(P(Wt) + (long)g * m * k, k);
             // Bias and activation are the GEMM's epilogue: y is written once, never initialised or re-read for them.
-            var c = new BatchedPlanesC(P(Y) + (long)g * m * ohw, ohw, s.Cout * ohw, B is null ? null : P(B) + g * m, leakyReluSlope ?? float.NaN);
+            var c = new BatchedPlanesC(P(Y) + (long)g * m * ohw, ohw, s.Cout * ohw, B is null ? null : P(B) + g * m, leakyReluSlope ?? float.NaN,
+                R is null ? null : P(R) + (long)g * m * ohw);
             var key = new PackKey(s with { N = 1, H = 0, W = 0 }, Role: 0, g, 0, 0);
             if (pointwise)
                 RunWithWeights(w, key, m, n, k, a, new BatchedPlanesB(P(X) + (long)g * k * ohw, ohw, s.Cin * ohw), c);

@@ -465,33 +465,38 @@ internal readonly unsafe struct GatherA(float* p, int rowStride, int* columnOffs
 /// C[i, j] with j = (image, pixel) stored into a batch of planes:
 /// C[i, j] ↦ p[image·imageStride + i·pixelsPerImage + pixel]. Convolution outputs (rows = output
 /// channels) and a 1×1 stride-1 convolution's input gradient. Epilogue: the first depth chunk
-/// overwrites, adding bias[i] if given; the last applies leaky-ReLU if slope is not NaN.
+/// overwrites, adding bias[i] and the residual (same layout as p) if given; the last applies
+/// leaky-ReLU if slope is not NaN.
 /// </summary>
-internal readonly unsafe struct BatchedPlanesC(float* p, int pixelsPerImage, int imageStride, float* bias = null, float slope = float.NaN) : IStoreC
+internal readonly unsafe struct BatchedPlanesC(float* p, int pixelsPerImage, int imageStride, float* bias = null, float slope = float.NaN, float* residual = null) : IStoreC
 {
     public void Add(int i0, int j0, int mr, int nr, float* tile, bool first, bool last)
     {
         bool activate = last && !float.IsNaN(slope);
+        var s = Vector256.Create(slope);
         for (int c = 0; c < nr;)
         {
             int j = j0 + c, image = j / pixelsPerImage, pixel = j - image * pixelsPerImage;
             int len = Math.Min(nr - c, pixelsPerImage - pixel); // a run within one image
             for (int r = 0; r < mr; r++)
             {
-                float* dst = p + (long)image * imageStride + (long)(i0 + r) * pixelsPerImage + pixel;
-                float* src = tile + r * Gemm.NR + c;
-                var b = Vector256.Create(bias == null ? 0f : bias[i0 + r]);
-                var s = Vector256.Create(slope);
+                long offset = (long)image * imageStride + (long)(i0 + r) * pixelsPerImage + pixel;
+                float* dst = p + offset, src = tile + r * Gemm.NR + c;
+                // On the first chunk the "previous value" is bias (+ residual); afterwards it is dst itself.
+                float* prior = first ? residual == null ? null : residual + offset : dst;
+                float biasValue = first && bias != null ? bias[i0 + r] : 0f;
+                var b = Vector256.Create(biasValue);
                 int t = 0;
                 for (; t + 8 <= len; t += 8)
                 {
-                    var v = Vector256.Load(src + t) + (first ? b : Vector256.Load(dst + t));
+                    var v = Vector256.Load(src + t) + b;
+                    if (prior != null) v += Vector256.Load(prior + t);
                     if (activate) v = Vector256.ConditionalSelect(Vector256.GreaterThan(v, Vector256<float>.Zero), v, v * s);
                     v.Store(dst + t);
                 }
                 for (; t < len; t++)
                 {
-                    float v = src[t] + (first ? (bias == null ? 0f : bias[i0 + r]) : dst[t]);
+                    float v = src[t] + biasValue + (prior != null ? prior[t] : 0f);
                     dst[t] = activate && !(v > 0) ? v * slope : v;
                 }
             }

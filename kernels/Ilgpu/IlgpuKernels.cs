@@ -273,7 +273,7 @@ public sealed class IlgpuKernels : IKernels
     }
 
     // x: (N, Cin, H, W) · w: (Cout, Cin/G, KH, KW) · bias: (Cout) or null → y: (N, Cout, OH, OW)
-    public void Conv2dForward(in Conv2dShape s, DeviceBuffer x, DeviceBuffer w, DeviceBuffer? bias, DeviceBuffer y, float? leakyReluSlope = null)
+    public void Conv2dForward(in Conv2dShape s, DeviceBuffer x, DeviceBuffer w, DeviceBuffer? bias, DeviceBuffer y, float? leakyReluSlope = null, DeviceBuffer? residual = null)
     {
         s.Validate();
         var X = V(x, s.InputLength, "conv x"); var Wt = V(w, s.WeightLength, "conv w");
@@ -281,6 +281,7 @@ public sealed class IlgpuKernels : IKernels
         var p = ConvParams.From(s, bias is not null);
         int count = p.ForwardThreads;
         Launch(count, () => _convForward(count, p, X, Wt, Bv, Y));
+        if (residual is not null) Add(s.OutputLength, y, residual, y);
         if (leakyReluSlope is { } slope) LeakyReluForward(s.OutputLength, slope, y, y);
     }
 

@@ -31,7 +31,7 @@ public sealed class ReferenceKernels : IKernels
     }
 
     // x: (N, Cin, H, W) · w: (Cout, Cin/G, KH, KW) · bias: (Cout) → y: (N, Cout, OH, OW)
-    public void Conv2dForward(in Conv2dShape s, DeviceBuffer x, DeviceBuffer w, DeviceBuffer? bias, DeviceBuffer y, float? leakyReluSlope = null)
+    public void Conv2dForward(in Conv2dShape s, DeviceBuffer x, DeviceBuffer w, DeviceBuffer? bias, DeviceBuffer y, float? leakyReluSlope = null, DeviceBuffer? residual = null)
     {
         s.Validate();
         var X = A(x, s.InputLength, "conv x"); var Wt = A(w, s.WeightLength, "conv w");
@@ -61,6 +61,7 @@ public sealed class ReferenceKernels : IKernels
                 Y[((n * s.Cout + co) * oh + oy) * ow + ox] = (float)acc;
             }
         }
+        if (residual is not null) Add(s.OutputLength, y, residual, y);
         if (leakyReluSlope is { } slope) LeakyReluForward(s.OutputLength, slope, y, y);
     }
 
