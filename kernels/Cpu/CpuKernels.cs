@@ -362,7 +362,35 @@ public sealed unsafe class CpuKernels : IKernels
         s.Validate();
         var X = A(x, s.InputLength, "maxpool x"); var Y = A(y, s.OutputLength, "maxpool y");
         var shape = s;
-        Parallel.For(0, s.N * s.C, _parallel, p => ReferenceKernels.MaxPoolPlane(shape, X, Y, p));
+        Parallel.For(0, s.N * s.C, _parallel, p => MaxPoolPlane(shape, X.AsSpan(p * shape.H * shape.W, shape.H * shape.W), Y.AsSpan(p * shape.OutH * shape.OutW, shape.OutH * shape.OutW)));
+    }
+
+    // x: one (H, W) plane → y: one (OH, OW) plane. Separable: the max over each window's columns for
+    // every input row, then the max over the window's rows, vectorised along the output row. Padding
+    // never wins (windows are clipped to the plane); a NaN wins, as in PyTorch.
+    private static void MaxPoolPlane(in Pool2dShape s, ReadOnlySpan<float> x, Span<float> y)
+    {
+        int oh = s.OutH, ow = s.OutW;
+        Span<float> rows = ow * s.H <= 16384 ? stackalloc float[ow * s.H] : new float[ow * s.H];
+        for (int iy = 0; iy < s.H; iy++)
+        {
+            var xr = x.Slice(iy * s.W, s.W);
+            var rr = rows.Slice(iy * ow, ow);
+            for (int ox = 0; ox < ow; ox++)
+            {
+                int x0 = Math.Max(0, ox * s.StrideW - s.PadW), x1 = Math.Min(s.W, ox * s.StrideW - s.PadW + s.KW);
+                float m = xr[x0];
+                for (int ix = x0 + 1; ix < x1; ix++) { float v = xr[ix]; if (v > m || float.IsNaN(v)) m = v; }
+                rr[ox] = m;
+            }
+        }
+        for (int oy = 0; oy < oh; oy++)
+        {
+            int y0 = Math.Max(0, oy * s.StrideH - s.PadH), y1 = Math.Min(s.H, oy * s.StrideH - s.PadH + s.KH);
+            var yr = y.Slice(oy * ow, ow);
+            rows.Slice(y0 * ow, ow).CopyTo(yr);
+            for (int iy = y0 + 1; iy < y1; iy++) TensorPrimitives.Max(yr, rows.Slice(iy * ow, ow), yr);
+        }
     }
 
     public void MaxPool2dBackward(in Pool2dShape s, DeviceBuffer x, DeviceBuffer dy, DeviceBuffer dx)
