@@ -355,6 +355,15 @@ internal readonly unsafe struct Im2ColB(float* x, PatchGeometry s, int channelOf
         int* runBase = stackalloc int[Gemm.NR];
         int* runOy = stackalloc int[Gemm.NR];
         int* runOx = stackalloc int[Gemm.NR];
+        // Per depth row q: its tap (ky, kx) and the offset of its channel plane — divisions done once per call, not per sliver.
+        int* tapY = stackalloc int[kc];
+        int* tapX = stackalloc int[kc];
+        int* planeOffset = stackalloc int[kc];
+        for (int q = 0; q < kc; q++)
+        {
+            int kk = k0 + q, ci = kk / khw, tap = kk - ci * khw;
+            tapY[q] = tap / s.KW; tapX[q] = tap - tapY[q] * s.KW; planeOffset[q] = ci * plane;
+        }
         for (int jr = 0; jr < nc; jr += Gemm.NR)
         {
             int cols = Math.Min(Gemm.NR, nc - jr), runs = 0;
@@ -368,14 +377,14 @@ internal readonly unsafe struct Im2ColB(float* x, PatchGeometry s, int channelOf
             runStart[runs] = cols;
             for (int q = 0; q < kc; q++)
             {
-                int kk = k0 + q, ci = kk / khw, tap = kk - ci * khw, ky = tap / s.KW, kx = tap - ky * s.KW;
+                int ky = tapY[q], kx = tapX[q];
                 float* d = dst + q * Gemm.NR;
                 for (int r = 0; r < runs; r++)
                 {
                     int c0 = runStart[r], len = runStart[r + 1] - c0;
                     int iy = runOy[r] * s.StrideH - s.PadH + ky;
                     if ((uint)iy >= (uint)s.H) { Unsafe.InitBlockUnaligned(d + c0, 0, (uint)len * 4); continue; }
-                    float* row = x + runBase[r] + ci * plane + iy * s.W;
+                    float* row = x + runBase[r] + planeOffset[q] + iy * s.W;
                     int ix0 = runOx[r] * s.StrideW - s.PadW + kx;
                     if (s.StrideW == 1)
                     {
