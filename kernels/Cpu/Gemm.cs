@@ -69,8 +69,9 @@ internal static unsafe class Gemm
         for (int j0 = 0; j0 < n; j0 += NC)
         {
             int nc = Math.Min(NC, n - j0), slivers = (nc + NR - 1) / NR;
-            // Column groups give every thread work when there are few row blocks (e.g. M = 64 channels).
-            int groups = Math.Clamp((2 * threads + mBlocks - 1) / mBlocks, 1, slivers);
+            // Column groups give every thread work when there are few row blocks (e.g. M = 64 channels), and
+            // about four tasks per thread let Parallel.For even out a short last row block.
+            int groups = Math.Clamp((4 * threads + mBlocks - 1) / mBlocks, 1, slivers);
             int sliversPerGroup = (slivers + groups - 1) / groups;
             groups = (slivers + sliversPerGroup - 1) / sliversPerGroup;
             int tasks = mBlocks * groups;

@@ -104,6 +104,26 @@ public sealed class NetworkBehaviourTests
     }
 
     [Fact]
+    public void OneNetworkServesManyThreadsAtOnce()
+    {
+        // Immutable after load, pooled scratch per call: concurrent calls give exactly the sequential answers.
+        using var k = new CpuKernels();
+        var (net, _) = RandomWeights.Create(k, ArchitectureDescriptor.ResNet(18, 4, ResNetStem.Cifar), 9);
+        using var _n = net;
+        var shape = new Shape4(2, 3, 16, 16);
+        var inputs = Enumerable.Range(0, 8).Select(i => TestUtil.Random(shape.Length, 100 + i)).ToArray();
+        var sequential = inputs.Select(x => net.ForwardWithInputGradient(x, shape)).ToArray();
+        var concurrent = new InputGradientResult[inputs.Length * 3];
+        Parallel.For(0, concurrent.Length, new ParallelOptions { MaxDegreeOfParallelism = 6 },
+            i => concurrent[i] = net.ForwardWithInputGradient(inputs[i % inputs.Length], shape));
+        for (int i = 0; i < concurrent.Length; i++)
+        {
+            Assert.Equal(sequential[i % inputs.Length].Outputs, concurrent[i].Outputs);
+            Assert.Equal(sequential[i % inputs.Length].InputGradient, concurrent[i].InputGradient);
+        }
+    }
+
+    [Fact]
     public void BadInputIsRefusedWithAReason()
     {
         using var k = new CpuKernels();
