@@ -9,7 +9,7 @@ namespace ModelGuardian.Kernels.Cpu;
 
 /// <summary>
 /// The fast CPU backend: managed SIMD (Vector512 where the CPU has AVX-512, else Vector256)
-/// and Parallel.For over the cores. Convolutions and dense layers run on a packed GEMM with
+/// and a spinning worker pool over the cores (<see cref="WorkerPool"/>). Convolutions and dense layers run on a packed GEMM with
 /// implicit im2col (<see cref="Gemm"/>); plane-wise layers run the reference's per-plane code
 /// in parallel over planes; ops that only ever see tiny tensors in our networks (softmax over
 /// classes, sigmoid of one logit, minibatch-stddev at 4×4, adaptive pooling of 7×7) call the
@@ -18,11 +18,11 @@ namespace ModelGuardian.Kernels.Cpu;
 public sealed unsafe class CpuKernels : IKernels
 {
     private readonly ReferenceKernels _reference = new();
-    private readonly ParallelOptions _parallel;
+    private readonly WorkerPool _pool;
 
-    public CpuKernels(int? maxDegreeOfParallelism = null)
+    public CpuKernels(int? threads = null)
     {
-        _parallel = new ParallelOptions { MaxDegreeOfParallelism = maxDegreeOfParallelism ?? Environment.ProcessorCount };
+        _pool = WorkerPool.Shared(threads ?? Environment.ProcessorCount);
     }
 
     public string Name => Vector512.IsHardwareAccelerated ? "cpu-avx512" : Vector256.IsHardwareAccelerated ? "cpu-avx2" : "cpu-scalar";
@@ -144,9 +144,9 @@ public sealed unsafe class CpuKernels : IKernels
     private void RunWithWeights<TA, TB, TC>(DeviceBuffer w, PackKey key, int m, int n, int k, TA a, TB b, TC c)
         where TA : struct, IPackA where TB : struct, IPackB where TC : struct, IStoreC
     {
-        if (!w.IsConstant) { Gemm.Run(_parallel, m, n, k, a, b, c); return; }
+        if (!w.IsConstant) { Gemm.Run(_pool, m, n, k, a, b, c); return; }
         var packed = _packedWeights.GetOrCreateValue(w).GetOrAdd(key, _ => PackedMatrix.Create(a, m, k));
-        Gemm.Run(_parallel, m, n, k, packed.AsSource(), b, c);
+        Gemm.Run(_pool, m, n, k, packed.AsSource(), b, c);
         GC.KeepAlive(packed);
     }
 
@@ -171,7 +171,7 @@ public sealed unsafe class CpuKernels : IKernels
     private void DepthwiseForward(Conv2dShape s, float[] X, float[] Wt, float[] Y)
     {
         int oh = s.OutH, ow = s.OutW;
-        Parallel.For(0, s.N * s.Cout, _parallel, p =>
+        _pool.For(0, s.N * s.Cout, p =>
         {
             int ch = p % s.Cout;
             var x = X.AsSpan(p * s.H * s.W, s.H * s.W); var y = Y.AsSpan(p * oh * ow, oh * ow);
@@ -199,7 +199,7 @@ public sealed unsafe class CpuKernels : IKernels
     private void DepthwiseBackward(Conv2dShape s, float[] DY, float[] Wt, float[] DX)
     {
         int oh = s.OutH, ow = s.OutW;
-        Parallel.For(0, s.N * s.Cout, _parallel, p =>
+        _pool.For(0, s.N * s.Cout, p =>
         {
             int ch = p % s.Cout;
             var dx = DX.AsSpan(p * s.H * s.W, s.H * s.W); var dy = DY.AsSpan(p * oh * ow, oh * ow);
@@ -240,7 +240,7 @@ public sealed unsafe class CpuKernels : IKernels
     {
         var X = A(x, n * inFeatures, "dense x"); var Wt = A(w, inFeatures * outFeatures, "dense w");
         var B = bias is null ? null : A(bias, outFeatures, "dense bias"); var Y = A(y, n * outFeatures, "dense y");
-        Parallel.For(0, outFeatures, _parallel, o =>
+        _pool.For(0, outFeatures, o =>
         {
             var wRow = Wt.AsSpan(o * inFeatures, inFeatures);
             for (int i = 0; i < n; i++) Y[i * outFeatures + o] = TensorPrimitives.Dot(X.AsSpan(i * inFeatures, inFeatures), wRow) + (B?[o] ?? 0f);
@@ -253,7 +253,7 @@ public sealed unsafe class CpuKernels : IKernels
         var DY = A(dy, n * outFeatures, "dense dy"); var Wt = A(w, inFeatures * outFeatures, "dense w"); var DX = A(dx, n * inFeatures, "dense dx");
         const int chunk = 1024; // columns of dx per task: each task owns its slice, so no write is shared
         int chunks = (inFeatures + chunk - 1) / chunk;
-        Parallel.For(0, n * chunks, _parallel, t =>
+        _pool.For(0, n * chunks, t =>
         {
             int i = t / chunks, k0 = t % chunks * chunk, len = Math.Min(chunk, inFeatures - k0);
             var target = DX.AsSpan(i * inFeatures + k0, len);
@@ -271,7 +271,7 @@ public sealed unsafe class CpuKernels : IKernels
     public void ChannelAffineForward(int n, int c, int hw, DeviceBuffer x, DeviceBuffer scale, DeviceBuffer shift, DeviceBuffer y)
     {
         var X = A(x, n * c * hw, "affine x"); var S = A(scale, c, "affine scale"); var T = A(shift, c, "affine shift"); var Y = A(y, n * c * hw, "affine y");
-        Parallel.For(0, n * c, _parallel, p =>
+        _pool.For(0, n * c, p =>
         {
             var target = Y.AsSpan(p * hw, hw);
             TensorPrimitives.Multiply(X.AsSpan(p * hw, hw), S[p % c], target);
@@ -282,18 +282,18 @@ public sealed unsafe class CpuKernels : IKernels
     public void ChannelAffineBackward(int n, int c, int hw, DeviceBuffer dy, DeviceBuffer scale, DeviceBuffer dx)
     {
         var DY = A(dy, n * c * hw, "affine dy"); var S = A(scale, c, "affine scale"); var DX = A(dx, n * c * hw, "affine dx");
-        Parallel.For(0, n * c, _parallel, p => TensorPrimitives.Multiply(DY.AsSpan(p * hw, hw), S[p % c], DX.AsSpan(p * hw, hw)));
+        _pool.For(0, n * c, p => TensorPrimitives.Multiply(DY.AsSpan(p * hw, hw), S[p % c], DX.AsSpan(p * hw, hw)));
     }
 
     // Splits [0, count) into a few contiguous chunks (one per core, several for balance) of SIMD-friendly size.
     private void ForChunks(int count, Action<int, int> body)
     {
         const int minChunk = 1 << 15;
-        int chunks = Math.Min(4 * _parallel.MaxDegreeOfParallelism, (count + minChunk - 1) / minChunk);
+        int chunks = Math.Min(4 * _pool.Threads, (count + minChunk - 1) / minChunk);
         if (chunks <= 1) { body(0, count); return; }
         int size = (count + chunks - 1) / chunks;
         size = (size + 63) & ~63;
-        Parallel.For(0, (count + size - 1) / size, _parallel, t => body(t * size, Math.Min(size, count - t * size)));
+        _pool.For(0, (count + size - 1) / size, t => body(t * size, Math.Min(size, count - t * size)));
     }
 
     public void LeakyReluForward(int count, float slope, DeviceBuffer x, DeviceBuffer y)
@@ -342,7 +342,7 @@ public sealed unsafe class CpuKernels : IKernels
     public void BiasLeakyReluForward(int n, int c, int hw, float slope, DeviceBuffer x, DeviceBuffer bias, DeviceBuffer y)
     {
         var X = A(x, n * c * hw, "bias-lrelu x"); var B = A(bias, c, "bias-lrelu bias"); var Y = A(y, n * c * hw, "bias-lrelu y");
-        Parallel.For(0, n * c, _parallel, p =>
+        _pool.For(0, n * c, p =>
         {
             var target = Y.AsSpan(p * hw, hw);
             TensorPrimitives.Add(X.AsSpan(p * hw, hw), B[p % c], target);
@@ -362,7 +362,7 @@ public sealed unsafe class CpuKernels : IKernels
         s.Validate();
         var X = A(x, s.InputLength, "maxpool x"); var Y = A(y, s.OutputLength, "maxpool y");
         var shape = s;
-        Parallel.For(0, s.N * s.C, _parallel, p => MaxPoolPlane(shape, X.AsSpan(p * shape.H * shape.W, shape.H * shape.W), Y.AsSpan(p * shape.OutH * shape.OutW, shape.OutH * shape.OutW)));
+        _pool.For(0, s.N * s.C, p => MaxPoolPlane(shape, X.AsSpan(p * shape.H * shape.W, shape.H * shape.W), Y.AsSpan(p * shape.OutH * shape.OutW, shape.OutH * shape.OutW)));
     }
 
     // x: one (H, W) plane → y: one (OH, OW) plane. Separable: the max over each window's columns for
@@ -398,7 +398,7 @@ public sealed unsafe class CpuKernels : IKernels
         s.Validate();
         var X = A(x, s.InputLength, "maxpool x"); var DY = A(dy, s.OutputLength, "maxpool dy"); var DX = A(dx, s.InputLength, "maxpool dx");
         var shape = s;
-        Parallel.For(0, s.N * s.C, _parallel, p => ReferenceKernels.MaxPoolBackwardPlane(shape, X, DY, DX, p));
+        _pool.For(0, s.N * s.C, p => ReferenceKernels.MaxPoolBackwardPlane(shape, X, DY, DX, p));
     }
 
     public void AvgPool2dForward(in Pool2dShape s, bool countIncludePad, DeviceBuffer x, DeviceBuffer y)
@@ -406,7 +406,7 @@ public sealed unsafe class CpuKernels : IKernels
         s.Validate();
         var X = A(x, s.InputLength, "avgpool x"); var Y = A(y, s.OutputLength, "avgpool y");
         var shape = s;
-        Parallel.For(0, s.N * s.C, _parallel, p => ReferenceKernels.AvgPoolPlane(shape, countIncludePad, X, Y, p));
+        _pool.For(0, s.N * s.C, p => ReferenceKernels.AvgPoolPlane(shape, countIncludePad, X, Y, p));
     }
 
     public void AvgPool2dBackward(in Pool2dShape s, bool countIncludePad, DeviceBuffer dy, DeviceBuffer dx)
@@ -414,7 +414,7 @@ public sealed unsafe class CpuKernels : IKernels
         s.Validate();
         var DY = A(dy, s.OutputLength, "avgpool dy"); var DX = A(dx, s.InputLength, "avgpool dx");
         var shape = s;
-        Parallel.For(0, s.N * s.C, _parallel, p => ReferenceKernels.AvgPoolBackwardPlane(shape, countIncludePad, DY, DX, p));
+        _pool.For(0, s.N * s.C, p => ReferenceKernels.AvgPoolBackwardPlane(shape, countIncludePad, DY, DX, p));
     }
 
     public void AdaptiveAvgPool2dForward(int n, int c, int h, int w, int outH, int outW, DeviceBuffer x, DeviceBuffer y)
@@ -443,7 +443,7 @@ public sealed unsafe class CpuKernels : IKernels
         s.Validate();
         var X = A(x, s.InputLength, "resize x"); var Y = A(y, s.OutputLength, "resize y");
         var shape = s;
-        Parallel.For(0, s.N * s.C, _parallel, p => ReferenceKernels.ResizePlane(shape, X, Y, p));
+        _pool.For(0, s.N * s.C, p => ReferenceKernels.ResizePlane(shape, X, Y, p));
     }
 
     public void ResizeBackward(in ResizeShape s, DeviceBuffer dy, DeviceBuffer dx)
@@ -451,7 +451,7 @@ public sealed unsafe class CpuKernels : IKernels
         s.Validate();
         var DY = A(dy, s.OutputLength, "resize dy"); var DX = A(dx, s.InputLength, "resize dx");
         var shape = s;
-        Parallel.For(0, s.N * s.C, _parallel, p => ReferenceKernels.ResizeBackwardPlane(shape, DY, DX, p));
+        _pool.For(0, s.N * s.C, p => ReferenceKernels.ResizeBackwardPlane(shape, DY, DX, p));
     }
 
     public void MinibatchStddevForward(int n, int c, int h, int w, int groupSize, float epsilon, DeviceBuffer x, DeviceBuffer y)

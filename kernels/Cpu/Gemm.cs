@@ -59,18 +59,18 @@ internal static unsafe class Gemm
     /// layers (7×7, 14×14 outputs, thousands deep) spend their time on otherwise. Every C element
     /// belongs to exactly one (i, j): the stores of different tasks never overlap.
     /// </summary>
-    public static void Run<TA, TB, TC>(ParallelOptions parallel, int m, int n, int k, TA a, TB b, TC c)
+    public static void Run<TA, TB, TC>(WorkerPool pool, int m, int n, int k, TA a, TB b, TC c)
         where TA : struct, IPackA where TB : struct, IPackB where TC : struct, IStoreC
     {
         if (m <= 0 || n <= 0 || k <= 0) return;
         const int mc = MC;
         int mBlocks = (m + mc - 1) / mc, chunks = (k + KC - 1) / KC;
-        int threads = 2.0 * m * n * k < ParallelFlops ? 1 : parallel.MaxDegreeOfParallelism;
+        int threads = 2.0 * m * n * k < ParallelFlops ? 1 : pool.Threads;
         for (int j0 = 0; j0 < n; j0 += NC)
         {
             int nc = Math.Min(NC, n - j0), slivers = (nc + NR - 1) / NR;
             // Column groups give every thread work when there are few row blocks (e.g. M = 64 channels), and
-            // about four tasks per thread let Parallel.For even out a short last row block.
+            // about four tasks per thread let the pool even out a short last row block.
             int groups = Math.Clamp((4 * threads + mBlocks - 1) / mBlocks, 1, slivers);
             int sliversPerGroup = (slivers + groups - 1) / groups;
             groups = (slivers + sliversPerGroup - 1) / sliversPerGroup;
@@ -100,9 +100,9 @@ internal static unsafe class Gemm
                     }
                 }
                 if (threads == 1 || pieces == 1) for (int t = 0; t < pieces; t++) PackPiece(t);
-                else Parallel.For(0, pieces, parallel, PackPiece);
+                else pool.For(0, pieces, PackPiece);
                 if (threads == 1 || tasks == 1) for (int t = 0; t < tasks; t++) RunTask(t);
-                else Parallel.For(0, tasks, parallel, RunTask);
+                else pool.For(0, tasks, RunTask);
             }
         }
     }
