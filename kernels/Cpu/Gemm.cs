@@ -390,6 +390,13 @@ internal readonly unsafe struct Im2ColB(float* x, PatchGeometry s, int channelOf
                     if (s.StrideW == 1)
                     {
                         int lo = Math.Max(0, -ix0), hi = Math.Min(len, s.W - ix0); // valid columns [lo, hi)
+                        if (lo == 0 && hi == Gemm.NR)
+                        {
+                            // The common case on wide planes: one whole sliver inside one input row.
+                            Vector256.Store(Vector256.Load(row + ix0), d); Vector256.Store(Vector256.Load(row + ix0 + 8), d + 8);
+                            Vector256.Store(Vector256.Load(row + ix0 + 16), d + 16); Vector256.Store(Vector256.Load(row + ix0 + 24), d + 24);
+                            continue;
+                        }
                         if (hi <= lo) { Unsafe.InitBlockUnaligned(d + c0, 0, (uint)len * 4); continue; }
                         if (lo > 0) Unsafe.InitBlockUnaligned(d + c0, 0, (uint)lo * 4);
                         Unsafe.CopyBlockUnaligned(d + c0 + lo, row + ix0 + lo, (uint)(hi - lo) * 4);
