@@ -67,13 +67,7 @@ internal static class OnnxResNet
     public static byte[] Build(ArchitectureDescriptor a, TensorSet t, int batch, int side)
     {
         if (a.Kind != NetworkKind.ResNet) throw new ArgumentException($"{a} is not a ResNet.");
-        var (bottleneck, blocks) = a.Depth switch
-        {
-            18 => (false, new[] { 2, 2, 2, 2 }),
-            34 => (false, new[] { 3, 4, 6, 3 }),
-            50 => (true, new[] { 3, 4, 6, 3 }),
-            _ => throw new ArgumentException($"ResNet depth must be 18, 34 or 50, got {a.Depth}."),
-        };
+        var (bottleneck, blocks) = a.ResNetStages;
         var g = new GraphBuilder(t);
         string x = InputName;
         if (a.Stem == ResNetStem.ImageNet)

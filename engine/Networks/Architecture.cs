@@ -88,6 +88,15 @@ public sealed record ArchitectureDescriptor
         }
     }
 
+    /// <summary>ResNet stages: bottleneck blocks (50) or basic ones (18, 34), and the block count of each of the four stages.</summary>
+    public (bool Bottleneck, int[] Blocks) ResNetStages => Depth switch
+    {
+        18 => (false, [2, 2, 2, 2]),
+        34 => (false, [3, 4, 6, 3]),
+        50 => (true, [3, 4, 6, 3]),
+        _ => throw new ArgumentException($"ResNet depth must be 18, 34 or 50, got {Depth}."),
+    };
+
     /// <summary>The smallest input side whose every stride-2 stage still has a pixel.</summary>
     public int MinimumInputSide => Kind switch
     {

@@ -14,13 +14,7 @@ internal static class ResNetBuilder
 
     public static Network Build(IKernels kernels, ArchitectureDescriptor a, IParameterSource source)
     {
-        var (bottleneck, blocks) = a.Depth switch
-        {
-            18 => (false, new[] { 2, 2, 2, 2 }),
-            34 => (false, new[] { 3, 4, 6, 3 }),
-            50 => (true, new[] { 3, 4, 6, 3 }),
-            _ => throw new ArgumentException($"ResNet depth must be 18, 34 or 50, got {a.Depth}."),
-        };
+        var (bottleneck, blocks) = a.ResNetStages;
         var parameters = new ParameterBuffers(kernels);
         try
         {
