@@ -135,7 +135,7 @@ internal static unsafe class Gemm
             float* bSliver = pB + (long)(jr / NR) * kc * NR;
             for (int ir = 0; ir < mcur; ir += MR)
             {
-                MicroKernel(kc, blockA + (ir / MR) * kc * MR, bSliver, tile);
+                MicroKernel(kc, Math.Min(MR, mcur - ir), blockA + (ir / MR) * kc * MR, bSliver, tile);
                 c.Add(i0 + ir, j0 + jr, Math.Min(MR, mcur - ir), Math.Min(NR, nc - jr), tile, k0 == 0, k0 + kc == k);
             }
         }
@@ -143,10 +143,32 @@ internal static unsafe class Gemm
 
     // a: (kc, MR) packed · b: (kc, NR) packed → tile: (MR, NR) = aᵀ·b, overwritten
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void MicroKernel(int kc, float* a, float* b, float* tile)
+    // rows: valid rows of this A sliver. A short last sliver (64 = 5·12 + 4 rows) runs a 4-row kernel
+    // instead of multiplying 8 rows of zero padding; rows beyond it are left unwritten in the tile.
+    private static void MicroKernel(int kc, int rows, float* a, float* b, float* tile)
     {
-        if (Vector512.IsHardwareAccelerated) MicroKernel512(kc, a, b, tile);
-        else MicroKernel256(kc, a, b, tile);
+        if (!Vector512.IsHardwareAccelerated) MicroKernel256(kc, a, b, tile);
+        else if (rows <= 4) MicroKernel512Rows4(kc, a, b, tile);
+        else MicroKernel512(kc, a, b, tile);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void MicroKernel512Rows4(int kc, float* a, float* b, float* tile)
+    {
+        Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default, c30 = default, c31 = default;
+        for (int p = 0; p < kc; p++)
+        {
+            var b0 = Vector512.Load(b); var b1 = Vector512.Load(b + 16);
+            var a0 = Vector512.Create(a[0]); c00 = Vector512.FusedMultiplyAdd(a0, b0, c00); c01 = Vector512.FusedMultiplyAdd(a0, b1, c01);
+            var a1 = Vector512.Create(a[1]); c10 = Vector512.FusedMultiplyAdd(a1, b0, c10); c11 = Vector512.FusedMultiplyAdd(a1, b1, c11);
+            var a2 = Vector512.Create(a[2]); c20 = Vector512.FusedMultiplyAdd(a2, b0, c20); c21 = Vector512.FusedMultiplyAdd(a2, b1, c21);
+            var a3 = Vector512.Create(a[3]); c30 = Vector512.FusedMultiplyAdd(a3, b0, c30); c31 = Vector512.FusedMultiplyAdd(a3, b1, c31);
+            a += MR; b += NR;
+        }
+        c00.Store(tile); c01.Store(tile + 16);
+        c10.Store(tile + NR); c11.Store(tile + NR + 16);
+        c20.Store(tile + 2 * NR); c21.Store(tile + 2 * NR + 16);
+        c30.Store(tile + 3 * NR); c31.Store(tile + 3 * NR + 16);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
