@@ -135,7 +135,7 @@ internal static unsafe class Gemm
             float* bSliver = pB + (long)(jr / NR) * kc * NR;
             for (int ir = 0; ir < mcur; ir += MR)
             {
-                MicroKernel(kc, Math.Min(MR, mcur - ir), blockA + (ir / MR) * kc * MR, bSliver, tile);
+                MicroKernel(kc, Math.Min(MR, mcur - ir), Math.Min(NR, nc - jr), blockA + (ir / MR) * kc * MR, bSliver, tile);
                 c.Add(i0 + ir, j0 + jr, Math.Min(MR, mcur - ir), Math.Min(NR, nc - jr), tile, k0 == 0, k0 + kc == k);
             }
         }
@@ -143,13 +143,36 @@ internal static unsafe class Gemm
 
     // a: (kc, MR) packed · b: (kc, NR) packed → tile: (MR, NR) = aᵀ·b, overwritten
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    // rows: valid rows of this A sliver. A short last sliver (64 = 5·12 + 4 rows) runs a 4-row kernel
-    // instead of multiplying 8 rows of zero padding; rows beyond it are left unwritten in the tile.
-    private static void MicroKernel(int kc, int rows, float* a, float* b, float* tile)
+    // rows, cols: the valid part of this tile. A short last A sliver (64 = 5·12 + 4 rows) runs a 4-row
+    // kernel and a short last B sliver (196 = 6·32 + 4 columns) a 16-column one, instead of multiplying
+    // zero padding; the tile beyond them is left unwritten.
+    private static void MicroKernel(int kc, int rows, int cols, float* a, float* b, float* tile)
     {
         if (!Vector512.IsHardwareAccelerated) MicroKernel256(kc, a, b, tile);
         else if (rows <= 4) MicroKernel512Rows4(kc, a, b, tile);
+        else if (cols <= 16) MicroKernel512Cols16(kc, a, b, tile);
         else MicroKernel512(kc, a, b, tile);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void MicroKernel512Cols16(int kc, float* a, float* b, float* tile)
+    {
+        Vector512<float> c0 = default, c1 = default, c2 = default, c3 = default, c4 = default, c5 = default;
+        Vector512<float> c6 = default, c7 = default, c8 = default, c9 = default, c10 = default, c11 = default;
+        for (int p = 0; p < kc; p++)
+        {
+            var b0 = Vector512.Load(b);
+            c0 = Vector512.FusedMultiplyAdd(Vector512.Create(a[0]), b0, c0); c1 = Vector512.FusedMultiplyAdd(Vector512.Create(a[1]), b0, c1);
+            c2 = Vector512.FusedMultiplyAdd(Vector512.Create(a[2]), b0, c2); c3 = Vector512.FusedMultiplyAdd(Vector512.Create(a[3]), b0, c3);
+            c4 = Vector512.FusedMultiplyAdd(Vector512.Create(a[4]), b0, c4); c5 = Vector512.FusedMultiplyAdd(Vector512.Create(a[5]), b0, c5);
+            c6 = Vector512.FusedMultiplyAdd(Vector512.Create(a[6]), b0, c6); c7 = Vector512.FusedMultiplyAdd(Vector512.Create(a[7]), b0, c7);
+            c8 = Vector512.FusedMultiplyAdd(Vector512.Create(a[8]), b0, c8); c9 = Vector512.FusedMultiplyAdd(Vector512.Create(a[9]), b0, c9);
+            c10 = Vector512.FusedMultiplyAdd(Vector512.Create(a[10]), b0, c10); c11 = Vector512.FusedMultiplyAdd(Vector512.Create(a[11]), b0, c11);
+            a += MR; b += NR;
+        }
+        c0.Store(tile); c1.Store(tile + NR); c2.Store(tile + 2 * NR); c3.Store(tile + 3 * NR);
+        c4.Store(tile + 4 * NR); c5.Store(tile + 5 * NR); c6.Store(tile + 6 * NR); c7.Store(tile + 7 * NR);
+        c8.Store(tile + 8 * NR); c9.Store(tile + 9 * NR); c10.Store(tile + 10 * NR); c11.Store(tile + 11 * NR);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
