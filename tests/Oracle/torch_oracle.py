@@ -151,7 +151,16 @@ def stylegan_d(p, t):
     return F.linear(x, ws("layer%d" % (idx + 2), 1.0), t["layer%d.bias" % (idx + 2)])
 
 
-OPS = {"layer": layer, "resnet": resnet, "stylegan_d": stylegan_d}
+def pil_bicubic(p, t):
+    """PIL's bicubic resampling of each channel as a 32-bit float ('F') image: no 8-bit rounding."""
+    from PIL import Image
+    x = t["x"].detach().numpy()
+    h, w = p["size"]
+    planes = [np.asarray(Image.fromarray(c.astype(np.float32), mode="F").resize((w, h), Image.BICUBIC)) for c in x]
+    return torch.from_numpy(np.stack(planes)) + 0 * t["x"].sum()  # keep x in the graph; its gradient is not used
+
+
+OPS = {"layer": layer, "resnet": resnet, "stylegan_d": stylegan_d, "pil_bicubic": pil_bicubic}
 
 
 def handle(req):
