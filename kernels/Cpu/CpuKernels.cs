@@ -9,9 +9,10 @@ namespace ModelGuardian.Kernels.Cpu;
 
 /// <summary>
 /// The fast CPU backend: managed SIMD (Vector512 where the CPU has AVX-512, else Vector256)
-/// and a spinning worker pool over the cores (<see cref="WorkerPool"/>). Convolutions and dense layers run on a packed GEMM with
-/// implicit im2col (<see cref="Gemm"/>); plane-wise layers run the reference's per-plane code
-/// in parallel over planes; ops that only ever see tiny tensors in our networks (softmax over
+/// and a spinning worker pool over the cores (<see cref="WorkerPool"/>). Convolutions run on a
+/// packed GEMM with implicit im2col (<see cref="Gemm"/>), dense layers on vector dot products and
+/// axpys; plane-wise layers run per-plane code (the reference's, or a faster one beside it) in
+/// parallel over planes; ops that only ever see tiny tensors in our networks (softmax over
 /// classes, sigmoid of one logit, minibatch-stddev at 4×4, adaptive pooling of 7×7) call the
 /// reference directly, which is stated here rather than hidden.
 /// </summary>
@@ -159,7 +160,7 @@ public sealed unsafe class CpuKernels : IKernels
         return (taps.ToArray(), taps.Count == 0 ? 0 : (r + pad - taps[0]) / stride);
     }
 
-    // y: (N, C, HW) ← bias[c] (or 0) before the GEMM accumulates into it
+    // y: (N, C, HW) ← bias[c] (or 0), before the depthwise loops accumulate into it (the GEMM paths fold the bias into their store)
     private static void InitialisePlanes(float[] y, int n, int c, int hw, float[]? bias)
     {
         if (bias is null) { Array.Clear(y, 0, n * c * hw); return; }
