@@ -523,11 +523,11 @@ public sealed class IlgpuKernels : IKernels
         lock (_gate)
         {
             Enter();
-            using var std = _accelerator.Allocate1D<float>((long)p.M * p.CHW);
-            using var stat = _accelerator.Allocate1D<float>(p.M);
-            _mbstdGroupStd(p.M * p.CHW, p, X, std.View);
-            _mbstdMean(p.M, p, std.View, stat.View);
-            _mbstdForwardOutput(n * (p.CHW + p.HW), p, X, stat.View, Y);
+            var std = Scratch(ref _scratch0, (long)p.M * p.CHW);
+            var stat = Scratch(ref _scratch1, p.M);
+            _mbstdGroupStd(p.M * p.CHW, p, X, std);
+            _mbstdMean(p.M, p, std, stat);
+            _mbstdForwardOutput(n * (p.CHW + p.HW), p, X, stat, Y);
             _accelerator.Synchronize();
         }
     }
@@ -542,11 +542,26 @@ public sealed class IlgpuKernels : IKernels
         lock (_gate)
         {
             Enter();
-            using var dStd = _accelerator.Allocate1D<float>(p.M);
-            _mbstdStatGrad(p.M, p, DY, dStd.View);
-            _mbstdBackwardInput(n * p.CHW, p, X, DY, dStd.View, DX);
+            var dStd = Scratch(ref _scratch0, p.M);
+            _mbstdStatGrad(p.M, p, DY, dStd);
+            _mbstdBackwardInput(n * p.CHW, p, X, DY, dStd, DX);
             _accelerator.Synchronize();
         }
+    }
+
+    // Scratch of multi-kernel ops (minibatch-stddev), kept between calls: a device allocation per call
+    // costs more on CUDA than the tiny kernels themselves. Only touched under _gate; grown on demand,
+    // freed with the accelerator.
+    private MemoryBuffer1D<float, Stride1D.Dense>? _scratch0, _scratch1;
+
+    private ArrayView<float> Scratch(ref MemoryBuffer1D<float, Stride1D.Dense>? buffer, long length)
+    {
+        if (buffer is null || buffer.Length < length)
+        {
+            buffer?.Dispose();
+            buffer = _accelerator.Allocate1D<float>(Math.Max(length, 1));
+        }
+        return buffer.View.SubView(0, length);
     }
 
     /// <summary>Frees a buffer's device memory with the accelerator current (CUDA frees need the context).</summary>
