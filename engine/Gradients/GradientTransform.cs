@@ -35,16 +35,7 @@ public sealed class GradientTransform(Network discriminator, GradientTransformOp
     public int Resolution => Discriminator.Architecture.Resolution;
 
     /// <summary>The network input for one image: (3, R, R) in [−1, 1].</summary>
-    public float[] Preprocess(RgbImage image)
-    {
-        int r = Resolution;
-        var norm = Discriminator.Architecture.EffectiveNormalization;
-        var planar = image.ToPlanar(norm.Mean, norm.Std);
-        if (image.Width == r && image.Height == r) return planar;
-        return Options.Filter == ResizeFilter.Bicubic
-            ? Resampler.Bicubic(planar, 3, image.Height, image.Width, r, r)
-            : Resampler.Bilinear(Discriminator.Kernels, planar, 3, image.Height, image.Width, r, r);
-    }
+    public float[] Preprocess(RgbImage image) => NetworkInput.FromImage(Discriminator, image, Options.Filter);
 
     public GradientImage[] Transform(IReadOnlyList<RgbImage> images)
     {

@@ -17,6 +17,16 @@ public sealed record InputNormalization(float[] Mean, float[] Std)
 
     /// <summary>x = 2·p/255 − 1, the StyleGAN discriminators' range [−1, 1].</summary>
     public static InputNormalization SymmetricUnit { get; } = new([0.5f, 0.5f, 0.5f], [0.5f, 0.5f, 0.5f]);
+
+    /// <summary>A checked normalisation: one finite mean and one finite, positive std per RGB channel.</summary>
+    public static InputNormalization Validated(float[] mean, float[] std)
+    {
+        if (mean.Length != 3 || std.Length != 3)
+            throw new ArgumentException($"Normalisation needs 3 means and 3 stds (one per RGB channel), got {mean.Length} and {std.Length}.");
+        if (!mean.All(float.IsFinite) || !std.All(s => float.IsFinite(s) && s > 0))
+            throw new ArgumentException($"Normalisation means must be finite and stds finite and positive, got mean [{string.Join(", ", mean)}] std [{string.Join(", ", std)}].");
+        return new InputNormalization((float[])mean.Clone(), (float[])std.Clone());
+    }
 }
 
 /// <summary>
@@ -30,6 +40,8 @@ public sealed record ArchitectureDescriptor
     /// <summary>ResNet depth: 18, 34 or 50.</summary>
     public int Depth { get; init; }
     public ResNetStem Stem { get; init; } = ResNetStem.ImageNet;
+    /// <summary>ResNet: channels of the stem and of the first stage (torchvision: 64); stages use ×1, ×2, ×4, ×8 of it.</summary>
+    public int Width { get; init; } = 64;
     /// <summary>Number of outputs of the final dense layer (1 = single logit).</summary>
     public int Outputs { get; init; } = 1;
 
@@ -49,13 +61,18 @@ public sealed record ArchitectureDescriptor
     public InputNormalization EffectiveNormalization =>
         Normalization ?? (Kind == NetworkKind.StyleGanDiscriminator ? InputNormalization.SymmetricUnit : InputNormalization.ImageNet);
 
-    public static ArchitectureDescriptor ResNet(int depth, int outputs = 1, ResNetStem stem = ResNetStem.ImageNet, int? inputSide = null)
+    public const int MaxOutputs = 100_000, MaxResNetWidth = 1024, MaxStyleGanChannels = 4096;
+
+    public static ArchitectureDescriptor ResNet(int depth, int outputs = 1, ResNetStem stem = ResNetStem.ImageNet, int? inputSide = null, int width = 64)
     {
         if (depth is not (18 or 34 or 50)) throw new ArgumentException($"ResNet depth must be 18, 34 or 50, got {depth}.");
         if (outputs < 1) throw new ArgumentException($"ResNet needs at least one output, got {outputs}.");
+        // Upper bounds keep a crafted descriptor from asking for absurd allocations; real models are far below them.
+        if (outputs > MaxOutputs) throw new ArgumentException($"ResNet outputs must be at most {MaxOutputs}, got {outputs}.");
+        if (width < 1 || width > MaxResNetWidth) throw new ArgumentException($"ResNet width must be in 1…{MaxResNetWidth}, got {width}.");
         return new ArchitectureDescriptor
         {
-            Kind = NetworkKind.ResNet, Depth = depth, Outputs = outputs, Stem = stem,
+            Kind = NetworkKind.ResNet, Depth = depth, Outputs = outputs, Stem = stem, Width = width,
             InputSide = inputSide ?? (stem == ResNetStem.Cifar ? 32 : 224),
         };
     }
@@ -65,6 +82,8 @@ public sealed record ArchitectureDescriptor
         if (resolution < 8 || resolution > 1024 || (resolution & (resolution - 1)) != 0)
             throw new ArgumentException($"StyleGAN discriminator resolution must be a power of two in 8…1024, got {resolution}.");
         if (fmapBase < 1 || fmapMax < 1 || mbstdGroupSize < 1) throw new ArgumentException("StyleGAN widths and group size must be positive.");
+        if (fmapBase / resolution < 1) throw new ArgumentException($"StyleGAN fmap base {fmapBase} gives no channels at resolution {resolution} (needs fmap base ≥ resolution).");
+        if (fmapMax > MaxStyleGanChannels) throw new ArgumentException($"StyleGAN fmap max must be at most {MaxStyleGanChannels}, got {fmapMax}.");
         return new ArchitectureDescriptor
         {
             Kind = NetworkKind.StyleGanDiscriminator, Resolution = resolution, FmapBase = fmapBase, FmapMax = fmapMax,
@@ -73,17 +92,16 @@ public sealed record ArchitectureDescriptor
     }
 
     /// <summary>Parses the names used on the command line: resnet18|34|50[-cifar], stylegan-d.</summary>
-    public static ArchitectureDescriptor Parse(string name, int outputs = 1, int resolution = 256)
+    public static ArchitectureDescriptor Parse(string name, int outputs = 1, int resolution = 256, int width = 64, int fmapBase = 16384, int fmapMax = 512)
     {
-        switch (name.ToLowerInvariant())
+        string n = name.ToLowerInvariant();
+        bool cifar = n.EndsWith("-cifar", StringComparison.Ordinal);
+        switch (cifar ? n[..^"-cifar".Length] : n)
         {
-            case "resnet18": return ResNet(18, outputs);
-            case "resnet34": return ResNet(34, outputs);
-            case "resnet50": return ResNet(50, outputs);
-            case "resnet18-cifar": return ResNet(18, outputs, ResNetStem.Cifar);
-            case "resnet34-cifar": return ResNet(34, outputs, ResNetStem.Cifar);
-            case "resnet50-cifar": return ResNet(50, outputs, ResNetStem.Cifar);
-            case "stylegan-d": return StyleGanD(resolution);
+            case "resnet18": return ResNet(18, outputs, cifar ? ResNetStem.Cifar : ResNetStem.ImageNet, width: width);
+            case "resnet34": return ResNet(34, outputs, cifar ? ResNetStem.Cifar : ResNetStem.ImageNet, width: width);
+            case "resnet50": return ResNet(50, outputs, cifar ? ResNetStem.Cifar : ResNetStem.ImageNet, width: width);
+            case "stylegan-d" when !cifar: return StyleGanD(resolution, fmapBase, fmapMax);
             default: throw new ArgumentException($"Unknown architecture '{name}'. Known: resnet18, resnet34, resnet50 (each also -cifar), stylegan-d.");
         }
     }
@@ -106,7 +124,7 @@ public sealed record ArchitectureDescriptor
 
     public override string ToString() => Kind switch
     {
-        NetworkKind.ResNet => $"resnet{Depth}{(Stem == ResNetStem.Cifar ? "-cifar" : "")} ({Outputs} output{(Outputs == 1 ? "" : "s")})",
+        NetworkKind.ResNet => $"resnet{Depth}{(Stem == ResNetStem.Cifar ? "-cifar" : "")}{(Width == 64 ? "" : $" width {Width}")} ({Outputs} output{(Outputs == 1 ? "" : "s")})",
         _ => $"stylegan-d {Resolution}² (fmap base {FmapBase}, max {FmapMax}, mbstd group {MbstdGroupSize})",
     };
 }

@@ -21,15 +21,15 @@ internal static class ResNetBuilder
             var layers = new List<ILayer>();
             if (a.Stem == ResNetStem.ImageNet)
             {
-                layers.Add(ConvBn(parameters, source, "conv1", "bn1", a.InputChannels, 64, 7, 2, 3, relu: true));
+                layers.Add(ConvBn(parameters, source, "conv1", "bn1", a.InputChannels, a.Width, 7, 2, 3, relu: true));
                 layers.Add(new Pool2dLayer(PoolKind.Max, 3, 2, 1));
             }
             else
             {
-                layers.Add(ConvBn(parameters, source, "conv1", "bn1", a.InputChannels, 64, 3, 1, 1, relu: true));
+                layers.Add(ConvBn(parameters, source, "conv1", "bn1", a.InputChannels, a.Width, 3, 1, 1, relu: true));
             }
-            int inplanes = 64, expansion = bottleneck ? 4 : 1;
-            int[] planes = [64, 128, 256, 512];
+            int inplanes = a.Width, expansion = bottleneck ? 4 : 1;
+            int[] planes = [a.Width, 2 * a.Width, 4 * a.Width, 8 * a.Width];
             for (int stage = 0; stage < 4; stage++)
             {
                 for (int b = 0; b < blocks[stage]; b++)

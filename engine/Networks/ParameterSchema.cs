@@ -1,0 +1,90 @@
+namespace ModelGuardian.Engine.Networks;
+
+/// <summary>One tensor a network asks for: its name, its PyTorch-layout shape and what it is.</summary>
+public sealed record ParameterSpec(string Name, int[] Shape, ParameterRole Role)
+{
+    public long Count => Shape.Aggregate(1L, (a, b) => a * b);
+    public string ShapeText => "[" + string.Join(", ", Shape) + "]";
+}
+
+/// <summary>
+/// The tensors an architecture needs, by name and shape, without building anything. Weight
+/// readers use it to check a file strictly (missing, unexpected, mis-shaped — all named at once)
+/// before any buffer is allocated: a hostile descriptor cannot make us allocate what the file
+/// does not hold. A test pins it to what the builders actually take.
+/// </summary>
+public static class ParameterSchema
+{
+    public static IReadOnlyList<ParameterSpec> For(ArchitectureDescriptor a) => a.Kind switch
+    {
+        NetworkKind.ResNet => ResNet(a),
+        NetworkKind.StyleGanDiscriminator => StyleGan(a),
+        _ => throw new ArgumentException($"Unsupported network kind {a.Kind}."),
+    };
+
+    public static long ParameterCount(ArchitectureDescriptor a) => For(a).Sum(p => p.Count);
+
+    private static List<ParameterSpec> ResNet(ArchitectureDescriptor a)
+    {
+        var specs = new List<ParameterSpec>();
+        void ConvBn(string conv, string bn, int cin, int cout, int k)
+        {
+            specs.Add(new($"{conv}.weight", [cout, cin, k, k], ParameterRole.ConvWeight));
+            specs.Add(new($"{bn}.weight", [cout], ParameterRole.BatchNormWeight));
+            specs.Add(new($"{bn}.bias", [cout], ParameterRole.BatchNormBias));
+            specs.Add(new($"{bn}.running_mean", [cout], ParameterRole.BatchNormMean));
+            specs.Add(new($"{bn}.running_var", [cout], ParameterRole.BatchNormVariance));
+        }
+        var (bottleneck, blocks) = a.ResNetStages;
+        ConvBn("conv1", "bn1", a.InputChannels, a.Width, a.Stem == ResNetStem.ImageNet ? 7 : 3);
+        int inplanes = a.Width, expansion = bottleneck ? 4 : 1;
+        for (int stage = 0; stage < 4; stage++)
+        {
+            for (int b = 0; b < blocks[stage]; b++)
+            {
+                int stride = b == 0 && stage > 0 ? 2 : 1;
+                string p = $"layer{stage + 1}.{b}";
+                int width = a.Width << stage, outC = width * expansion;
+                if (bottleneck)
+                {
+                    ConvBn($"{p}.conv1", $"{p}.bn1", inplanes, width, 1);
+                    ConvBn($"{p}.conv2", $"{p}.bn2", width, width, 3);
+                    ConvBn($"{p}.conv3", $"{p}.bn3", width, outC, 1);
+                }
+                else
+                {
+                    ConvBn($"{p}.conv1", $"{p}.bn1", inplanes, width, 3);
+                    ConvBn($"{p}.conv2", $"{p}.bn2", width, width, 3);
+                }
+                if (stride != 1 || inplanes != outC) ConvBn($"{p}.downsample.0", $"{p}.downsample.1", inplanes, outC, 1);
+                inplanes = outC;
+            }
+        }
+        specs.Add(new("fc.weight", [a.Outputs, inplanes], ParameterRole.DenseWeight));
+        specs.Add(new("fc.bias", [a.Outputs], ParameterRole.Bias));
+        return specs;
+    }
+
+    private static List<ParameterSpec> StyleGan(ArchitectureDescriptor a)
+    {
+        var specs = new List<ParameterSpec>();
+        void Layer(string name, int[] weightShape, ParameterRole role)
+        {
+            specs.Add(new($"{name}.weight", weightShape, role));
+            specs.Add(new($"{name}.bias", [weightShape[0]], ParameterRole.Bias));
+        }
+        int Nf(int res) => StyleGanDiscriminatorBuilder.Channels(a, res);
+        Layer("input0", [Nf(a.Resolution), a.InputChannels, 1, 1], ParameterRole.ConvWeight);
+        int index = 0;
+        for (int res = a.Resolution; res > 4; res /= 2, index += 2)
+        {
+            Layer($"layer{index}", [Nf(res), Nf(res), 3, 3], ParameterRole.ConvWeight);
+            Layer($"layer{index + 1}", [Nf(res / 2), Nf(res), 3, 3], ParameterRole.ConvWeight);
+        }
+        int c4 = Nf(4), dense = Math.Min(a.FmapBase / 2, a.FmapMax);
+        Layer($"layer{index}", [c4, c4 + 1, 3, 3], ParameterRole.ConvWeight);
+        Layer($"layer{index + 1}", [dense, c4 * 16], ParameterRole.DenseWeight);
+        Layer($"layer{index + 2}", [1, dense], ParameterRole.DenseWeight);
+        return specs;
+    }
+}

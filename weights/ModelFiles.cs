@@ -1,0 +1,24 @@
+using ModelGuardian.Engine.Networks;
+using ModelGuardian.Kernels;
+using ModelGuardian.Weights.Format;
+using ModelGuardian.Weights.Mapping;
+
+namespace ModelGuardian.Weights;
+
+/// <summary>Loads networks from our weight files.</summary>
+public static class ModelFiles
+{
+    /// <summary>
+    /// Reads <paramref name="path"/> (checksum verified) and builds its network on <paramref name="kernels"/>.
+    /// The tensor table must match the architecture exactly; this is checked before anything is built.
+    /// </summary>
+    public static (Network Network, WeightFileContents Contents) Load(IKernels kernels, string path)
+    {
+        var contents = WeightFile.Load(path);
+        var fit = StateDictMapping.Compare(ParameterSchema.For(contents.Architecture),
+            contents.Tensors.Tensors.ToDictionary(kv => kv.Key, kv => kv.Value.Shape, StringComparer.Ordinal), contents.Architecture);
+        if (fit.Ignored.Count > 0) fit = fit with { Unexpected = [.. fit.Unexpected, .. fit.Ignored] };
+        fit.ThrowIfRefused(path, contents.Architecture, new MappingOptions());
+        return (Network.Create(kernels, contents.Architecture, contents.Tensors), contents);
+    }
+}
