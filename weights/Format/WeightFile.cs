@@ -67,8 +67,10 @@ public static class WeightFile
         h.WriteArrayHeader(4);
         h.Write(Magic);
         h.Write(CurrentVersion);
-        h.WriteBinHeader(payload.WrittenCount);
         h.Flush();
+        // bin32 header written by hand: MessagePackWriter.WriteBinHeader reserves room for the whole payload.
+        Span<byte> binHeader = [0xc6, 0, 0, 0, 0];
+        System.Buffers.Binary.BinaryPrimitives.WriteInt32BigEndian(binHeader[1..], payload.WrittenCount);
         var tail = new ArrayBufferWriter<byte>();
         var c = new MessagePackWriter(tail);
         c.Write(SHA256.HashData(payload.WrittenSpan));
@@ -81,6 +83,7 @@ public static class WeightFile
             using (var fs = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None))
             {
                 fs.Write(head.WrittenSpan);
+                fs.Write(binHeader);
                 fs.Write(payload.WrittenSpan);
                 fs.Write(tail.WrittenSpan);
                 fs.Flush(flushToDisk: true);

@@ -316,7 +316,7 @@ public sealed class Unpickler
         if (n > MaxLongBytes) throw Bad($"pickle integer of {n} bytes");
         var bytes = Take(n);
         var big = new BigInteger(bytes, isUnsigned: false, isBigEndian: false);
-        return big >= long.MinValue && big <= long.MaxValue ? (long)big : big;
+        return big >= long.MinValue && big <= long.MaxValue ? (object)(long)big : big; // small ones as long, like every other integer
     }
 
     // ---- text forms (protocol 0) ----
