@@ -33,6 +33,7 @@ internal static class SafeTensors
             try { doc = JsonDocument.Parse(data.Slice(8, (int)headerLength), new JsonDocumentOptions { MaxDepth = 8 }); }
             catch (JsonException e) { throw Bad(path, $"the header is not valid JSON ({e.Message})"); }
             using (doc)
+            try
             {
                 if (doc.RootElement.ValueKind != JsonValueKind.Object) throw Bad(path, "the header is not a JSON object");
                 var claimed = new List<(long Begin, long End, string Name)>();
@@ -47,6 +48,10 @@ internal static class SafeTensors
                 claimed.Sort();
                 for (int i = 1; i < claimed.Count; i++)
                     if (claimed[i].Begin < claimed[i - 1].End) throw Bad(path, $"tensors '{claimed[i - 1].Name}' and '{claimed[i].Name}' overlap");
+            }
+            catch (InvalidOperationException e) // System.Text.Json validates UTF-8 in names and strings only when they are read
+            {
+                throw Bad(path, $"the header is not valid UTF-8 JSON ({e.Message})");
             }
             return new Checkpoint(path, "safetensors", root, map);
         }

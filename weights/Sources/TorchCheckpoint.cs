@@ -78,6 +78,18 @@ internal static class TorchCheckpoint
 
     private static Func<float[]> ZipStorageLoader(ZipArchive zip, string prefix, string path, string key, SourceDType dtype, long numel) => () =>
     {
+        try
+        {
+            return ReadZipStorage(zip, prefix, path, key, dtype, numel);
+        }
+        catch (InvalidDataException e) // a damaged local header or deflate stream, found when the entry is opened
+        {
+            throw new WeightFormatException($"'{path}': storage '{key}' is damaged in the archive: {e.Message}", e);
+        }
+    };
+
+    private static float[] ReadZipStorage(ZipArchive zip, string prefix, string path, string key, SourceDType dtype, long numel)
+    {
         var entry = zip.GetEntry($"{prefix}data/{key}")
                     ?? throw new WeightFormatException($"'{path}': storage '{key}' is referenced by the checkpoint but missing from the archive.");
         long bytes = numel * SourceDTypes.Size(dtype);
@@ -97,7 +109,7 @@ internal static class TorchCheckpoint
             SourceDTypes.ToFloat(raw, dtype, data);
         }
         return data;
-    };
+    }
 
     /// <summary>Refuses entries whose declared size the archive cannot hold (before anything is allocated).</summary>
     private static void CheckDeclaredSize(ZipArchiveEntry entry, string path)
@@ -113,8 +125,15 @@ internal static class TorchCheckpoint
         CheckDeclaredSize(entry, path);
         if (entry.Length > limit) throw new WeightFormatException($"'{path}': entry '{entry.FullName}' is {entry.Length} bytes, more than the {limit} allowed.");
         var bytes = new byte[entry.Length];
-        using var s = entry.Open();
-        ReadFully(s, bytes, path, entry.FullName);
+        try
+        {
+            using var s = entry.Open();
+            ReadFully(s, bytes, path, entry.FullName);
+        }
+        catch (InvalidDataException e)
+        {
+            throw new WeightFormatException($"'{path}': entry '{entry.FullName}' is damaged: {e.Message}", e);
+        }
         return bytes;
     }
 
