@@ -11,11 +11,8 @@ public sealed class MgGradTests : IDisposable
 
     private static (int Code, string Stderr) Mg(params string[] args)
     {
-        var previous = Console.Error;
-        var err = new StringWriter();
-        Console.SetError(err);
-        try { return (Tools.Program.Main(args), err.ToString()); }
-        finally { Console.SetError(previous); }
+        var (code, _, stderr) = Cli.Mg.Run(args);
+        return (code, stderr);
     }
 
     private string Image(int w, int h)
