@@ -79,7 +79,7 @@ public sealed class GradientTransform(Network discriminator, GradientTransformOp
             for (int i = 0; i < values.Length; i++)
             {
                 float v = (gradient[i] - min) * scale;
-                values[i] = Options.Quantize ? Math.Clamp(MathF.Round(v), 0f, 255f) : v;
+                values[i] = Math.Clamp(Options.Quantize ? MathF.Round(v) : v, 0f, 255f); // the top value can round a hair above 255
             }
         }
         return new GradientImage(Resolution, values, score);

@@ -7,12 +7,23 @@ public static class NetworkInput
 {
     /// <summary>(3, S, S) for S = the network's input side.</summary>
     public static float[] FromImage(Network network, RgbImage image, ResizeFilter filter = ResizeFilter.Bilinear)
+        => FromPlanar(network, PlanarImage.From(image), filter);
+
+    /// <summary>(3, S, S) for S = the network's input side, from values on the 0…255 scale.</summary>
+    public static float[] FromPlanar(Network network, PlanarImage image, ResizeFilter filter = ResizeFilter.Bilinear)
     {
         var a = network.Architecture;
-        int side = a.InputSide;
+        int side = a.InputSide, hw = image.Width * image.Height;
         var norm = a.EffectiveNormalization;
         // Normalising first is exact: both filters are affine combinations whose weights sum to 1.
-        var planar = image.ToPlanar(norm.Mean, norm.Std);
+        var planar = new float[3 * hw];
+        for (int c = 0; c < 3; c++)
+        {
+            float scale = 1f / (255f * norm.Std[c]), shift = norm.Mean[c] / norm.Std[c];
+            var src = image.Values.AsSpan(c * hw, hw);
+            var dst = planar.AsSpan(c * hw, hw);
+            for (int i = 0; i < hw; i++) dst[i] = src[i] * scale - shift;
+        }
         if (image.Width == side && image.Height == side) return planar;
         return filter == ResizeFilter.Bicubic
             ? Resampler.Bicubic(planar, 3, image.Height, image.Width, side, side)

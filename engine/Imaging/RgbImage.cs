@@ -56,19 +56,6 @@ public sealed record RgbImage
         return ms.ToArray();
     }
 
-    /// <summary>Planar CHW floats normalised per channel as (p/255 − mean) / std.</summary>
-    public float[] ToPlanar(ReadOnlySpan<float> mean, ReadOnlySpan<float> std)
-    {
-        int hw = Width * Height;
-        var result = new float[3 * hw];
-        for (int c = 0; c < 3; c++)
-        {
-            float scale = 1f / (255f * std[c]), shift = mean[c] / std[c];
-            for (int i = 0; i < hw; i++) result[c * hw + i] = Pixels[i * 3 + c] * scale - shift;
-        }
-        return result;
-    }
-
     /// <summary>From planar CHW values already in 0…255 (rounded to nearest, clamped).</summary>
     public static RgbImage FromPlanar(ReadOnlySpan<float> chw, int width, int height)
     {
