@@ -13,12 +13,24 @@ public static class ModelFiles
     /// The tensor table must match the architecture exactly; this is checked before anything is built.
     /// </summary>
     public static (Network Network, WeightFileContents Contents) Load(IKernels kernels, string path)
+        => Load(kernels, path, a => a);
+
+    /// <summary>
+    /// A StyleGAN discriminator as the gradient transform uses it: minibatch-stddev in per-image mode
+    /// (group 1) whatever the file says, so a query's gradient never depends on its batch-mates.
+    /// </summary>
+    public static (Network Network, WeightFileContents Contents) LoadTransform(IKernels kernels, string path)
+        => Load(kernels, path, a => a.Kind == NetworkKind.StyleGanDiscriminator
+            ? a with { MbstdGroupSize = 1 }
+            : throw new ArgumentException($"'{path}' holds a {a}, not a StyleGAN discriminator."));
+
+    private static (Network Network, WeightFileContents Contents) Load(IKernels kernels, string path, Func<ArchitectureDescriptor, ArchitectureDescriptor> adjust)
     {
         var contents = WeightFile.Load(path);
         var fit = StateDictMapping.Compare(ParameterSchema.For(contents.Architecture),
             contents.Tensors.Tensors.ToDictionary(kv => kv.Key, kv => kv.Value.Shape, StringComparer.Ordinal), contents.Architecture);
         if (fit.Ignored.Count > 0) fit = fit with { Unexpected = [.. fit.Unexpected, .. fit.Ignored] };
         fit.ThrowIfRefused(path, contents.Architecture, new MappingOptions());
-        return (Network.Create(kernels, contents.Architecture, contents.Tensors), contents);
+        return (Network.Create(kernels, adjust(contents.Architecture), contents.Tensors), contents);
     }
 }

@@ -27,7 +27,7 @@ public sealed class FileAuditLog : IAuditLog, IDisposable
     private const string HashMember = ",\"hash\":\"";
     private static readonly string Genesis = new('0', 64);
 
-    private readonly FileStream _file;
+    private readonly FileStream _file, _writerLock;
     private readonly SemaphoreSlim _lock = new(1, 1);
     private string _lastHash = Genesis;
     private long _seq;
@@ -36,9 +36,27 @@ public sealed class FileAuditLog : IAuditLog, IDisposable
     {
         Path = path;
         _time = time ?? TimeProvider.System;
-        _file = new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.Read);
+        // A second writer would fork the chain: an exclusive lock file (flock on Linux) refuses one,
+        // while the log itself stays readable (mg audit verify, tail -f) as it is written.
+        try
+        {
+            _writerLock = new FileStream(path + ".lock", FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+        }
+        catch (IOException e) when (e is not FileNotFoundException and not DirectoryNotFoundException)
+        {
+            throw new IOException($"Audit log '{path}' is in use by another process; every server process needs its own audit log.", e);
+        }
+        try
+        {
+            _file = new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.Read);
+        }
+        catch
+        {
+            _writerLock.Dispose();
+            throw;
+        }
         try { Recover(); }
-        catch { _file.Dispose(); throw; }
+        catch { Dispose(); throw; }
     }
 
     private readonly TimeProvider _time;
@@ -71,6 +89,24 @@ public sealed class FileAuditLog : IAuditLog, IDisposable
         });
         hash = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(body)));
         return Encoding.UTF8.GetBytes(body[..^1] + HashMember + hash + "\"}\n");
+    }
+
+    /// <summary>The last <paramref name="count"/> records, as written (JSON objects).</summary>
+    public async Task<IReadOnlyList<string>> ReadTailAsync(int count, CancellationToken cancellationToken = default)
+    {
+        await _lock.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            var bytes = new byte[_file.Length];
+            _file.Seek(0, SeekOrigin.Begin);
+            _file.ReadExactly(bytes);
+            var lines = Encoding.UTF8.GetString(bytes).Split('\n', StringSplitOptions.RemoveEmptyEntries);
+            return lines[Math.Max(0, lines.Length - count)..];
+        }
+        finally
+        {
+            _lock.Release();
+        }
     }
 
     /// <summary>Reads the chain to its end (refusing a broken one) and cuts off a torn last record.</summary>
@@ -143,6 +179,7 @@ public sealed class FileAuditLog : IAuditLog, IDisposable
     public void Dispose()
     {
         _file.Dispose();
+        _writerLock.Dispose();
         _lock.Dispose();
     }
 }

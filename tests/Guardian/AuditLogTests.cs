@@ -84,4 +84,14 @@ public sealed class AuditLogTests : IDisposable
         File.WriteAllBytes(path, bytes);
         Assert.Throws<InvalidDataException>(() => new FileAuditLog(path));
     }
+
+    [Fact]
+    public async Task ASecondWriterIsRefusedAndTheTailIsReadable()
+    {
+        string path = await WriteLog(3);
+        using var log = new FileAuditLog(path);
+        Assert.Contains("in use by another process", Assert.Throws<IOException>(() => new FileAuditLog(path)).Message);
+        var tail = await log.ReadTailAsync(2);
+        Assert.Equal(File.ReadAllLines(path)[1..], tail);
+    }
 }

@@ -24,6 +24,7 @@ public static class Program
         root.Subcommands.Add(ConvertCommand());
         root.Subcommands.Add(InspectCommand());
         root.Subcommands.Add(PredictCommand());
+        foreach (var c in GuardianCommands.All()) root.Subcommands.Add(c);
         return root.Parse(args).Invoke();
     }
 
@@ -56,17 +57,9 @@ public static class Program
             if (modelPath != null)
             {
                 if (parse.GetValue(resolution) != null) throw new ArgumentException("--resolution applies to the random discriminator only; a --model has its own resolution.");
-                var (net, contents) = ModelFiles.Load(kernels, modelPath);
+                var (net, contents) = ModelFiles.LoadTransform(kernels, modelPath);
                 Warn(contents.Warnings);
-                if (net.Architecture.Kind != NetworkKind.StyleGanDiscriminator)
-                {
-                    net.Dispose();
-                    throw new ArgumentException($"'{modelPath}' holds a {net.Architecture}, not a StyleGAN discriminator.");
-                }
-                // One image at a time, as LGrad: the minibatch-stddev group is 1 whatever the file says.
-                net.Dispose();
-                var perImage = contents.Architecture with { MbstdGroupSize = 1 };
-                d = Network.Create(kernels, perImage, contents.Tensors);
+                d = net;
             }
             else
             {
@@ -222,7 +215,7 @@ public static class Program
     }
 
     /// <summary>Runs a command body: exit 0, or a one-line reason on stderr and exit 1.</summary>
-    private static int Run(Action body)
+    internal static int Run(Action body)
     {
         try
         {

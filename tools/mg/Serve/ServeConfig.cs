@@ -1,0 +1,125 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace ModelGuardian.Tools.Serve;
+
+/// <summary>A network to load: a weight file, or (explicitly, for demonstrations) seeded random weights.</summary>
+public sealed record ModelSource
+{
+    /// <summary>A .mgw file (relative paths are relative to the config file).</summary>
+    public string? Model { get; init; }
+    public RandomModel? Random { get; init; }
+    /// <summary>Sub-detectors: flag when sigmoid(logit) exceeds it.</summary>
+    public double Threshold { get; init; } = 0.5;
+    public string? Name { get; init; }
+}
+
+/// <summary>Seeded random weights for an architecture, named as on the mg convert command line.</summary>
+public sealed record RandomModel
+{
+    public string Arch { get; init; } = "";
+    public int Classes { get; init; } = 1;
+    public int Resolution { get; init; } = 256;
+    public int Width { get; init; } = 64;
+    public int FmapBase { get; init; } = 16384;
+    public int FmapMax { get; init; } = 512;
+    public int? InputSide { get; init; }
+    public ulong Seed { get; init; } = 1;
+}
+
+public sealed record PolicyConfig
+{
+    public int Tau { get; init; } = Engine.Guardian.GuardianOptions.DefaultTau;
+    public double Delta { get; init; } = 0.5;
+    public double V { get; init; } = 0.5;
+}
+
+public sealed record LedgerConfig
+{
+    /// <summary>sqlite (default), postgres, or memory (tests only: counts are lost on exit).</summary>
+    public string Kind { get; init; } = "sqlite";
+    public string Path { get; init; } = "guardian.db";
+    public string? ConnectionString { get; init; }
+    /// <summary>PostgreSQL schema holding the tables (several deployments can share a database).</summary>
+    public string? Schema { get; init; }
+}
+
+public sealed record LimitsConfig
+{
+    public long MaxBodyBytes { get; init; } = 4L << 20;
+    public int MaxImageSide { get; init; } = 1024;
+    public int RequestTimeoutMs { get; init; } = 30_000;
+    public int QueueCapacity { get; init; } = 256;
+    public int MaxBatch { get; init; } = 8;
+    public double MaxWaitMs { get; init; } = 2;
+    /// <summary>Per-user token bucket: sustained requests per second, and the burst allowed.</summary>
+    public double RatePerSecond { get; init; } = 20;
+    public int RateBurst { get; init; } = 40;
+}
+
+/// <summary>
+/// guardian.json: which models, which ledger, the policy, the limits. Immutable; relative paths
+/// resolved against the file's folder; every problem reported with the setting's name.
+/// </summary>
+public sealed record ServeConfig
+{
+    public string Listen { get; init; } = "http://127.0.0.1:8080";
+    public string Backend { get; init; } = "auto";
+    public ModelSource Victim { get; init; } = new();
+    public ModelSource Transform { get; init; } = new();
+    /// <summary>bilinear (default) or bicubic, for resizing queries to D's resolution.</summary>
+    public string Filter { get; init; } = "bilinear";
+    public IReadOnlyList<ModelSource> Detectors { get; init; } = [];
+    public PolicyConfig Policy { get; init; } = new();
+    public LedgerConfig Ledger { get; init; } = new();
+    public string AuditLog { get; init; } = "audit.jsonl";
+    /// <summary>SHA-256 (hex) of the admin key (`mg admin-key` makes one); env MG_ADMIN_KEY_SHA256 overrides.</summary>
+    public string? AdminKeySha256 { get; init; }
+    public LimitsConfig Limits { get; init; } = new();
+
+    [JsonIgnore] public string Directory { get; init; } = ".";
+
+    public static readonly JsonSerializerOptions Json = new()
+    {
+        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
+        ReadCommentHandling = JsonCommentHandling.Skip,
+        AllowTrailingCommas = true,
+        UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow, // a misspelt setting is an error, not a silent default
+        WriteIndented = true,
+    };
+
+    public static ServeConfig Load(string path)
+    {
+        if (!File.Exists(path)) throw new FileNotFoundException($"Config file '{path}' does not exist.", path);
+        ServeConfig config;
+        try { config = JsonSerializer.Deserialize<ServeConfig>(File.ReadAllText(path), Json) ?? throw new InvalidDataException("the file is empty"); }
+        catch (JsonException e) { throw new InvalidDataException($"Config '{path}': {e.Message}", e); }
+        config = config with { Directory = System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path))! };
+        config.Validate(path);
+        return config;
+    }
+
+    public string Resolve(string relative) => System.IO.Path.GetFullPath(relative, Directory);
+
+    public string? AdminKeyHash => Environment.GetEnvironmentVariable("MG_ADMIN_KEY_SHA256") is { Length: > 0 } env ? env : AdminKeySha256;
+
+    private void Validate(string path)
+    {
+        var problems = new List<string>();
+        void Check(bool ok, string problem) { if (!ok) problems.Add(problem); }
+        void CheckModel(ModelSource m, string name)
+            => Check((m.Model != null) != (m.Random != null), $"{name}: give exactly one of \"model\" (a .mgw file) or \"random\"");
+        CheckModel(Victim, "victim");
+        CheckModel(Transform, "transform");
+        Check(Detectors.Count > 0, "detectors: at least one sub-detector is needed");
+        for (int i = 0; i < Detectors.Count; i++) CheckModel(Detectors[i], $"detectors[{i}]");
+        Check(Filter is "bilinear" or "bicubic", $"filter: 'bilinear' or 'bicubic', got '{Filter}'");
+        Check(Ledger.Kind is "sqlite" or "postgres" or "memory", $"ledger.kind: sqlite, postgres or memory, got '{Ledger.Kind}'");
+        Check(Ledger.Kind != "postgres" || !string.IsNullOrWhiteSpace(Ledger.ConnectionString), "ledger.connection_string is needed for postgres");
+        Check(Limits.MaxBodyBytes > 0 && Limits.MaxImageSide > 0 && Limits.RequestTimeoutMs > 0 && Limits.QueueCapacity > 0 && Limits.MaxBatch > 0 && Limits.MaxWaitMs >= 0,
+              "limits: every limit must be positive");
+        Check(Limits.RatePerSecond > 0 && Limits.RateBurst > 0, "limits: rate_per_second and rate_burst must be positive");
+        Check(AdminKeyHash is null || AdminKeyHash.Length == 64 && AdminKeyHash.All(Uri.IsHexDigit), "admin_key_sha256: 64 hex digits (mg admin-key makes one)");
+        if (problems.Count > 0) throw new InvalidDataException($"Config '{path}': {string.Join("; ", problems)}.");
+    }
+}
