@@ -151,4 +151,27 @@ public interface IKernels : IDisposable
     void MinibatchStddevForward(int n, int c, int h, int w, int groupSize, float epsilon, DeviceBuffer x, DeviceBuffer y);
     // x: forward input, dy: (N, C + 1, H, W) → dx: (N, C, H, W)
     void MinibatchStddevBackward(int n, int c, int h, int w, int groupSize, float epsilon, DeviceBuffer x, DeviceBuffer dy, DeviceBuffer dx);
+
+    // ---- training: parameter gradients, batch-norm in training mode, optimizer steps ----
+    // Like every backward, these overwrite their outputs; callers accumulate with Axpy.
+
+    // x: (N, Cin, H, W) · dy: (N, Cout, OH, OW) → dw: (Cout, Cin/G, KH, KW) = Σ_n dy ⋆ x; dbias: (Cout) = Σ_{n,y,x} dy
+    void Conv2dBackwardWeight(in Conv2dShape s, DeviceBuffer x, DeviceBuffer dy, DeviceBuffer dw, DeviceBuffer? dbias);
+    // x: (N, In) · dy: (N, Out) → dw: (Out, In) = dyᵀ·x; dbias: (Out) = Σ_n dy
+    void DenseBackwardWeight(int n, int inFeatures, int outFeatures, DeviceBuffer x, DeviceBuffer dy, DeviceBuffer dw, DeviceBuffer? dbias);
+
+    // x: (N, C, HW) → y: (N, C, HW) = (x − μ_c)·istd_c·γ_c + β_c with μ_c and the biased σ²_c of the batch,
+    // istd_c = 1/√(σ²_c + ε); saveMean, saveInvStd: (C) keep μ and istd for the backward; the running
+    // statistics move as PyTorch's do: r_mean ← (1 − m)·r_mean + m·μ, r_var ← (1 − m)·r_var + m·σ²·M/(M − 1), M = N·HW.
+    void BatchNormTrainForward(int n, int c, int hw, float epsilon, float momentum, DeviceBuffer x, DeviceBuffer gamma, DeviceBuffer beta,
+                               DeviceBuffer runningMean, DeviceBuffer runningVar, DeviceBuffer saveMean, DeviceBuffer saveInvStd, DeviceBuffer y);
+    // x: forward input, dy: (N, C, HW) → dx: (N, C, HW), dgamma, dbeta: (C)
+    void BatchNormTrainBackward(int n, int c, int hw, DeviceBuffer x, DeviceBuffer dy, DeviceBuffer gamma, DeviceBuffer saveMean, DeviceBuffer saveInvStd,
+                                DeviceBuffer dx, DeviceBuffer dgamma, DeviceBuffer dbeta);
+
+    // PyTorch's SGD: g ← g + wd·w; v ← μ·v + g; w ← w − lr·v. w, g, velocity: (count); velocity starts at 0.
+    void SgdStep(int count, float lr, float momentum, float weightDecay, DeviceBuffer w, DeviceBuffer g, DeviceBuffer velocity);
+    // PyTorch's Adam (L2 weight decay, not AdamW), step t ≥ 1: g ← g + wd·w; m ← β1·m + (1 − β1)·g; v ← β2·v + (1 − β2)·g²;
+    // w ← w − (lr / (1 − β1ᵗ))·m / (√v / √(1 − β2ᵗ) + ε). w, g, m, v: (count); m and v start at 0.
+    void AdamStep(int count, float lr, float beta1, float beta2, float epsilon, float weightDecay, int step, DeviceBuffer w, DeviceBuffer g, DeviceBuffer m, DeviceBuffer v);
 }

@@ -16,7 +16,7 @@ namespace ModelGuardian.Kernels.Cpu;
 /// classes, sigmoid of one logit, minibatch-stddev at 4×4, adaptive pooling of 7×7) call the
 /// reference directly, which is stated here rather than hidden.
 /// </summary>
-public sealed unsafe class CpuKernels : IKernels
+public sealed unsafe partial class CpuKernels : IKernels
 {
     private readonly ReferenceKernels _reference = new();
     private readonly WorkerPool _pool;

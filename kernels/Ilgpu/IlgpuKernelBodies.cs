@@ -151,7 +151,7 @@ internal static class IlgpuDevice
 /// these. All are implicitly grouped, one thread per element of the index space named in the comment.
 /// Backward passes are written as gathers (one thread per input element), so none needs atomics.
 /// </summary>
-internal static class IlgpuKernelBodies
+internal static partial class IlgpuKernelBodies
 {
     // ---- memory -----------------------------------------------------------------------
 

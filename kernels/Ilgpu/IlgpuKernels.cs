@@ -18,7 +18,7 @@ namespace ModelGuardian.Kernels.Ilgpu;
 /// loaded once in the constructor; a call validates its arguments, then launches and synchronises
 /// under one lock, so calls are synchronous and thread-safe (they serialise on the device).
 /// </summary>
-public sealed class IlgpuKernels : IKernels
+public sealed partial class IlgpuKernels : IKernels
 {
     private readonly object _gate = new();
     private readonly Context _context;
@@ -94,6 +94,7 @@ public sealed class IlgpuKernels : IKernels
         _mbstdForwardOutput = a.LoadAutoGroupedStreamKernel(Track<Action<Index1D, MbstdParams, ArrayView<float>, ArrayView<float>, ArrayView<float>>>(B.MbstdForwardOutput));
         _mbstdStatGrad = a.LoadAutoGroupedStreamKernel(Track<Action<Index1D, MbstdParams, ArrayView<float>, ArrayView<float>>>(B.MbstdStatGrad));
         _mbstdBackwardInput = a.LoadAutoGroupedStreamKernel(Track<Action<Index1D, MbstdParams, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>>>(B.MbstdBackwardInput));
+        LoadTrainingKernels(a);
     }
 
     private T Track<T>(T body) where T : Delegate

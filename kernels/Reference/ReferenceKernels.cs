@@ -7,7 +7,7 @@ namespace ModelGuardian.Kernels.Reference;
 /// written to be obviously right rather than fast. The fast CPU backend and the ILGPU
 /// backend are tested against it (and all three against libtorch).
 /// </summary>
-public sealed class ReferenceKernels : IKernels
+public sealed partial class ReferenceKernels : IKernels
 {
     public string Name => "reference";
 

@@ -160,7 +160,34 @@ def pil_bicubic(p, t):
     return torch.from_numpy(np.stack(planes)) + 0 * t["x"].sum()  # keep x in the graph; its gradient is not used
 
 
-OPS = {"layer": layer, "resnet": resnet, "stylegan_d": stylegan_d, "pil_bicubic": pil_bicubic}
+def param_grads(p, t):
+    """A layer's output and the gradients of sum(y * g) for x and every tensor named in p["params"]."""
+    for name in p["params"]:
+        t[name] = t[name].clone().requires_grad_(True)
+    kind = p["kind"]
+    if kind == "batch_norm_train":
+        rm, rv = t["running_mean"].clone(), t["running_var"].clone()
+        y = F.batch_norm(t["x"], rm, rv, t["w"], t["b"], training=True, momentum=p["momentum"], eps=p["eps"])
+        t["__extra"] = {"running_mean": rm, "running_var": rv}
+        return y
+    return layer(p, t)
+
+
+def optim_step(p, t):
+    """p["steps"] optimizer steps on w with gradients g0, g1, …; returns the new w (and x as a dummy graph input)."""
+    w = t["w"].clone().requires_grad_(True)
+    if p["kind"] == "sgd":
+        opt = torch.optim.SGD([w], lr=p["lr"], momentum=p["momentum"], weight_decay=p["weight_decay"])
+    else:
+        opt = torch.optim.Adam([w], lr=p["lr"], betas=(p["beta1"], p["beta2"]), eps=p["eps"], weight_decay=p["weight_decay"])
+    for k in range(p["steps"]):
+        w.grad = t["g%d" % k].clone()
+        opt.step()
+    t["__extra"] = {"w_new": w.detach()}
+    return t["x"] * 1.0
+
+
+OPS = {"layer": layer, "resnet": resnet, "stylegan_d": stylegan_d, "pil_bicubic": pil_bicubic, "param_grads": param_grads, "optim_step": optim_step}
 
 
 def handle(req):
@@ -176,10 +203,15 @@ def handle(req):
     g = t.get("g")
     if g is None:
         g = torch.ones_like(y)
-    (dx,) = torch.autograd.grad((y * g.reshape(y.shape)).sum(), x, allow_unused=True)
-    if dx is None:
-        dx = torch.zeros_like(x)
-    write_tensors(req["outputs"], {"y": y.float(), "dx": dx.float()})
+    names = req.get("params", {}).get("params", []) if req["op"] == "param_grads" else []
+    wrt = [x] + [t[n] for n in names]
+    grads = torch.autograd.grad((y * g.reshape(y.shape)).sum(), wrt, allow_unused=True)
+    out = {"y": y.float()}
+    for name, tensor, grad in zip(["x"] + names, wrt, grads):
+        out["d" + name] = (torch.zeros_like(tensor) if grad is None else grad).float()
+    for name, tensor in t.get("__extra", {}).items():
+        out[name] = tensor.float()
+    write_tensors(req["outputs"], out)
 
 
 def main():

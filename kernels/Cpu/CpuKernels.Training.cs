@@ -1,0 +1,181 @@
+using System.Buffers;
+using System.Numerics.Tensors;
+
+namespace ModelGuardian.Kernels.Cpu;
+
+// Training kernels on the CPU: parameter gradients as dot products of contiguous rows, batch-norm
+// per channel, optimizer steps per chunk. Tested against ReferenceKernels.Training.
+public sealed unsafe partial class CpuKernels
+{
+    // x: (N, Cin, H, W) · dy: (N, Cout, OH, OW) → dw: (Cout, Cin/G, KH, KW), dbias: (Cout)
+    // Per image and group: col = im2col(x) as (K, P) rows, K = Cin/G·KH·KW, P = OH·OW; then
+    // dw[co, k] += dy[co, :] · col[k, :], both rows contiguous.
+    public void Conv2dBackwardWeight(in Conv2dShape s, DeviceBuffer x, DeviceBuffer dy, DeviceBuffer dw, DeviceBuffer? dbias)
+    {
+        s.Validate();
+        var X = A(x, s.InputLength, "conv x"); var DY = A(dy, s.OutputLength, "conv dy"); var DW = A(dw, s.WeightLength, "conv dw");
+        var DB = dbias is null ? null : A(dbias, s.Cout, "conv dbias");
+        var shape = s;
+        int p = s.OutH * s.OutW, k = s.CinPerGroup * s.KH * s.KW, coutG = s.CoutPerGroup;
+        Array.Clear(DW, 0, s.WeightLength);
+        var col = ArrayPool<float>.Shared.Rent(k * p);
+        try
+        {
+            for (int n = 0; n < s.N; n++)
+            {
+                for (int g = 0; g < s.Groups; g++)
+                {
+                    int image = n, group = g;
+                    _pool.For(0, k, row => Im2ColRow(shape, X, image, group, row, col.AsSpan(row * p, p)));
+                    _pool.For(0, coutG, c =>
+                    {
+                        int co = group * coutG + c;
+                        var dyRow = DY.AsSpan((image * shape.Cout + co) * p, p);
+                        var dwRow = DW.AsSpan(co * k, k);
+                        for (int r = 0; r < k; r++) dwRow[r] += TensorPrimitives.Dot(dyRow, col.AsSpan(r * p, p));
+                    });
+                }
+            }
+        }
+        finally
+        {
+            ArrayPool<float>.Shared.Return(col);
+        }
+        if (DB is not null)
+            _pool.For(0, s.Cout, co =>
+            {
+                double b = 0;
+                for (int n = 0; n < shape.N; n++) b += TensorPrimitives.Sum(DY.AsSpan((n * shape.Cout + co) * p, p));
+                DB[co] = (float)b;
+            });
+    }
+
+    // One row of im2col: input channel, kernel row and column fixed, every output position.
+    private static void Im2ColRow(in Conv2dShape s, float[] X, int n, int g, int row, Span<float> dst)
+    {
+        int kx = row % s.KW, ky = row / s.KW % s.KH, ci = row / (s.KW * s.KH);
+        int plane = (n * s.Cin + g * s.CinPerGroup + ci) * s.H * s.W, ow = s.OutW;
+        for (int oy = 0; oy < s.OutH; oy++)
+        {
+            int iy = oy * s.StrideH - s.PadH + ky;
+            var line = dst.Slice(oy * ow, ow);
+            if ((uint)iy >= (uint)s.H) { line.Clear(); continue; }
+            for (int ox = 0; ox < ow; ox++)
+            {
+                int ix = ox * s.StrideW - s.PadW + kx;
+                line[ox] = (uint)ix < (uint)s.W ? X[plane + iy * s.W + ix] : 0f;
+            }
+        }
+    }
+
+    // x: (N, In) · dy: (N, Out) → dw: (Out, In), dbias: (Out)
+    public void DenseBackwardWeight(int n, int inFeatures, int outFeatures, DeviceBuffer x, DeviceBuffer dy, DeviceBuffer dw, DeviceBuffer? dbias)
+    {
+        var X = A(x, n * inFeatures, "dense x"); var DY = A(dy, n * outFeatures, "dense dy"); var DW = A(dw, inFeatures * outFeatures, "dense dw");
+        var DB = dbias is null ? null : A(dbias, outFeatures, "dense dbias");
+        _pool.For(0, outFeatures, o =>
+        {
+            var row = DW.AsSpan(o * inFeatures, inFeatures);
+            row.Clear();
+            double b = 0;
+            for (int i = 0; i < n; i++)
+            {
+                float g = DY[i * outFeatures + o];
+                b += g;
+                if (g != 0) TensorPrimitives.MultiplyAdd(X.AsSpan(i * inFeatures, inFeatures), g, row, row);
+            }
+            if (DB is not null) DB[o] = (float)b;
+        });
+    }
+
+    // x: (N, C, HW) → y: (N, C, HW); gamma, beta, running*, save*: (C)
+    public void BatchNormTrainForward(int n, int c, int hw, float epsilon, float momentum, DeviceBuffer x, DeviceBuffer gamma, DeviceBuffer beta,
+                                      DeviceBuffer runningMean, DeviceBuffer runningVar, DeviceBuffer saveMean, DeviceBuffer saveInvStd, DeviceBuffer y)
+    {
+        int count = n * c * hw, m = n * hw;
+        var X = A(x, count, "bn x"); var G = A(gamma, c, "bn gamma"); var B = A(beta, c, "bn beta"); var Y = A(y, count, "bn y");
+        var RM = A(runningMean, c, "bn running mean"); var RV = A(runningVar, c, "bn running var");
+        var SM = A(saveMean, c, "bn save mean"); var SI = A(saveInvStd, c, "bn save istd");
+        _pool.For(0, c, ch =>
+        {
+            double sum = 0;
+            for (int i = 0; i < n; i++) sum += TensorPrimitives.Sum(X.AsSpan((i * c + ch) * hw, hw));
+            double mean = sum / m, sq = 0;
+            for (int i = 0; i < n; i++)
+                foreach (float v in X.AsSpan((i * c + ch) * hw, hw)) { double d = v - mean; sq += d * d; } // two passes: no cancellation
+            double variance = sq / m, istd = 1 / Math.Sqrt(variance + epsilon);
+            float scale = (float)(istd * G[ch]), shift = (float)(B[ch] - mean * istd * G[ch]);
+            for (int i = 0; i < n; i++)
+            {
+                var dst = Y.AsSpan((i * c + ch) * hw, hw);
+                TensorPrimitives.Multiply(X.AsSpan((i * c + ch) * hw, hw), scale, dst);
+                TensorPrimitives.Add(dst, shift, dst);
+            }
+            SM[ch] = (float)mean;
+            SI[ch] = (float)istd;
+            RM[ch] = (float)((1 - momentum) * RM[ch] + momentum * mean);
+            RV[ch] = (float)((1 - momentum) * RV[ch] + momentum * (m > 1 ? variance * m / (m - 1) : variance));
+        });
+    }
+
+    // dy: (N, C, HW) → dx: (N, C, HW); dgamma, dbeta: (C)
+    public void BatchNormTrainBackward(int n, int c, int hw, DeviceBuffer x, DeviceBuffer dy, DeviceBuffer gamma, DeviceBuffer saveMean, DeviceBuffer saveInvStd,
+                                       DeviceBuffer dx, DeviceBuffer dgamma, DeviceBuffer dbeta)
+    {
+        int count = n * c * hw, m = n * hw;
+        var X = A(x, count, "bn x"); var DY = A(dy, count, "bn dy"); var G = A(gamma, c, "bn gamma");
+        var SM = A(saveMean, c, "bn save mean"); var SI = A(saveInvStd, c, "bn save istd");
+        var DX = A(dx, count, "bn dx"); var DG = A(dgamma, c, "bn dgamma"); var DB = A(dbeta, c, "bn dbeta");
+        _pool.For(0, c, ch =>
+        {
+            double mean = SM[ch], istd = SI[ch], sumDy = 0, sumDyX = 0;
+            for (int i = 0; i < n; i++)
+            {
+                var d = DY.AsSpan((i * c + ch) * hw, hw);
+                sumDy += TensorPrimitives.Sum(d);
+                sumDyX += TensorPrimitives.Dot(d, X.AsSpan((i * c + ch) * hw, hw));
+            }
+            double sumDyXhat = (sumDyX - mean * sumDy) * istd; // Σ dy·x̂ with x̂ = (x − μ)·istd
+            // dx = γ·istd/M · (M·dy − Σdy − x̂·Σdy·x̂) = a·dy + b·x + c0
+            double a = G[ch] * istd, bx = -G[ch] * istd / m * sumDyXhat * istd, c0 = -G[ch] * istd / m * (sumDy - mean * istd * sumDyXhat);
+            for (int i = 0; i < n; i++)
+            {
+                int at = (i * c + ch) * hw;
+                for (int p = 0; p < hw; p++) DX[at + p] = (float)(a * DY[at + p] + bx * X[at + p] + c0);
+            }
+            DG[ch] = (float)sumDyXhat;
+            DB[ch] = (float)sumDy;
+        });
+    }
+
+    public void SgdStep(int count, float lr, float momentum, float weightDecay, DeviceBuffer w, DeviceBuffer g, DeviceBuffer velocity)
+    {
+        var W = A(w, count, "sgd w"); var Gr = A(g, count, "sgd g"); var V = A(velocity, count, "sgd velocity");
+        ForChunks(count, (start, len) =>
+        {
+            for (int i = start; i < start + len; i++)
+            {
+                float grad = Gr[i] + weightDecay * W[i];
+                V[i] = momentum * V[i] + grad;
+                W[i] -= lr * V[i];
+            }
+        });
+    }
+
+    public void AdamStep(int count, float lr, float beta1, float beta2, float epsilon, float weightDecay, int step, DeviceBuffer w, DeviceBuffer g, DeviceBuffer m, DeviceBuffer v)
+    {
+        if (step < 1) throw new ArgumentException($"Adam steps count from 1, got {step}.");
+        var W = A(w, count, "adam w"); var Gr = A(g, count, "adam g"); var M = A(m, count, "adam m"); var V = A(v, count, "adam v");
+        float stepSize = lr / (1 - MathF.Pow(beta1, step)), correction2 = MathF.Sqrt(1 - MathF.Pow(beta2, step));
+        ForChunks(count, (start, len) =>
+        {
+            for (int i = start; i < start + len; i++)
+            {
+                float grad = Gr[i] + weightDecay * W[i];
+                M[i] = beta1 * M[i] + (1 - beta1) * grad;
+                V[i] = beta2 * V[i] + (1 - beta2) * grad * grad;
+                W[i] -= stepSize * M[i] / (MathF.Sqrt(V[i]) / correction2 + epsilon);
+            }
+        });
+    }
+}
