@@ -207,35 +207,7 @@ def D_basic(images_in, labels_in, **kwargs):
 # ResNets
 
 
-class ScaledResNet(tvr.ResNet):
-    """torchvision's ResNet with scaled widths; same module names, so the same state-dict keys."""
-
-    def __init__(self, block, layers, planes, num_classes, stem):
-        nn.Module.__init__(self)
-        self._norm_layer = nn.BatchNorm2d
-        self.inplanes = planes[0]
-        self.dilation = 1
-        self.groups = 1
-        self.base_width = 64
-        if stem == "cifar":
-            self.conv1 = nn.Conv2d(3, planes[0], kernel_size=3, stride=1, padding=1, bias=False)
-        else:
-            self.conv1 = nn.Conv2d(3, planes[0], kernel_size=7, stride=2, padding=3, bias=False)
-        self.bn1 = nn.BatchNorm2d(planes[0])
-        self.relu = nn.ReLU(inplace=True)
-        self.maxpool = nn.Identity() if stem == "cifar" else nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
-        self.layer1 = self._make_layer(block, planes[0], layers[0])
-        self.layer2 = self._make_layer(block, planes[1], layers[1], stride=2)
-        self.layer3 = self._make_layer(block, planes[2], layers[2], stride=2)
-        self.layer4 = self._make_layer(block, planes[3], layers[3], stride=2)
-        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
-        self.fc = nn.Linear(planes[3] * block.expansion, num_classes)
-        for m in self.modules():  # torchvision's initialisation
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.constant_(m.weight, 1)
-                nn.init.constant_(m.bias, 0)
+ScaledResNet = oracle.ScaledResNet  # shared with the test-time oracle
 
 
 RESNETS = {

@@ -18,7 +18,9 @@ import sys
 import numpy as np
 import torch
 import torch.nn.functional as F
+import torch.nn as nn
 import torchvision
+import torchvision.models.resnet as tvr
 
 torch.set_num_threads(2)
 torch.set_grad_enabled(True)
@@ -112,6 +114,62 @@ def resnet(p, t):
     return m(t["x"])
 
 
+class ScaledResNet(tvr.ResNet):
+    """torchvision's ResNet with scaled widths; same module names, so the same state-dict keys."""
+
+    def __init__(self, block, layers, planes, num_classes, stem):
+        nn.Module.__init__(self)
+        self._norm_layer = nn.BatchNorm2d
+        self.inplanes = planes[0]
+        self.dilation = 1
+        self.groups = 1
+        self.base_width = 64
+        if stem == "cifar":
+            self.conv1 = nn.Conv2d(3, planes[0], kernel_size=3, stride=1, padding=1, bias=False)
+        else:
+            self.conv1 = nn.Conv2d(3, planes[0], kernel_size=7, stride=2, padding=3, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes[0])
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.Identity() if stem == "cifar" else nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
+        self.layer1 = self._make_layer(block, planes[0], layers[0])
+        self.layer2 = self._make_layer(block, planes[1], layers[1], stride=2)
+        self.layer3 = self._make_layer(block, planes[2], layers[2], stride=2)
+        self.layer4 = self._make_layer(block, planes[3], layers[3], stride=2)
+        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
+        self.fc = nn.Linear(planes[3] * block.expansion, num_classes)
+        for m in self.modules():  # torchvision's initialisation
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.constant_(m.weight, 1)
+                nn.init.constant_(m.bias, 0)
+
+
+
+def scaled_resnet(depth, width, outputs, stem):
+    block, layers = {18: (tvr.BasicBlock, [2, 2, 2, 2]), 34: (tvr.BasicBlock, [3, 4, 6, 3]), 50: (tvr.Bottleneck, [3, 4, 6, 3])}[depth]
+    return ScaledResNet(block, layers, [width, 2 * width, 4 * width, 8 * width], outputs, stem)
+
+
+def resnet_train_grads(p, t):
+    """A torchvision-named ResNet in training mode (batch statistics): y, the gradient of sum(y * g) for
+    every parameter ("d" + name) and the running statistics after the forward ("rs:" + name)."""
+    m = scaled_resnet(p["depth"], p["width"], p["outputs"], p["stem"]).to(torch.get_default_dtype())
+    state = {k: v for k, v in t.items() if k not in ("x", "g")}
+    missing, unexpected = m.load_state_dict(state, strict=False)
+    missing = [k for k in missing if not k.endswith("num_batches_tracked")]
+    if missing or unexpected:
+        raise ValueError("state dict mismatch: missing %s unexpected %s" % (missing, unexpected))
+    m.train()
+    params = dict(m.named_parameters())
+    for name in params:
+        t[name] = params[name]
+    p["params"] = list(params)
+    y = m(t["x"])
+    t["__extra"] = {"rs:" + k: v.detach().clone() for k, v in m.state_dict().items() if k.endswith("running_mean") or k.endswith("running_var")}
+    return y
+
+
 def stylegan_d(p, t):
     """StyleGAN v1 discriminator at lod 0 with genforce names, written from SPECS §2."""
     res, base, fmax, group = p["resolution"], p["fmap_base"], p["fmap_max"], p["group"]
@@ -187,7 +245,8 @@ def optim_step(p, t):
     return t["x"] * 1.0
 
 
-OPS = {"layer": layer, "resnet": resnet, "stylegan_d": stylegan_d, "pil_bicubic": pil_bicubic, "param_grads": param_grads, "optim_step": optim_step}
+OPS = {"layer": layer, "resnet": resnet, "stylegan_d": stylegan_d, "pil_bicubic": pil_bicubic, "param_grads": param_grads, "optim_step": optim_step,
+       "resnet_train_grads": resnet_train_grads}
 
 
 def handle(req):
@@ -203,7 +262,7 @@ def handle(req):
     g = t.get("g")
     if g is None:
         g = torch.ones_like(y)
-    names = req.get("params", {}).get("params", []) if req["op"] == "param_grads" else []
+    names = req.get("params", {}).get("params", []) if req["op"] in ("param_grads", "resnet_train_grads") else []
     wrt = [x] + [t[n] for n in names]
     grads = torch.autograd.grad((y * g.reshape(y.shape)).sum(), wrt, allow_unused=True)
     out = {"y": y.float()}

@@ -1,0 +1,154 @@
+using ModelGuardian.Engine.Core;
+using ModelGuardian.Engine.Networks;
+using ModelGuardian.Kernels;
+
+namespace ModelGuardian.Engine.Training;
+
+/// <summary>
+/// A network being trained: batch-norm unfolded (batch statistics in training mode), parameters
+/// mutable, gradients accumulated by <see cref="ForwardBackward"/>. Not thread-safe: one training
+/// loop drives it. <see cref="Export"/> gives the tensors under the names the inference builders
+/// take, so a trained network is saved as a weight file and served like any converted one.
+/// </summary>
+public sealed class TrainableNetwork : IDisposable
+{
+    private readonly ILayer _root;
+    private readonly BufferPool _pool;
+
+    private TrainableNetwork(ArchitectureDescriptor architecture, ILayer root, ParameterStore parameters, TrainingMode mode)
+    {
+        Architecture = architecture;
+        _root = root;
+        Parameters = parameters;
+        Mode = mode;
+        _pool = new BufferPool(parameters.Kernels);
+    }
+
+    public ArchitectureDescriptor Architecture { get; }
+    public ParameterStore Parameters { get; }
+    public TrainingMode Mode { get; }
+    public IKernels Kernels => Parameters.Kernels;
+
+    /// <summary>
+    /// A torchvision ResNet with torchvision's initialisation (conv: Kaiming normal, fan-out; BN γ = 1,
+    /// β = 0; fc: uniform ±1/√fan-in), seeded: the same seed gives the same weights everywhere.
+    /// </summary>
+    public static TrainableNetwork ResNet(IKernels kernels, ArchitectureDescriptor a, ulong seed)
+    {
+        if (a.Kind != NetworkKind.ResNet) throw new ArgumentException($"Not a ResNet: {a}.");
+        var rng = new SeededRandom(seed);
+        var store = new ParameterStore(kernels);
+        var mode = new TrainingMode();
+        try
+        {
+            ILayer[] ConvBn(string conv, string bn, int cin, int cout, int k, int stride, int pad, bool relu)
+            {
+                var w = rng.Normals(cout * cin * k * k, MathF.Sqrt(2f / (cout * k * k)));
+                ILayer[] layers = [new TrainConv2d(store, conv, cin, cout, k, stride, pad, bias: false, w), new TrainBatchNorm(store, bn, cout, mode)];
+                return relu ? [.. layers, new LeakyReluLayer(0f)] : layers;
+            }
+            var (bottleneck, blocks) = a.ResNetStages;
+            var layers = new List<ILayer>();
+            if (a.Stem == ResNetStem.ImageNet)
+            {
+                layers.AddRange(ConvBn("conv1", "bn1", a.InputChannels, a.Width, 7, 2, 3, relu: true));
+                layers.Add(new Pool2dLayer(PoolKind.Max, 3, 2, 1));
+            }
+            else layers.AddRange(ConvBn("conv1", "bn1", a.InputChannels, a.Width, 3, 1, 1, relu: true));
+            int inplanes = a.Width, expansion = bottleneck ? 4 : 1;
+            for (int stage = 0; stage < 4; stage++)
+            {
+                for (int b = 0; b < blocks[stage]; b++)
+                {
+                    int stride = b == 0 && stage > 0 ? 2 : 1;
+                    string p = $"layer{stage + 1}.{b}";
+                    int width = a.Width << stage, outC = width * expansion;
+                    ILayer[] body = bottleneck
+                        ? [.. ConvBn($"{p}.conv1", $"{p}.bn1", inplanes, width, 1, 1, 0, true), .. ConvBn($"{p}.conv2", $"{p}.bn2", width, width, 3, stride, 1, true),
+                           .. ConvBn($"{p}.conv3", $"{p}.bn3", width, outC, 1, 1, 0, false)]
+                        : [.. ConvBn($"{p}.conv1", $"{p}.bn1", inplanes, width, 3, stride, 1, true), .. ConvBn($"{p}.conv2", $"{p}.bn2", width, width, 3, 1, 1, false)];
+                    ILayer? shortcut = stride != 1 || inplanes != outC
+                        ? new Sequential(ConvBn($"{p}.downsample.0", $"{p}.downsample.1", inplanes, outC, 1, stride, 0, false))
+                        : null;
+                    layers.Add(new TrainResidual(new Sequential(body), shortcut));
+                    inplanes = outC;
+                }
+            }
+            layers.Add(new AdaptiveAvgPoolLayer(1, 1));
+            float bound = 1f / MathF.Sqrt(inplanes);
+            layers.Add(new TrainDense(store, "fc", inplanes, a.Outputs, rng.Uniforms(a.Outputs * inplanes, bound), rng.Uniforms(a.Outputs, bound)));
+            return new TrainableNetwork(a, new Sequential(layers), store, mode);
+        }
+        catch
+        {
+            store.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Outputs (N, Outputs) without recording a backward (evaluation, or a quick look while training).</summary>
+    public float[] Forward(ReadOnlySpan<float> input, Shape4 shape)
+    {
+        using var pass = new Pass(_pool);
+        return pass.Download(_root.Forward(pass, pass.Upload(input, shape), null));
+    }
+
+    /// <summary>
+    /// Forward, then <paramref name="loss"/> maps the outputs to (loss, ∂loss/∂outputs), then backward:
+    /// parameter gradients are added into each <see cref="Parameter.Gradient"/>. Returns the loss and the outputs.
+    /// </summary>
+    public (double Loss, float[] Outputs) ForwardBackward(ReadOnlySpan<float> input, Shape4 shape, Func<float[], (double Loss, float[] OutputGradient)> loss)
+    {
+        using var pass = new Pass(_pool);
+        var tape = new Tape();
+        var y = _root.Forward(pass, pass.Upload(input, shape), tape);
+        var outputs = pass.Download(y);
+        var (value, dOut) = loss(outputs);
+        if (dOut.Length != outputs.Length) throw new ArgumentException($"The loss gave {dOut.Length} output gradients for {outputs.Length} outputs.");
+        tape.Backward(pass.Upload(dOut, y.Shape));
+        return (value, outputs);
+    }
+
+    /// <summary>Every tensor under its torchvision name, running statistics included (what the inference builders take).</summary>
+    public TensorSet Export() => Parameters.ToTensorSet();
+
+    public void Dispose()
+    {
+        _pool.Dispose();
+        Parameters.Dispose();
+    }
+}
+
+/// <summary>SplitMix64 with Box–Muller: the same numbers on every machine and .NET version.</summary>
+internal sealed class SeededRandom(ulong seed)
+{
+    private ulong _state = seed;
+
+    public ulong Next()
+    {
+        ulong z = _state += 0x9E3779B97F4A7C15UL;
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
+        return z ^ (z >> 31);
+    }
+
+    public double Uniform() => (Next() >> 11) / (double)(1UL << 53);
+
+    public float[] Uniforms(int count, float bound)
+    {
+        var a = new float[count];
+        for (int i = 0; i < count; i++) a[i] = (float)((2 * Uniform() - 1) * bound);
+        return a;
+    }
+
+    public float[] Normals(int count, float std)
+    {
+        var a = new float[count];
+        for (int i = 0; i < count; i++)
+        {
+            double u1 = ((Next() >> 11) + 1.0) / (1UL << 53), u2 = Uniform();
+            a[i] = (float)(std * Math.Sqrt(-2 * Math.Log(u1)) * Math.Cos(2 * Math.PI * u2));
+        }
+        return a;
+    }
+}
