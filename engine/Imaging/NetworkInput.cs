@@ -11,8 +11,11 @@ public static class NetworkInput
 
     /// <summary>(3, S, S) for S = the network's input side, from values on the 0…255 scale.</summary>
     public static float[] FromPlanar(Network network, PlanarImage image, ResizeFilter filter = ResizeFilter.Bilinear)
+        => FromPlanar(network.Architecture, network.Kernels, image, filter);
+
+    /// <summary>As for a network of architecture <paramref name="a"/> on <paramref name="kernels"/> (a trainable one, say).</summary>
+    public static float[] FromPlanar(ArchitectureDescriptor a, Kernels.IKernels kernels, PlanarImage image, ResizeFilter filter = ResizeFilter.Bilinear)
     {
-        var a = network.Architecture;
         int side = a.InputSide, hw = image.Width * image.Height;
         var norm = a.EffectiveNormalization;
         // Normalising first is exact: both filters are affine combinations whose weights sum to 1.
@@ -27,6 +30,6 @@ public static class NetworkInput
         if (image.Width == side && image.Height == side) return planar;
         return filter == ResizeFilter.Bicubic
             ? Resampler.Bicubic(planar, 3, image.Height, image.Width, side, side)
-            : Resampler.Bilinear(network.Kernels, planar, 3, image.Height, image.Width, side, side);
+            : Resampler.Bilinear(kernels, planar, 3, image.Height, image.Width, side, side);
     }
 }

@@ -1,0 +1,108 @@
+using ModelGuardian.Engine.Core;
+using ModelGuardian.Engine.Imaging;
+using ModelGuardian.Engine.Networks;
+using ModelGuardian.Kernels;
+
+namespace ModelGuardian.Engine.Training;
+
+/// <summary>How a generator up-samples — what leaves its trace in the gradient representation.</summary>
+public enum GeneratorFamily
+{
+    /// <summary>Stride-2 transposed convolutions (DCGAN-like): checkerboard artifacts.</summary>
+    TransposedConv,
+    /// <summary>Nearest-neighbour ×2 then a 3×3 conv, as DFME's generator (SPECS §5).</summary>
+    NearestConv,
+    /// <summary>Bilinear ×2 then a 3×3 conv.</summary>
+    BilinearConv,
+}
+
+/// <summary>
+/// A synthetic-image source: noise z (seeded) → dense → 8×8 maps → two ×2 up-samplings of its
+/// family → 3×32×32 through a sigmoid, with batch-norm and leaky-ReLU (0.2) between, as
+/// data-free stealing generators are built. Its parameters are trainable (for GAN training); at
+/// initialisation it is what such an attack queries with first.
+/// </summary>
+public sealed class ImageGenerator : IDisposable
+{
+    public const int Side = 32, NoiseSize = 64;
+    private readonly ILayer _root;
+    private readonly BufferPool _pool;
+
+    private ImageGenerator(GeneratorFamily family, ILayer root, ParameterStore parameters, TrainingMode mode)
+    {
+        Family = family;
+        _root = root;
+        Parameters = parameters;
+        Mode = mode;
+        _pool = new BufferPool(parameters.Kernels);
+    }
+
+    public GeneratorFamily Family { get; }
+    public ParameterStore Parameters { get; }
+    public TrainingMode Mode { get; }
+
+    public static ImageGenerator Create(IKernels kernels, GeneratorFamily family, ulong seed, int width = 32)
+    {
+        var rng = new SeededRandom(seed);
+        var store = new ParameterStore(kernels);
+        var mode = new TrainingMode();
+        try
+        {
+            int c0 = 2 * width, c1 = width, c2 = Math.Max(8, width / 2);
+            float[] Conv(int cout, int cin, int k) => rng.Normals(cout * cin * k * k, MathF.Sqrt(2f / (cin * k * k)));
+            var layers = new List<ILayer>
+            {
+                new TrainDense(store, "fc", NoiseSize, c0 * 8 * 8, rng.Normals(c0 * 64 * NoiseSize, MathF.Sqrt(1f / NoiseSize)), new float[c0 * 64]),
+                new ReshapeLayer(c0, 8, 8),
+                new TrainBatchNorm(store, "bn0", c0, mode),
+                new LeakyReluLayer(0.2f),
+            };
+            int side = 8;
+            foreach (var (cin, cout, i) in new[] { (c0, c1, 1), (c1, c2, 2) })
+            {
+                side *= 2;
+                if (family == GeneratorFamily.TransposedConv)
+                    layers.Add(new TrainConvTranspose2d(store, $"up{i}", cin, cout, 4, 2, 1, Conv(cin, cout, 4)));
+                else
+                {
+                    layers.Add(new ResizeLayer(side, side, family == GeneratorFamily.NearestConv ? ResizeMode.Nearest : ResizeMode.Bilinear));
+                    layers.Add(new TrainConv2d(store, $"up{i}", cin, cout, 3, 1, 1, bias: false, Conv(cout, cin, 3)));
+                }
+                layers.Add(new TrainBatchNorm(store, $"bn{i}", cout, mode));
+                layers.Add(new LeakyReluLayer(0.2f));
+            }
+            layers.Add(new TrainConv2d(store, "to_rgb", c2, 3, 3, 1, 1, bias: true, Conv(3, c2, 3), new float[3]));
+            layers.Add(new SigmoidLayer());
+            return new ImageGenerator(family, new Sequential(layers), store, mode);
+        }
+        catch
+        {
+            store.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary><paramref name="count"/> images from noise seeded by <paramref name="seed"/>, made in batches of <paramref name="batch"/> (batch-norm normalises each batch).</summary>
+    public IReadOnlyList<RgbImage> Generate(int count, ulong seed, int batch = 32)
+    {
+        var rng = new SeededRandom(seed);
+        var images = new List<RgbImage>(count);
+        for (int start = 0; start < count; start += batch)
+        {
+            int n = Math.Min(batch, count - start);
+            var z = rng.Normals(n * NoiseSize, 1f);
+            using var pass = new Pass(_pool);
+            var y = pass.Download(_root.Forward(pass, pass.Upload(z, new Shape4(n, NoiseSize, 1, 1)), null));
+            int per = 3 * Side * Side;
+            for (int i = 0; i < n; i++)
+                images.Add(RgbImage.FromPlanar(y.AsSpan(i * per, per).ToArray().Select(v => v * 255f).ToArray(), Side, Side));
+        }
+        return images;
+    }
+
+    public void Dispose()
+    {
+        _pool.Dispose();
+        Parameters.Dispose();
+    }
+}
