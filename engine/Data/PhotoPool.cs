@@ -117,7 +117,12 @@ public sealed class PhotoPool
         try { bytes = File.ReadAllBytes(file); }
         catch (IOException e) { return (null, "unreadable: " + e.Message); }
         ImageInfo? info;
-        using (var ms = new MemoryStream(bytes)) info = ImageInfo.FromStream(ms);
+        try
+        {
+            using var ms = new MemoryStream(bytes);
+            info = ImageInfo.FromStream(ms);
+        }
+        catch (Exception e) when (e is not OutOfMemoryException) { return (null, "unreadable header: " + e.Message); }
         if (info is not { } header) return (null, "not a decodable image");
         if (header.ColorComponents is StbImageSharp.ColorComponents.Grey or StbImageSharp.ColorComponents.GreyAlpha) return (null, "grey");
         if (Math.Min(header.Width, header.Height) < rule.MinSide) return (null, $"too small ({header.Width}×{header.Height})");
