@@ -43,7 +43,7 @@ public sealed class ImageGenerator : IDisposable
 
     public static ImageGenerator Create(IKernels kernels, GeneratorFamily family, ulong seed, int width = 32)
     {
-        var rng = new SeededRandom(seed);
+        var rng = new Data.SeededRandom(seed);
         var store = new ParameterStore(kernels);
         var mode = new TrainingMode();
         try
@@ -85,7 +85,7 @@ public sealed class ImageGenerator : IDisposable
     /// <summary><paramref name="count"/> images from noise seeded by <paramref name="seed"/>, made in batches of <paramref name="batch"/> (batch-norm normalises each batch).</summary>
     public IReadOnlyList<RgbImage> Generate(int count, ulong seed, int batch = 32)
     {
-        var rng = new SeededRandom(seed);
+        var rng = new Data.SeededRandom(seed);
         var images = new List<RgbImage>(count);
         for (int start = 0; start < count; start += batch)
         {

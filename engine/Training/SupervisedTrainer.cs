@@ -1,4 +1,5 @@
 using ModelGuardian.Engine.Core;
+using ModelGuardian.Engine.Data;
 using ModelGuardian.Engine.Imaging;
 using ModelGuardian.Engine.Networks;
 
@@ -31,7 +32,7 @@ public sealed record TrainingOptions
     public int LrStepEpochs { get; init; } = 10;
     public float LrGamma { get; init; } = 0.9f;
     public ulong Seed { get; init; } = 1;
-    /// <summary>Applied to each training image (never to validation images), with the run's seeded generator.</summary>
+    /// <summary>Applied to each training image (never to validation images) with a generator seeded by (seed, epoch, item): reproducible in any order.</summary>
     public Func<RgbImage, Random, RgbImage>? Augment { get; init; }
 }
 
@@ -61,21 +62,18 @@ public static class SupervisedTrainer
             _ => throw new ArgumentException($"Unknown optimizer '{o.Optimizer}' (adam or sgd)."),
         };
         var schedule = new StepLrSchedule(opt, o.LrStepEpochs, o.LrGamma);
-        var rng = new Random(unchecked((int)o.Seed));
-        int steps = (train.Count + o.BatchSize - 1) / o.BatchSize;
+        var batches = new BatchIterator(train.Count, o.BatchSize, o.Seed);
         net.Parameters.ZeroGradients();
         for (int epoch = 0; epoch < o.Epochs; epoch++)
         {
             schedule.SetEpoch(epoch);
             net.Mode.IsTraining = true;
-            var order = Enumerable.Range(0, train.Count).ToArray();
-            rng.Shuffle(order);
             double lossSum = 0;
             long correct = 0, seen = 0;
-            for (int s = 0; s < steps; s++)
+            foreach (var batch in batches.Epoch(epoch))
             {
-                var idx = order.AsSpan(s * o.BatchSize, Math.Min(o.BatchSize, train.Count - s * o.BatchSize)).ToArray();
-                var (x, labels) = Batch(net, train, idx, o.Augment, rng);
+                var idx = batch.Indices;
+                var (x, labels) = Batch(net, train, idx, o.Augment is null ? null : (image, i) => o.Augment(image, SeededRandom.ForItem(o.Seed, batch.Epoch, idx[i])));
                 var shape = new Shape4(idx.Length, 3, a.InputSide, a.InputSide);
                 var (loss, outputs) = net.ForwardBackward(x, shape, y => binary
                     ? Losses.BceWithLogits(y, labels.Select(l => (float)l).ToArray())
@@ -84,7 +82,7 @@ public static class SupervisedTrainer
                 lossSum += loss * idx.Length;
                 seen += idx.Length;
                 correct += CountCorrect(outputs, labels, a.Outputs);
-                progress?.Report(new TrainingProgress(epoch + 1, o.Epochs, s + 1, steps, lossSum / seen, (double)correct / seen));
+                progress?.Report(new TrainingProgress(epoch + 1, o.Epochs, batch.Number + 1, batches.BatchesPerEpoch, lossSum / seen, (double)correct / seen));
             }
         }
         net.Mode.IsTraining = false;
@@ -101,7 +99,7 @@ public static class SupervisedTrainer
         for (int start = 0; start < data.Count; start += batchSize)
         {
             var idx = Enumerable.Range(start, Math.Min(batchSize, data.Count - start)).ToArray();
-            var (x, labels) = Batch(net, data, idx, null, null);
+            var (x, labels) = Batch(net, data, idx, null);
             var y = net.Forward(x, new Shape4(idx.Length, 3, a.InputSide, a.InputSide));
             correct += CountCorrect(y, labels, a.Outputs);
             if (a.Outputs == 1)
@@ -118,7 +116,7 @@ public static class SupervisedTrainer
             : new ValidationMetrics(data.Count, (double)correct / data.Count);
     }
 
-    private static (float[] X, int[] Labels) Batch(TrainableNetwork net, ILabeledImages data, int[] idx, Func<RgbImage, Random, RgbImage>? augment, Random? rng)
+    private static (float[] X, int[] Labels) Batch(TrainableNetwork net, ILabeledImages data, int[] idx, Func<RgbImage, int, RgbImage>? augment)
     {
         var a = net.Architecture;
         int per = 3 * a.InputSide * a.InputSide;
@@ -127,7 +125,7 @@ public static class SupervisedTrainer
         for (int i = 0; i < idx.Length; i++)
         {
             var (image, label) = data[idx[i]];
-            if (augment != null) image = augment(image, rng!);
+            if (augment != null) image = augment(image, i);
             NetworkInput.FromPlanar(a, net.Kernels, PlanarImage.From(image)).CopyTo(x, i * per);
             labels[i] = label;
         }

@@ -36,7 +36,7 @@ public sealed class TrainableNetwork : IDisposable
     public static TrainableNetwork ResNet(IKernels kernels, ArchitectureDescriptor a, ulong seed)
     {
         if (a.Kind != NetworkKind.ResNet) throw new ArgumentException($"Not a ResNet: {a}.");
-        var rng = new SeededRandom(seed);
+        var rng = new Data.SeededRandom(seed);
         var store = new ParameterStore(kernels);
         var mode = new TrainingMode();
         try
@@ -119,34 +119,23 @@ public sealed class TrainableNetwork : IDisposable
     }
 }
 
-/// <summary>SplitMix64 with Box–Muller: the same numbers on every machine and .NET version.</summary>
-internal sealed class SeededRandom(ulong seed)
+/// <summary>Seeded initial values for parameters, drawn from the project's own generator (same numbers everywhere).</summary>
+internal static class RandomTensors
 {
-    private ulong _state = seed;
-
-    public ulong Next()
-    {
-        ulong z = _state += 0x9E3779B97F4A7C15UL;
-        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
-        z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
-        return z ^ (z >> 31);
-    }
-
-    public double Uniform() => (Next() >> 11) / (double)(1UL << 53);
-
-    public float[] Uniforms(int count, float bound)
+    public static float[] Uniforms(this Random rng, int count, float bound)
     {
         var a = new float[count];
-        for (int i = 0; i < count; i++) a[i] = (float)((2 * Uniform() - 1) * bound);
+        for (int i = 0; i < count; i++) a[i] = (float)((2 * rng.NextDouble() - 1) * bound);
         return a;
     }
 
-    public float[] Normals(int count, float std)
+    /// <summary>Box–Muller normals with standard deviation <paramref name="std"/>.</summary>
+    public static float[] Normals(this Random rng, int count, float std)
     {
         var a = new float[count];
         for (int i = 0; i < count; i++)
         {
-            double u1 = ((Next() >> 11) + 1.0) / (1UL << 53), u2 = Uniform();
+            double u1 = 1 - rng.NextDouble(), u2 = rng.NextDouble(); // u1 in (0, 1]: the log is finite
             a[i] = (float)(std * Math.Sqrt(-2 * Math.Log(u1)) * Math.Cos(2 * Math.PI * u2));
         }
         return a;
