@@ -58,4 +58,19 @@ internal static class TestUtil
         Assert.True(worst <= tolerance * scale,
             $"{what}: {over} of {expected.Length} elements off, relative L2 {Math.Sqrt(l2d / Math.Max(l2, 1e-30)):E2}; max error {worst:E3} at [{at}] (expected {(at >= 0 ? expected[at] : 0)}, got {(at >= 0 ? actual[at] : 0)}) exceeds {tolerance:E1} × max-abs {scale:E3}");
     }
+
+    /// <summary>‖actual − expected‖₂ ≤ tolerance · ‖expected‖₂ (a floor of 1e-30 avoids dividing by an all-zero tensor).</summary>
+    public static void AssertRelativeL2(ReadOnlySpan<float> expected, ReadOnlySpan<float> actual, double tolerance, string what)
+    {
+        Assert.True(expected.Length == actual.Length, $"{what}: length {actual.Length}, expected {expected.Length}");
+        double l2d = 0, l2 = 0;
+        for (int i = 0; i < expected.Length; i++)
+        {
+            double d = actual[i] - expected[i];
+            l2d += d * d;
+            l2 += (double)expected[i] * expected[i];
+        }
+        double rel = Math.Sqrt(l2d / Math.Max(l2, 1e-30));
+        Assert.True(rel <= tolerance, $"{what}: relative L2 error {rel:E2} exceeds {tolerance:E1}");
+    }
 }

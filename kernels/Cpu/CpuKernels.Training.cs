@@ -99,7 +99,8 @@ public sealed unsafe partial class CpuKernels
         _pool.For(0, c, ch =>
         {
             double sum = 0;
-            for (int i = 0; i < n; i++) sum += TensorPrimitives.Sum(X.AsSpan((i * c + ch) * hw, hw));
+            for (int i = 0; i < n; i++)
+                foreach (float v in X.AsSpan((i * c + ch) * hw, hw)) sum += v;
             double mean = sum / m, sq = 0;
             for (int i = 0; i < n; i++)
                 foreach (float v in X.AsSpan((i * c + ch) * hw, hw)) { double d = v - mean; sq += d * d; } // two passes: no cancellation
@@ -128,14 +129,19 @@ public sealed unsafe partial class CpuKernels
         var DX = A(dx, count, "bn dx"); var DG = A(dgamma, c, "bn dgamma"); var DB = A(dbeta, c, "bn dbeta");
         _pool.For(0, c, ch =>
         {
-            double mean = SM[ch], istd = SI[ch], sumDy = 0, sumDyX = 0;
+            double mean = SM[ch], istd = SI[ch], sumDy = 0, sumDyCentred = 0;
+            // Σ dy·(x − μ) directly, in double: expanding it as Σ dy·x − μ·Σ dy cancels badly in fp32.
             for (int i = 0; i < n; i++)
             {
-                var d = DY.AsSpan((i * c + ch) * hw, hw);
-                sumDy += TensorPrimitives.Sum(d);
-                sumDyX += TensorPrimitives.Dot(d, X.AsSpan((i * c + ch) * hw, hw));
+                int at = (i * c + ch) * hw;
+                for (int p = 0; p < hw; p++)
+                {
+                    double d = DY[at + p];
+                    sumDy += d;
+                    sumDyCentred += d * (X[at + p] - mean);
+                }
             }
-            double sumDyXhat = (sumDyX - mean * sumDy) * istd; // Σ dy·x̂ with x̂ = (x − μ)·istd
+            double sumDyXhat = sumDyCentred * istd; // Σ dy·x̂ with x̂ = (x − μ)·istd
             // dx = γ·istd/M · (M·dy − Σdy − x̂·Σdy·x̂) = a·dy + b·x + c0
             double a = G[ch] * istd, bx = -G[ch] * istd / m * sumDyXhat * istd, c0 = -G[ch] * istd / m * (sumDy - mean * istd * sumDyXhat);
             for (int i = 0; i < n; i++)

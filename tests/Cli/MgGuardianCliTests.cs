@@ -108,4 +108,12 @@ public sealed class MgGuardianCliTests : IDisposable
         Assert.Equal(1, code);
         Assert.Contains(message, stderr);
     }
+
+    [Fact]
+    public void DemoRunsTheDefaultsEndToEnd()
+    {
+        var (code, stdout, stderr) = Mg.Run("demo", "--benign", "40", "--synthetic", "30", "--tau", "10", "--backend", "cpu");
+        Assert.True(code == 0, stderr);
+        foreach (var line in new[] { "BAcc", "FPR", "DAcc", "terminated" }) Assert.Contains(line, stdout);
+    }
 }

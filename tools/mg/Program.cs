@@ -25,6 +25,8 @@ public static class Program
         root.Subcommands.Add(InspectCommand());
         root.Subcommands.Add(PredictCommand());
         foreach (var c in GuardianCommands.All()) root.Subcommands.Add(c);
+        root.Subcommands.Add(TrainCommands.Create());
+        root.Subcommands.Add(DemoCommand.Create());
         return root.Parse(args).Invoke();
     }
 

@@ -1,0 +1,64 @@
+using System.Text.Json;
+using ModelGuardian.Engine.Data;
+using ModelGuardian.Engine.Gradients;
+using ModelGuardian.Engine.Guardian;
+using ModelGuardian.Engine.Imaging;
+using ModelGuardian.Engine.Training;
+using ModelGuardian.Kernels.Cpu;
+using ModelGuardian.Weights;
+
+namespace ModelGuardian.Tests.Training;
+
+/// <summary>
+/// The built-in defaults (weights/default, made by make-defaults.sh) load, and reproduce what their
+/// .metrics.json files — and README — record: the victim's accuracy on 1,000 Fashion-MNIST test
+/// images within 3 points of the full test set's; each detector's DAcc on fresh samples of its own
+/// generator family and its FPR on Fashion-MNIST test images within the stated bounds.
+/// </summary>
+public sealed class DefaultModelsTests
+{
+    private static string Dir => Path.Combine(AppContext.BaseDirectory, "default-models");
+
+    private static JsonElement Metrics(string name) => JsonDocument.Parse(File.ReadAllText(Path.Combine(Dir, name + ".metrics.json"))).RootElement;
+
+    [Fact]
+    public void TheVictimReproducesItsRecordedAccuracy()
+    {
+        using var k = new CpuKernels();
+        var (net, contents) = ModelFiles.Load(k, Path.Combine(Dir, "victim.mgw"));
+        using var _n = net;
+        Assert.Contains(contents.Provenance.Notes, n => n.StartsWith("command: mg train classifier", StringComparison.Ordinal));
+        var victim = new VictimClassifier(net);
+        var test = FashionMnist.Load(DatasetSplit.Test);
+        int correct = 0;
+        for (int start = 0; start < 1000; start += 50)
+        {
+            var p = victim.Predict(Enumerable.Range(start, 50).Select(test.ToPlanar32).ToList());
+            for (int i = 0; i < 50; i++) if (DeceptivePredictions.ArgMax(p[i]) == test.Label(start + i)) correct++;
+        }
+        double recorded = Metrics("victim").GetProperty("accuracy").GetDouble();
+        Assert.InRange(correct / 1000.0, recorded - 0.03, recorded + 0.03);
+    }
+
+    [Theory]
+    [InlineData("transposed", GeneratorFamily.TransposedConv)]
+    [InlineData("nearest", GeneratorFamily.NearestConv)]
+    [InlineData("bilinear", GeneratorFamily.BilinearConv)]
+    public void EachDetectorReproducesItsRecordedDAccAndFpr(string name, GeneratorFamily family)
+    {
+        using var k = new CpuKernels();
+        using var d = ModelFiles.LoadTransform(k, Path.Combine(Dir, "transform.mgw")).Network;
+        using var det = ModelFiles.Load(k, Path.Combine(Dir, $"detector-{name}.mgw")).Network;
+        var detector = new DfmsDetector(new GradientTransform(d), [new SubDetector(name, det)]);
+        using var g = ImageGenerator.Create(k, family, 77_000); // an instance of the family the detector never saw
+        var synthetic = g.Generate(150, 78_000).Select(PlanarImage.From).ToList();
+        var test = FashionMnist.Load(DatasetSplit.Test);
+        var benign = Enumerable.Range(0, 150).Select(test.ToPlanar32).ToList();
+        double dacc = detector.Screen(synthetic).Count(v => v.Flagged) / 150.0;
+        double fpr = detector.Screen(benign).Count(v => v.Flagged) / 150.0;
+        var m = Metrics($"detector-{name}");
+        double recordedDacc = m.GetProperty("dacc").GetDouble(), recordedFpr = m.GetProperty("fpr").GetDouble();
+        Assert.True(dacc >= recordedDacc - 0.10, $"{name}: DAcc {dacc:P1} on a new generator instance, {recordedDacc:P1} recorded");
+        Assert.True(fpr <= recordedFpr + 0.05, $"{name}: FPR {fpr:P1} on Fashion-MNIST test images, {recordedFpr:P1} recorded");
+    }
+}

@@ -1,0 +1,247 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text.Json;
+using ModelGuardian.Engine;
+using ModelGuardian.Engine.Data;
+using ModelGuardian.Engine.Gradients;
+using ModelGuardian.Engine.Imaging;
+using ModelGuardian.Engine.Networks;
+using ModelGuardian.Engine.Training;
+using ModelGuardian.Kernels;
+using ModelGuardian.Weights;
+using ModelGuardian.Weights.Format;
+
+namespace ModelGuardian.Tools;
+
+/// <summary>`mg train classifier` and `mg train detector`: our own models, from data on this machine only.</summary>
+internal static class TrainCommands
+{
+    public const string TrainerVersion = "ModelGuardian mg train 1";
+
+    public static Command Create()
+    {
+        var cmd = new Command("train", "Trains models with our own engine (seeded, reproducible on the CPU backend).");
+        cmd.Subcommands.Add(Classifier());
+        cmd.Subcommands.Add(Detector());
+        cmd.Subcommands.Add(Init());
+        return cmd;
+    }
+
+    private sealed record Common(Option<string> Arch, Option<int> Width, Option<int> Epochs, Option<int> Batch, Option<float> Lr, Option<string> Optimizer,
+                                 Option<ulong> Seed, Option<string> Backend, Option<string> Output);
+
+    private static Common Options(string arch, int width, int epochs, float lr) => new(
+        new Option<string>("--arch") { Description = "resnet18|34|50, each also -cifar (3×3 stem, 32² inputs)", DefaultValueFactory = _ => arch },
+        new Option<int>("--width") { Description = "ResNet width (torchvision 64)", DefaultValueFactory = _ => width },
+        new Option<int>("--epochs") { DefaultValueFactory = _ => epochs },
+        new Option<int>("--batch") { DefaultValueFactory = _ => 32 },
+        new Option<float>("--lr") { Description = "learning rate (×0.9 every 10 epochs)", DefaultValueFactory = _ => lr },
+        new Option<string>("--optimizer") { Description = "adam or sgd (momentum 0.9)", DefaultValueFactory = _ => "adam" },
+        new Option<ulong>("--seed") { DefaultValueFactory = _ => 1UL },
+        new Option<string>("--backend") { Description = "auto, cpu or cuda", DefaultValueFactory = _ => "auto" },
+        new Option<string>("--output", "-o") { Description = "weight file to write (.mgw); metrics go beside it as .metrics.json", Required = true });
+
+    private static void AddTo(Command cmd, Common c)
+    {
+        foreach (var o in new Option[] { c.Arch, c.Width, c.Epochs, c.Batch, c.Lr, c.Optimizer, c.Seed, c.Backend, c.Output }) cmd.Options.Add(o);
+    }
+
+    private static TrainingOptions TrainingOptionsOf(ParseResult p, Common c, Func<RgbImage, Random, RgbImage>? augment) => new()
+    {
+        Epochs = p.GetValue(c.Epochs), BatchSize = p.GetValue(c.Batch), LearningRate = p.GetValue(c.Lr), Optimizer = p.GetValue(c.Optimizer)!,
+        Seed = p.GetValue(c.Seed), Augment = augment,
+    };
+
+    private static Command Classifier()
+    {
+        var c = Options("resnet18-cifar", 16, 3, 1e-3f);
+        var data = new Option<string>("--data") { Description = "fashion-mnist (Debian's dataset-fashion-mnist, 3×32×32), or a folder with one sub-folder per class", DefaultValueFactory = _ => "fashion-mnist" };
+        var limit = new Option<int?>("--limit") { Description = "train on the first N training images only" };
+        var cmd = new Command("classifier", "Trains a victim classifier (softmax cross-entropy); reports held-out accuracy (BAcc before any defense).") { data, limit };
+        AddTo(cmd, c);
+        cmd.SetAction(parse => Program.Run(() =>
+        {
+            string source = parse.GetValue(data)!;
+            ILabeledImages train, test;
+            int classes;
+            if (source == "fashion-mnist")
+            {
+                var tr = FashionMnist.Load(DatasetSplit.Train);
+                var te = FashionMnist.Load(DatasetSplit.Test);
+                int n = Math.Min(parse.GetValue(limit) ?? tr.Count, tr.Count);
+                train = new FashionMnistImages(tr, n);
+                test = new FashionMnistImages(te, te.Count);
+                classes = 10;
+            }
+            else
+            {
+                var folder = ImageFolder.LoadLabelled(source);
+                var all = folder.Images.Select(i => (i.Image, i.Label)).ToList();
+                int held = Math.Max(1, all.Count / 10);
+                // Every 10th image is held out: deterministic, and spread over the classes.
+                test = new LabeledImageList(all.Where((_, i) => i % 10 == 9).Take(held).ToList());
+                train = new LabeledImageList(all.Where((_, i) => i % 10 != 9).Take(parse.GetValue(limit) ?? int.MaxValue).ToList());
+                classes = folder.ClassNames.Count;
+            }
+            var arch = ArchitectureDescriptor.Parse(parse.GetValue(c.Arch)!, classes, width: parse.GetValue(c.Width));
+            if (arch.Kind != NetworkKind.ResNet) throw new ArgumentException("--arch must be a ResNet.");
+            using var kernels = Backends.Create(Backends.Parse(parse.GetValue(c.Backend)!));
+            Console.Error.WriteLine($"mg train classifier: {arch} on {train.Count} images ({source}), {kernels.Name}");
+            using var net = TrainableNetwork.ResNet(kernels, arch, parse.GetValue(c.Seed));
+            var augment = source == "fashion-mnist" ? null : (Func<RgbImage, Random, RgbImage>)((img, rng) => rng.Next(2) == 0 ? Augmentations.FlipHorizontal(img) : img);
+            var metrics = SupervisedTrainer.Train(net, train, test, TrainingOptionsOf(parse, c, augment), new TrainingProgressBar("train"));
+            Save(parse, c, net, source, metrics, $"held-out accuracy {metrics.Accuracy:P2} on {metrics.Samples} images");
+        }));
+        return cmd;
+    }
+
+    private static Command Detector()
+    {
+        var c = Options("resnet18-cifar", 8, 5, 5e-4f);
+        var real = new Option<string>("--real") { Description = "'photos' (seeded 32² crops of Debian's photos), 'fashion-mnist' (training images, 3×32×32), 'both' (half each), or a folder", DefaultValueFactory = _ => "photos" };
+        var fake = new Option<string>("--fake") { Description = "a folder of synthetic images, or generator:transposed|nearest|bilinear (seeded random generators of that up-sampling family)", Required = true };
+        var transform = new Option<string>("--transform") { Description = "the transformation model: a StyleGAN D .mgw, or random:R (a seeded random D of side R)", DefaultValueFactory = _ => "random:32" };
+        var count = new Option<int>("--count") { Description = "images per class taken from 'photos' and generators", DefaultValueFactory = _ => 1000 };
+        var noAugment = new Option<bool>("--no-augment") { Description = "skip the random horizontal flips of gradient images" };
+        var generators = new Option<int>("--generators") { Description = "how many seeded instances of the generator family the synthetic images come from", DefaultValueFactory = _ => 50 };
+        var cmd = new Command("detector", "Trains a binary sub-detector on gradient images of real vs synthetic images; reports DAcc and FPR on a held-out fifth.")
+        {
+            real, fake, transform, count, generators, noAugment,
+        };
+        AddTo(cmd, c);
+        cmd.SetAction(parse => Program.Run(() =>
+        {
+            using var kernels = Backends.Create(Backends.Parse(parse.GetValue(c.Backend)!));
+            ulong seed = parse.GetValue(c.Seed);
+            int n = parse.GetValue(count);
+            List<RgbImage> Photos(int count) => PhotoPool.Load().Crops(count, new PhotoCropOptions(32), seed).ToList();
+            List<RgbImage> Fashion(int count)
+            {
+                var fm = FashionMnist.Load(DatasetSplit.Train);
+                var order = new BatchIterator(fm.Count, fm.Count, seed).Order(0);
+                return order.Take(count).Select(i => RgbImage.FromPlanar(fm.ToPlanar32(i).Values, 32, 32)).ToList();
+            }
+            var realImages = parse.GetValue(real) switch
+            {
+                "photos" => Photos(n),
+                "fashion-mnist" => Fashion(n),
+                "both" => [.. Photos(n / 2), .. Fashion(n - n / 2)],
+                var folder => ImageFolder.Load(folder!).Select(f => f.Image).ToList(),
+            };
+            IReadOnlyList<RgbImage> fakeImages;
+            string f = parse.GetValue(fake)!;
+            if (f.StartsWith("generator:", StringComparison.Ordinal))
+            {
+                var family = f["generator:".Length..] switch
+                {
+                    "transposed" => GeneratorFamily.TransposedConv, "nearest" => GeneratorFamily.NearestConv, "bilinear" => GeneratorFamily.BilinearConv,
+                    var other => throw new ArgumentException($"Unknown generator family '{other}' (transposed, nearest or bilinear)."),
+                };
+                // Many seeded instances of the family: one instance's colours and textures are easy to memorise,
+                // and a detector must learn what the family's up-sampling leaves behind instead.
+                int instances = Math.Clamp(parse.GetValue(generators), 1, n);
+                var list = new List<RgbImage>(n);
+                for (int i = 0; i < instances; i++)
+                {
+                    using var g = ImageGenerator.Create(kernels, family, seed * 1000 + 100_000 + (ulong)i);
+                    list.AddRange(g.Generate(n / instances + (i < n % instances ? 1 : 0), seed * 1000 + 200_000 + (ulong)i));
+                }
+                fakeImages = list;
+            }
+            else fakeImages = ImageFolder.Load(f).Select(i => i.Image).ToList();
+            string t = parse.GetValue(transform)!;
+            Network d;
+            if (t.StartsWith("random:", StringComparison.Ordinal))
+            {
+                int r = int.Parse(t["random:".Length..], CultureInfo.InvariantCulture);
+                d = RandomWeights.Create(kernels, ArchitectureDescriptor.StyleGanD(r, Math.Max(r * 16, 512), 32, mbstdGroupSize: 1), seed + 3000).Network;
+            }
+            else d = ModelFiles.LoadTransform(kernels, t).Network;
+            using var _d = d;
+            Console.Error.WriteLine($"mg train detector: {realImages.Count} real and {fakeImages.Count} synthetic images through {d.Architecture}");
+            var data = GradientDataset.Build(new GradientTransform(d), realImages, fakeImages);
+            var order = new BatchIterator(data.Count, data.Count, seed).Order(0);
+            int held = data.Count / 5;
+            var test = new LabeledImageList(order.Take(held).Select(i => data[i]).ToList());
+            var train = new LabeledImageList(order.Skip(held).Select(i => data[i]).ToList());
+            // The detector sees gradient images at D's resolution ("test on the full image", SPECS §3).
+            var a = ArchitectureDescriptor.Parse(parse.GetValue(c.Arch)!, 1, width: parse.GetValue(c.Width));
+            var arch = ArchitectureDescriptor.ResNet(a.Depth, 1, a.Stem, d.Architecture.Resolution, a.Width);
+            using var net = TrainableNetwork.ResNet(kernels, arch, seed);
+            // Gradient images are augmented as LGrad's: flips (crops would move the up-sampling grid).
+            Func<RgbImage, Random, RgbImage>? augment = parse.GetValue(noAugment) ? null : (img, rng) => rng.Next(2) == 0 ? Augmentations.FlipHorizontal(img) : img;
+            var metrics = SupervisedTrainer.Train(net, train, test, TrainingOptionsOf(parse, c, augment), new TrainingProgressBar("train"));
+            Save(parse, c, net, $"real {parse.GetValue(real)}, fake {f}, transform {t}", metrics,
+                 $"held-out accuracy {metrics.Accuracy:P2}, DAcc {metrics.DetectionAccuracy:P2}, FPR {metrics.FalsePositiveRate:P2} on {metrics.Samples} gradient images");
+        }));
+        return cmd;
+    }
+
+    private static Command Init()
+    {
+        var arch = new Option<string>("--arch") { Description = "resnet18|34|50[-cifar] or stylegan-d", Required = true };
+        var classes = new Option<int>("--classes") { DefaultValueFactory = _ => 1 };
+        var resolution = new Option<int>("--resolution") { DefaultValueFactory = _ => 256 };
+        var width = new Option<int>("--width") { DefaultValueFactory = _ => 64 };
+        var fmapBase = new Option<int>("--fmap-base") { DefaultValueFactory = _ => 16384 };
+        var fmapMax = new Option<int>("--fmap-max") { DefaultValueFactory = _ => 512 };
+        var seed = new Option<ulong>("--seed") { DefaultValueFactory = _ => 1UL };
+        var output = new Option<string>("--output", "-o") { Required = true };
+        var cmd = new Command("init", "Writes seeded random weights as a weight file (e.g. a StyleGAN D as a transformation model when no trained one exists).")
+        {
+            arch, classes, resolution, width, fmapBase, fmapMax, seed, output,
+        };
+        cmd.SetAction(parse => Program.Run(() =>
+        {
+            var a = ArchitectureDescriptor.Parse(parse.GetValue(arch)!, parse.GetValue(classes), parse.GetValue(resolution), parse.GetValue(width), parse.GetValue(fmapBase), parse.GetValue(fmapMax));
+            var source = new RandomWeights(parse.GetValue(seed));
+            foreach (var p in ParameterSchema.For(a)) source.Take(p.Name, p.Shape, p.Role);
+            string command = "mg " + string.Join(' ', Environment.GetCommandLineArgs().Skip(1));
+            WeightFile.Save(parse.GetValue(output)!, a, source.Tensors, new Provenance($"random, seed {parse.GetValue(seed)}", "", "mg train init", TrainerVersion,
+                DateTimeOffset.UtcNow, [$"command: {command}", "seeded random weights (SplitMix64), not trained"]));
+            Console.Error.WriteLine($"mg train init: {a}, seed {parse.GetValue(seed)} → {parse.GetValue(output)}");
+        }));
+        return cmd;
+    }
+
+    private static void Save(ParseResult parse, Common c, TrainableNetwork net, string source, ValidationMetrics metrics, string summary)
+    {
+        string output = parse.GetValue(c.Output)!;
+        string command = "mg " + string.Join(' ', Environment.GetCommandLineArgs().Skip(1));
+        var provenance = new Provenance($"trained: {source}", "", "mg train", TrainerVersion, DateTimeOffset.UtcNow,
+            [$"command: {command}", $"seed {parse.GetValue(c.Seed)}", summary]);
+        WeightFile.Save(output, net.Architecture, net.Export(), provenance);
+        string metricsPath = Path.ChangeExtension(output, ".metrics.json");
+        File.WriteAllText(metricsPath, JsonSerializer.Serialize(new
+        {
+            architecture = net.Architecture.ToString(), source, samples = metrics.Samples, accuracy = metrics.Accuracy,
+            dacc = metrics.DetectionAccuracy, fpr = metrics.FalsePositiveRate, seed = parse.GetValue(c.Seed), command,
+        }, new JsonSerializerOptions { WriteIndented = true }));
+        Console.Error.WriteLine($"mg train: {summary} → {output} (+ {Path.GetFileName(metricsPath)})");
+    }
+
+    /// <summary>Fashion-MNIST samples as padded 3×32×32 RGB images.</summary>
+    private sealed class FashionMnistImages(FashionMnist data, int count) : ILabeledImages
+    {
+        public int Count => count;
+        public (RgbImage Image, int Label) this[int index] => (RgbImage.FromPlanar(data.ToPlanar32(index).Values, 32, 32), data.Label(index));
+    }
+}
+
+/// <summary>Training progress on one stderr line: epoch, share of the epoch, running loss and accuracy.</summary>
+internal sealed class TrainingProgressBar(string label) : IProgress<TrainingProgress>, IDisposable
+{
+    private int _last = -1;
+
+    public void Report(TrainingProgress p)
+    {
+        int percent = 100 * p.Step / p.StepsPerEpoch;
+        if (percent == _last && p.Step != p.StepsPerEpoch) return;
+        _last = percent;
+        int filled = percent / 5;
+        Console.Error.Write($"\r{label} epoch {p.Epoch}/{p.Epochs} [{new string('#', filled)}{new string('.', 20 - filled)}] {percent,3}%  loss {p.Loss:F4}  acc {p.Accuracy:P1}");
+        if (p.Step == p.StepsPerEpoch) Console.Error.WriteLine();
+    }
+
+    public void Dispose() { }
+}

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Re-creates every built-in default model in this folder, seeded, on the CPU backend (about 10
+# minutes on 2 cores). Needs Debian's dataset-fashion-mnist, python3-skimage and opencv-doc
+# (the real images). Run from the repository root: bash weights/default/make-defaults.sh
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+mg() { dotnet run -c Release --project tools/mg -- "$@"; }
+out=weights/default
+# The transformation model: a seeded random StyleGAN D at 32² (no trained D exists offline; see README).
+mg train init --arch stylegan-d --resolution 32 --fmap-base 512 --fmap-max 32 --seed 11 -o $out/transform.mgw
+# The victim: ResNet-18 (CIFAR stem, width 16) on Fashion-MNIST as 3×32×32.
+mg train classifier --data fashion-mnist --limit 12000 --epochs 2 --width 16 --lr 1e-3 --seed 1 --backend cpu -o $out/victim.mgw
+# Three sub-detectors, each on one generator family (paper Table VI: one synthetic source per detector).
+seed=21
+for family in transposed nearest bilinear; do
+  mg train detector --real both --fake generator:$family --transform $out/transform.mgw --count 1000 \
+     --width 8 --epochs 6 --lr 1e-3 --seed $seed --backend cpu -o $out/detector-$family.mgw
+  seed=$((seed + 1))
+done
+# The benign client's images for `mg demo` on a machine without the dataset package: the first
+# 1,000 Fashion-MNIST test images and labels, as IDX files (headers rewritten for 1,000 items).
+src=/usr/share/datasets/fashion-mnist
+mkdir -p $out/fashion-mnist-demo
+tmp=$(mktemp -d)
+gzip -dc $src/t10k-images-idx3-ubyte.gz > $tmp/images
+gzip -dc $src/t10k-labels-idx1-ubyte.gz > $tmp/labels
+{ printf '\x00\x00\x08\x03\x00\x00\x03\xe8\x00\x00\x00\x1c\x00\x00\x00\x1c'
+  dd if=$tmp/images iflag=skip_bytes,count_bytes skip=16 count=784000 bs=64K status=none; } | gzip -9n > $out/fashion-mnist-demo/t10k-images-idx3-ubyte.gz
+{ printf '\x00\x00\x08\x01\x00\x00\x03\xe8'
+  dd if=$tmp/labels iflag=skip_bytes,count_bytes skip=8 count=1000 bs=64K status=none; } | gzip -9n > $out/fashion-mnist-demo/t10k-labels-idx1-ubyte.gz
+rm -r $tmp
