@@ -115,6 +115,25 @@ public sealed record ArchitectureDescriptor
         _ => throw new ArgumentException($"ResNet depth must be 18, 34 or 50, got {Depth}."),
     };
 
+    /// <summary>torchvision's residual blocks in order, with their names and widths (one walk for builders, schema and training).</summary>
+    public IEnumerable<ResNetBlock> ResNetBlocks()
+    {
+        var (bottleneck, blocks) = ResNetStages;
+        int inplanes = Width, expansion = bottleneck ? 4 : 1;
+        for (int stage = 0; stage < 4; stage++)
+        {
+            for (int b = 0; b < blocks[stage]; b++)
+            {
+                int width = Width << stage;
+                yield return new ResNetBlock($"layer{stage + 1}.{b}", inplanes, width, width * expansion, b == 0 && stage > 0 ? 2 : 1, bottleneck);
+                inplanes = width * expansion;
+            }
+        }
+    }
+
+    /// <summary>Features entering a ResNet's final dense layer.</summary>
+    public int ResNetFeatures => (Width << 3) * (ResNetStages.Bottleneck ? 4 : 1);
+
     /// <summary>The smallest input side whose every stride-2 stage still has a pixel.</summary>
     public int MinimumInputSide => Kind switch
     {
@@ -127,4 +146,13 @@ public sealed record ArchitectureDescriptor
         NetworkKind.ResNet => $"resnet{Depth}{(Stem == ResNetStem.Cifar ? "-cifar" : "")}{(Width == 64 ? "" : $" width {Width}")} ({Outputs} output{(Outputs == 1 ? "" : "s")})",
         _ => $"stylegan-d {Resolution}² (fmap base {FmapBase}, max {FmapMax}, mbstd group {MbstdGroupSize})",
     };
+}
+
+/// <summary>
+/// One torchvision residual block: basic (two 3×3 convs) or bottleneck (1×1, 3×3 carrying the
+/// stride — v1.5 —, 1×1 ×4), with a 1×1 downsample shortcut when the shape changes.
+/// </summary>
+public sealed record ResNetBlock(string Prefix, int InPlanes, int Width, int OutChannels, int Stride, bool Bottleneck)
+{
+    public bool HasDownsample => Stride != 1 || InPlanes != OutChannels;
 }

@@ -35,31 +35,24 @@ public static class ParameterSchema
             specs.Add(new($"{bn}.running_mean", [cout], ParameterRole.BatchNormMean));
             specs.Add(new($"{bn}.running_var", [cout], ParameterRole.BatchNormVariance));
         }
-        var (bottleneck, blocks) = a.ResNetStages;
         ConvBn("conv1", "bn1", a.InputChannels, a.Width, a.Stem == ResNetStem.ImageNet ? 7 : 3);
-        int inplanes = a.Width, expansion = bottleneck ? 4 : 1;
-        for (int stage = 0; stage < 4; stage++)
+        foreach (var b in a.ResNetBlocks())
         {
-            for (int b = 0; b < blocks[stage]; b++)
+            string p = b.Prefix;
+            if (b.Bottleneck)
             {
-                int stride = b == 0 && stage > 0 ? 2 : 1;
-                string p = $"layer{stage + 1}.{b}";
-                int width = a.Width << stage, outC = width * expansion;
-                if (bottleneck)
-                {
-                    ConvBn($"{p}.conv1", $"{p}.bn1", inplanes, width, 1);
-                    ConvBn($"{p}.conv2", $"{p}.bn2", width, width, 3);
-                    ConvBn($"{p}.conv3", $"{p}.bn3", width, outC, 1);
-                }
-                else
-                {
-                    ConvBn($"{p}.conv1", $"{p}.bn1", inplanes, width, 3);
-                    ConvBn($"{p}.conv2", $"{p}.bn2", width, width, 3);
-                }
-                if (stride != 1 || inplanes != outC) ConvBn($"{p}.downsample.0", $"{p}.downsample.1", inplanes, outC, 1);
-                inplanes = outC;
+                ConvBn($"{p}.conv1", $"{p}.bn1", b.InPlanes, b.Width, 1);
+                ConvBn($"{p}.conv2", $"{p}.bn2", b.Width, b.Width, 3);
+                ConvBn($"{p}.conv3", $"{p}.bn3", b.Width, b.OutChannels, 1);
             }
+            else
+            {
+                ConvBn($"{p}.conv1", $"{p}.bn1", b.InPlanes, b.Width, 3);
+                ConvBn($"{p}.conv2", $"{p}.bn2", b.Width, b.Width, 3);
+            }
+            if (b.HasDownsample) ConvBn($"{p}.downsample.0", $"{p}.downsample.1", b.InPlanes, b.OutChannels, 1);
         }
+        int inplanes = a.ResNetFeatures;
         specs.Add(new("fc.weight", [a.Outputs, inplanes], ParameterRole.DenseWeight));
         specs.Add(new("fc.bias", [a.Outputs], ParameterRole.Bias));
         return specs;

@@ -14,7 +14,6 @@ internal static class ResNetBuilder
 
     public static Network Build(IKernels kernels, ArchitectureDescriptor a, IParameterSource source)
     {
-        var (bottleneck, blocks) = a.ResNetStages;
         var parameters = new ParameterBuffers(kernels);
         try
         {
@@ -28,30 +27,23 @@ internal static class ResNetBuilder
             {
                 layers.Add(ConvBn(parameters, source, "conv1", "bn1", a.InputChannels, a.Width, 3, 1, 1, relu: true));
             }
-            int inplanes = a.Width, expansion = bottleneck ? 4 : 1;
-            int[] planes = [a.Width, 2 * a.Width, 4 * a.Width, 8 * a.Width];
-            for (int stage = 0; stage < 4; stage++)
+            foreach (var b in a.ResNetBlocks())
             {
-                for (int b = 0; b < blocks[stage]; b++)
-                {
-                    int stride = b == 0 && stage > 0 ? 2 : 1;
-                    string p = $"layer{stage + 1}.{b}";
-                    int width = planes[stage], outC = width * expansion;
-                    ILayer[] body = bottleneck
-                        ? [
-                            ConvBn(parameters, source, $"{p}.conv1", $"{p}.bn1", inplanes, width, 1, 1, 0, relu: true),
-                            ConvBn(parameters, source, $"{p}.conv2", $"{p}.bn2", width, width, 3, stride, 1, relu: true),
-                            ConvBn(parameters, source, $"{p}.conv3", $"{p}.bn3", width, outC, 1, 1, 0)]
-                        : [
-                            ConvBn(parameters, source, $"{p}.conv1", $"{p}.bn1", inplanes, width, 3, stride, 1, relu: true),
-                            ConvBn(parameters, source, $"{p}.conv2", $"{p}.bn2", width, width, 3, 1, 1)];
-                    ILayer? shortcut = stride != 1 || inplanes != outC
-                        ? ConvBn(parameters, source, $"{p}.downsample.0", $"{p}.downsample.1", inplanes, outC, 1, stride, 0)
-                        : null;
-                    layers.Add(new ResidualLayer(body, shortcut));
-                    inplanes = outC;
-                }
+                string p = b.Prefix;
+                ILayer[] body = b.Bottleneck
+                    ? [
+                        ConvBn(parameters, source, $"{p}.conv1", $"{p}.bn1", b.InPlanes, b.Width, 1, 1, 0, relu: true),
+                        ConvBn(parameters, source, $"{p}.conv2", $"{p}.bn2", b.Width, b.Width, 3, b.Stride, 1, relu: true),
+                        ConvBn(parameters, source, $"{p}.conv3", $"{p}.bn3", b.Width, b.OutChannels, 1, 1, 0)]
+                    : [
+                        ConvBn(parameters, source, $"{p}.conv1", $"{p}.bn1", b.InPlanes, b.Width, 3, b.Stride, 1, relu: true),
+                        ConvBn(parameters, source, $"{p}.conv2", $"{p}.bn2", b.Width, b.Width, 3, 1, 1)];
+                ILayer? shortcut = b.HasDownsample
+                    ? ConvBn(parameters, source, $"{p}.downsample.0", $"{p}.downsample.1", b.InPlanes, b.OutChannels, 1, b.Stride, 0)
+                    : null;
+                layers.Add(new ResidualLayer(body, shortcut));
             }
+            int inplanes = a.ResNetFeatures;
             layers.Add(new AdaptiveAvgPoolLayer(1, 1));
             layers.Add(new DenseLayer(parameters,
                 source.Take("fc.weight", [a.Outputs, inplanes], ParameterRole.DenseWeight),

@@ -47,7 +47,6 @@ public sealed class TrainableNetwork : IDisposable
                 ILayer[] layers = [new TrainConv2d(store, conv, cin, cout, k, stride, pad, bias: false, w), new TrainBatchNorm(store, bn, cout, mode)];
                 return relu ? [.. layers, new LeakyReluLayer(0f)] : layers;
             }
-            var (bottleneck, blocks) = a.ResNetStages;
             var layers = new List<ILayer>();
             if (a.Stem == ResNetStem.ImageNet)
             {
@@ -55,25 +54,19 @@ public sealed class TrainableNetwork : IDisposable
                 layers.Add(new Pool2dLayer(PoolKind.Max, 3, 2, 1));
             }
             else layers.AddRange(ConvBn("conv1", "bn1", a.InputChannels, a.Width, 3, 1, 1, relu: true));
-            int inplanes = a.Width, expansion = bottleneck ? 4 : 1;
-            for (int stage = 0; stage < 4; stage++)
+            foreach (var b in a.ResNetBlocks())
             {
-                for (int b = 0; b < blocks[stage]; b++)
-                {
-                    int stride = b == 0 && stage > 0 ? 2 : 1;
-                    string p = $"layer{stage + 1}.{b}";
-                    int width = a.Width << stage, outC = width * expansion;
-                    ILayer[] body = bottleneck
-                        ? [.. ConvBn($"{p}.conv1", $"{p}.bn1", inplanes, width, 1, 1, 0, true), .. ConvBn($"{p}.conv2", $"{p}.bn2", width, width, 3, stride, 1, true),
-                           .. ConvBn($"{p}.conv3", $"{p}.bn3", width, outC, 1, 1, 0, false)]
-                        : [.. ConvBn($"{p}.conv1", $"{p}.bn1", inplanes, width, 3, stride, 1, true), .. ConvBn($"{p}.conv2", $"{p}.bn2", width, width, 3, 1, 1, false)];
-                    ILayer? shortcut = stride != 1 || inplanes != outC
-                        ? new Sequential(ConvBn($"{p}.downsample.0", $"{p}.downsample.1", inplanes, outC, 1, stride, 0, false))
-                        : null;
-                    layers.Add(new TrainResidual(new Sequential(body), shortcut));
-                    inplanes = outC;
-                }
+                string p = b.Prefix;
+                ILayer[] body = b.Bottleneck
+                    ? [.. ConvBn($"{p}.conv1", $"{p}.bn1", b.InPlanes, b.Width, 1, 1, 0, true), .. ConvBn($"{p}.conv2", $"{p}.bn2", b.Width, b.Width, 3, b.Stride, 1, true),
+                       .. ConvBn($"{p}.conv3", $"{p}.bn3", b.Width, b.OutChannels, 1, 1, 0, false)]
+                    : [.. ConvBn($"{p}.conv1", $"{p}.bn1", b.InPlanes, b.Width, 3, b.Stride, 1, true), .. ConvBn($"{p}.conv2", $"{p}.bn2", b.Width, b.Width, 3, 1, 1, false)];
+                ILayer? shortcut = b.HasDownsample
+                    ? new Sequential(ConvBn($"{p}.downsample.0", $"{p}.downsample.1", b.InPlanes, b.OutChannels, 1, b.Stride, 0, false))
+                    : null;
+                layers.Add(new TrainResidual(new Sequential(body), shortcut));
             }
+            int inplanes = a.ResNetFeatures;
             layers.Add(new AdaptiveAvgPoolLayer(1, 1));
             float bound = 1f / MathF.Sqrt(inplanes);
             layers.Add(new TrainDense(store, "fc", inplanes, a.Outputs, rng.Uniforms(a.Outputs * inplanes, bound), rng.Uniforms(a.Outputs, bound)));

@@ -1,3 +1,4 @@
+using ModelGuardian.Kernels.Reference;
 using System.Buffers;
 using System.Numerics.Tensors;
 
@@ -157,31 +158,13 @@ public sealed unsafe partial class CpuKernels
     public void SgdStep(int count, float lr, float momentum, float weightDecay, DeviceBuffer w, DeviceBuffer g, DeviceBuffer velocity)
     {
         var W = A(w, count, "sgd w"); var Gr = A(g, count, "sgd g"); var V = A(velocity, count, "sgd velocity");
-        ForChunks(count, (start, len) =>
-        {
-            for (int i = start; i < start + len; i++)
-            {
-                float grad = Gr[i] + weightDecay * W[i];
-                V[i] = momentum * V[i] + grad;
-                W[i] -= lr * V[i];
-            }
-        });
+        ForChunks(count, (start, len) => ReferenceKernels.SgdRange(W, Gr, V, lr, momentum, weightDecay, start, len));
     }
 
     public void AdamStep(int count, float lr, float beta1, float beta2, float epsilon, float weightDecay, int step, DeviceBuffer w, DeviceBuffer g, DeviceBuffer m, DeviceBuffer v)
     {
         if (step < 1) throw new ArgumentException($"Adam steps count from 1, got {step}.");
         var W = A(w, count, "adam w"); var Gr = A(g, count, "adam g"); var M = A(m, count, "adam m"); var V = A(v, count, "adam v");
-        float stepSize = lr / (1 - MathF.Pow(beta1, step)), correction2 = MathF.Sqrt(1 - MathF.Pow(beta2, step));
-        ForChunks(count, (start, len) =>
-        {
-            for (int i = start; i < start + len; i++)
-            {
-                float grad = Gr[i] + weightDecay * W[i];
-                M[i] = beta1 * M[i] + (1 - beta1) * grad;
-                V[i] = beta2 * V[i] + (1 - beta2) * grad * grad;
-                W[i] -= stepSize * M[i] / (MathF.Sqrt(V[i]) / correction2 + epsilon);
-            }
-        });
+        ForChunks(count, (start, len) => ReferenceKernels.AdamRange(W, Gr, M, V, lr, beta1, beta2, epsilon, weightDecay, step, start, len));
     }
 }

@@ -122,24 +122,30 @@ public sealed partial class ReferenceKernels
     }
 
     public void SgdStep(int count, float lr, float momentum, float weightDecay, DeviceBuffer w, DeviceBuffer g, DeviceBuffer velocity)
+        => SgdRange(A(w, count, "sgd w"), A(g, count, "sgd g"), A(velocity, count, "sgd velocity"), lr, momentum, weightDecay, 0, count);
+
+    public void AdamStep(int count, float lr, float beta1, float beta2, float epsilon, float weightDecay, int step, DeviceBuffer w, DeviceBuffer g, DeviceBuffer m, DeviceBuffer v)
+        => AdamRange(A(w, count, "adam w"), A(g, count, "adam g"), A(m, count, "adam m"), A(v, count, "adam v"), lr, beta1, beta2, epsilon, weightDecay, step, 0, count);
+
+    // Elements [start, start + length) of one SGD step; the CPU backend runs chunks of it in parallel.
+    internal static void SgdRange(float[] W, float[] G, float[] V, float lr, float momentum, float weightDecay, int start, int length)
     {
-        var W = A(w, count, "sgd w"); var Gr = A(g, count, "sgd g"); var V = A(velocity, count, "sgd velocity");
-        for (int i = 0; i < count; i++)
+        for (int i = start; i < start + length; i++)
         {
-            float grad = Gr[i] + weightDecay * W[i];
+            float grad = G[i] + weightDecay * W[i];
             V[i] = momentum * V[i] + grad;
             W[i] -= lr * V[i];
         }
     }
 
-    public void AdamStep(int count, float lr, float beta1, float beta2, float epsilon, float weightDecay, int step, DeviceBuffer w, DeviceBuffer g, DeviceBuffer m, DeviceBuffer v)
+    // Elements [start, start + length) of one Adam step (step ≥ 1).
+    internal static void AdamRange(float[] W, float[] G, float[] M, float[] V, float lr, float beta1, float beta2, float epsilon, float weightDecay, int step, int start, int length)
     {
         if (step < 1) throw new ArgumentException($"Adam steps count from 1, got {step}.");
-        var W = A(w, count, "adam w"); var Gr = A(g, count, "adam g"); var M = A(m, count, "adam m"); var V = A(v, count, "adam v");
         float stepSize = lr / (1 - MathF.Pow(beta1, step)), correction2 = MathF.Sqrt(1 - MathF.Pow(beta2, step));
-        for (int i = 0; i < count; i++)
+        for (int i = start; i < start + length; i++)
         {
-            float grad = Gr[i] + weightDecay * W[i];
+            float grad = G[i] + weightDecay * W[i];
             M[i] = beta1 * M[i] + (1 - beta1) * grad;
             V[i] = beta2 * V[i] + (1 - beta2) * grad * grad;
             W[i] -= stepSize * M[i] / (MathF.Sqrt(V[i]) / correction2 + epsilon);
