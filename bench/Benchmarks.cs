@@ -17,6 +17,7 @@ public class OursVsYardstick
     public const string ResNet50B8 = "ResNet-50 224² b8 fwd";
     public const string StyleGan = "StyleGAN D 256² b1 grad";
     public const string Cifar34B64 = "ResNet-34 CIFAR b64 fwd";
+    public const string Cifar18Train = "ResNet-18 CIFAR b64 train step";
 
     private Workload _w = null!;
 
@@ -31,6 +32,15 @@ public class OursVsYardstick
 
     [GlobalSetup(Targets = [nameof(Cifar34B64_OnnxRuntime), nameof(Cifar34B64_Ours)])]
     public void SetupCifar34B64() => _w = Workload.Shared(WorkloadKind.ResNet34CifarBatch64);
+
+    [GlobalSetup(Targets = [nameof(Cifar18Train_LibTorch), nameof(Cifar18Train_Ours)])]
+    public void SetupCifar18Train() => _w = Workload.Shared(WorkloadKind.ResNet18CifarTrainBatch64);
+
+    [BenchmarkCategory(Cifar18Train), Benchmark(Baseline = true, Description = "libtorch")]
+    public float[] Cifar18Train_LibTorch() => _w.RunTheirs();
+
+    [BenchmarkCategory(Cifar18Train), Benchmark(Description = "ours")]
+    public float[] Cifar18Train_Ours() => _w.RunOurs();
 
     [BenchmarkCategory(ResNet50B1), Benchmark(Baseline = true, Description = "ONNX Runtime")]
     public float[] ResNet50B1_OnnxRuntime() => _w.RunTheirs();
