@@ -9,8 +9,8 @@ namespace ModelGuardian.Kernels.Cpu;
 public sealed unsafe partial class CpuKernels
 {
     // x: (N, Cin, H, W) · dy: (N, Cout, OH, OW) → dw: (Cout, Cin/G, KH, KW), dbias: (Cout)
-    // Per image and group: col = im2col(x) as (K, P) rows, K = Cin/G·KH·KW, P = OH·OW; then
-    // dw[co, k] += dy[co, :] · col[k, :], both rows contiguous.
+    // Per image and group: col = im2col(x) as (K, P) rows, K = Cin/G·KH·KW, P = OH·OW; then the
+    // packed GEMM dw (Cout/G × K) += dy (Cout/G × P) · colᵀ (P × K), accumulating over the batch.
     public void Conv2dBackwardWeight(in Conv2dShape s, DeviceBuffer x, DeviceBuffer dy, DeviceBuffer dw, DeviceBuffer? dbias)
     {
         s.Validate();
@@ -28,13 +28,11 @@ public sealed unsafe partial class CpuKernels
                 {
                     int image = n, group = g;
                     _pool.For(0, k, row => Im2ColRow(shape, X, image, group, row, col.AsSpan(row * p, p)));
-                    _pool.For(0, coutG, c =>
+                    fixed (float* colP = col)
                     {
-                        int co = group * coutG + c;
-                        var dyRow = DY.AsSpan((image * shape.Cout + co) * p, p);
-                        var dwRow = DW.AsSpan(co * k, k);
-                        for (int r = 0; r < k; r++) dwRow[r] += TensorPrimitives.Dot(dyRow, col.AsSpan(r * p, p));
-                    });
+                        var a = new RowMajorA(P(DY) + ((long)image * s.Cout + group * coutG) * p, p);
+                        Gemm.Run(_pool, coutG, k, p, a, new TransposedB(colP, p), new AccumulateC(P(DW) + (long)group * coutG * k, k));
+                    }
                 }
             }
         }

@@ -347,6 +347,41 @@ internal readonly unsafe struct TransposedA(float* p, int ld) : IPackA
     }
 }
 
+/// <summary>B as the transpose of a row-major matrix (B[k, j] = p[j·ld + k]), e.g. an im2col matrix in a weight gradient.</summary>
+internal readonly unsafe struct TransposedB(float* p, int ld) : IPackB
+{
+    public void Pack(int k0, int kc, int j0, int nc, float* dst)
+    {
+        for (int jr = 0; jr < nc; jr += Gemm.NR)
+        {
+            int cols = Math.Min(Gemm.NR, nc - jr);
+            for (int c = 0; c < Gemm.NR; c++)
+            {
+                if (c < cols)
+                {
+                    float* src = p + (long)(j0 + jr + c) * ld + k0; // one row of the source: contiguous in k
+                    for (int q = 0; q < kc; q++) dst[q * Gemm.NR + c] = src[q];
+                }
+                else for (int q = 0; q < kc; q++) dst[q * Gemm.NR + c] = 0;
+            }
+            dst += kc * Gemm.NR;
+        }
+    }
+}
+
+/// <summary>C as a row-major matrix (C[i, j] = p[i·ld + j]) that every tile is added into — sums over several GEMMs.</summary>
+internal readonly unsafe struct AccumulateC(float* p, int ld) : IStoreC
+{
+    public void Add(int i0, int j0, int mr, int nr, float* tile, bool first, bool last)
+    {
+        for (int r = 0; r < mr; r++)
+        {
+            float* dst = p + (long)(i0 + r) * ld + j0, src = tile + r * Gemm.NR;
+            for (int c = 0; c < nr; c++) dst[c] += src[c];
+        }
+    }
+}
+
 /// <summary>
 /// B whose columns j = (image, pixel) span a batch of (rows × pixelsPerImage) planes:
 /// B[k, j] = p[(image·imageStride) + k·pixelsPerImage + pixel]. Covers a 1×1 stride-1
