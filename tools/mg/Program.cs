@@ -17,8 +17,12 @@ public static class Program
     /// <summary>Seed of the random discriminator used until trained weights are given.</summary>
     public const ulong RandomDiscriminatorSeed = 1;
 
+    /// <summary>The arguments of the running command (what `mg train` records as its command line in a weight file's provenance).</summary>
+    internal static IReadOnlyList<string> Arguments { get; private set; } = [];
+
     public static int Main(string[] args)
     {
+        Arguments = args;
         var root = new RootCommand("ModelGuardian: screens image-classifier queries for data-free model stealing.");
         root.Subcommands.Add(GradCommand());
         root.Subcommands.Add(ConvertCommand());

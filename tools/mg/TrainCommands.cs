@@ -196,7 +196,7 @@ internal static class TrainCommands
             var a = ArchitectureDescriptor.Parse(parse.GetValue(arch)!, parse.GetValue(classes), parse.GetValue(resolution), parse.GetValue(width), parse.GetValue(fmapBase), parse.GetValue(fmapMax));
             var source = new RandomWeights(parse.GetValue(seed));
             foreach (var p in ParameterSchema.For(a)) source.Take(p.Name, p.Shape, p.Role);
-            string command = "mg " + string.Join(' ', Environment.GetCommandLineArgs().Skip(1));
+            string command = "mg " + string.Join(' ', Program.Arguments);
             WeightFile.Save(parse.GetValue(output)!, a, source.Tensors, new Provenance($"random, seed {parse.GetValue(seed)}", "", "mg train init", TrainerVersion,
                 DateTimeOffset.UtcNow, [$"command: {command}", "seeded random weights (SplitMix64), not trained"]));
             Console.Error.WriteLine($"mg train init: {a}, seed {parse.GetValue(seed)} → {parse.GetValue(output)}");
@@ -207,7 +207,7 @@ internal static class TrainCommands
     private static void Save(ParseResult parse, Common c, TrainableNetwork net, string source, ValidationMetrics metrics, string summary)
     {
         string output = parse.GetValue(c.Output)!;
-        string command = "mg " + string.Join(' ', Environment.GetCommandLineArgs().Skip(1));
+        string command = "mg " + string.Join(' ', Program.Arguments);
         var provenance = new Provenance($"trained: {source}", "", "mg train", TrainerVersion, DateTimeOffset.UtcNow,
             [$"command: {command}", $"seed {parse.GetValue(c.Seed)}", summary]);
         WeightFile.Save(output, net.Architecture, net.Export(), provenance);
