@@ -13,7 +13,7 @@ mg train classifier --data fashion-mnist --limit 12000 --epochs 2 --width 16 --l
 # Three sub-detectors, each on one generator family (paper Table VI: one synthetic source per detector).
 seed=21
 for family in transposed nearest bilinear; do
-  mg train detector --real both --fake generator:$family --transform $out/transform.mgw --count 1000 \
+  mg train detector --real both --fake generator:$family --transform $out/transform.mgw --count 2000 \
      --width 8 --epochs 6 --lr 1e-3 --seed $seed --backend cpu -o $out/detector-$family.mgw
   seed=$((seed + 1))
 done
