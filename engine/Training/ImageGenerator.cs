@@ -22,24 +22,14 @@ public enum GeneratorFamily
 /// data-free stealing generators are built. Its parameters are trainable (for GAN training); at
 /// initialisation it is what such an attack queries with first.
 /// </summary>
-public sealed class ImageGenerator : IDisposable
+public sealed class ImageGenerator : TrainableGraph
 {
     public const int Side = 32, NoiseSize = 64;
-    private readonly ILayer _root;
-    private readonly BufferPool _pool;
 
-    private ImageGenerator(GeneratorFamily family, ILayer root, ParameterStore parameters, TrainingMode mode)
-    {
-        Family = family;
-        _root = root;
-        Parameters = parameters;
-        Mode = mode;
-        _pool = new BufferPool(parameters.Kernels);
-    }
+    private ImageGenerator(GeneratorFamily family, ILayer root, ParameterStore parameters, TrainingMode mode) : base(root, parameters, mode)
+        => Family = family;
 
     public GeneratorFamily Family { get; }
-    public ParameterStore Parameters { get; }
-    public TrainingMode Mode { get; }
 
     public static ImageGenerator Create(IKernels kernels, GeneratorFamily family, ulong seed, int width = 32)
     {
@@ -91,18 +81,11 @@ public sealed class ImageGenerator : IDisposable
         {
             int n = Math.Min(batch, count - start);
             var z = rng.Normals(n * NoiseSize, 1f);
-            using var pass = new Pass(_pool);
-            var y = pass.Download(_root.Forward(pass, pass.Upload(z, new Shape4(n, NoiseSize, 1, 1)), null));
+            var y = Forward(z, new Shape4(n, NoiseSize, 1, 1));
+            System.Numerics.Tensors.TensorPrimitives.Multiply(y, 255f, y); // sigmoid outputs → 0…255
             int per = 3 * Side * Side;
-            for (int i = 0; i < n; i++)
-                images.Add(RgbImage.FromPlanar(y.AsSpan(i * per, per).ToArray().Select(v => v * 255f).ToArray(), Side, Side));
+            for (int i = 0; i < n; i++) images.Add(RgbImage.FromPlanar(y.AsSpan(i * per, per), Side, Side));
         }
         return images;
-    }
-
-    public void Dispose()
-    {
-        _pool.Dispose();
-        Parameters.Dispose();
     }
 }

@@ -5,29 +5,69 @@ using ModelGuardian.Kernels;
 namespace ModelGuardian.Engine.Training;
 
 /// <summary>
-/// A network being trained: batch-norm unfolded (batch statistics in training mode), parameters
-/// mutable, gradients accumulated by <see cref="ForwardBackward"/>. Not thread-safe: one training
-/// loop drives it. <see cref="Export"/> gives the tensors under the names the inference builders
-/// take, so a trained network is saved as a weight file and served like any converted one.
+/// A layer graph being trained: its parameters (mutable, with gradients), the batch-norm mode, and
+/// forward / forward-backward passes over pooled buffers. Not thread-safe: one loop drives it.
+/// Networks (<see cref="TrainableNetwork"/>) and generators (<see cref="ImageGenerator"/>) are such graphs.
 /// </summary>
-public sealed class TrainableNetwork : IDisposable
+public abstract class TrainableGraph : IDisposable
 {
     private readonly ILayer _root;
     private readonly BufferPool _pool;
 
-    private TrainableNetwork(ArchitectureDescriptor architecture, ILayer root, ParameterStore parameters, TrainingMode mode)
+    protected TrainableGraph(ILayer root, ParameterStore parameters, TrainingMode mode)
     {
-        Architecture = architecture;
         _root = root;
         Parameters = parameters;
         Mode = mode;
         _pool = new BufferPool(parameters.Kernels);
     }
 
-    public ArchitectureDescriptor Architecture { get; }
     public ParameterStore Parameters { get; }
     public TrainingMode Mode { get; }
     public IKernels Kernels => Parameters.Kernels;
+
+    /// <summary>Outputs without recording a backward (evaluation, sampling, or a quick look while training).</summary>
+    public float[] Forward(ReadOnlySpan<float> input, Shape4 shape)
+    {
+        using var pass = new Pass(_pool);
+        return pass.Download(_root.Forward(pass, pass.Upload(input, shape), null));
+    }
+
+    /// <summary>
+    /// Forward, then <paramref name="loss"/> maps the outputs to (loss, ∂loss/∂outputs), then backward:
+    /// parameter gradients are added into each <see cref="Parameter.Gradient"/>. Returns the loss and the outputs.
+    /// </summary>
+    public (double Loss, float[] Outputs) ForwardBackward(ReadOnlySpan<float> input, Shape4 shape, Func<float[], (double Loss, float[] OutputGradient)> loss)
+    {
+        using var pass = new Pass(_pool);
+        var tape = new Tape();
+        var y = _root.Forward(pass, pass.Upload(input, shape), tape);
+        var outputs = pass.Download(y);
+        var (value, dOut) = loss(outputs);
+        if (dOut.Length != outputs.Length) throw new ArgumentException($"The loss gave {dOut.Length} output gradients for {outputs.Length} outputs.");
+        tape.Backward(pass.Upload(dOut, y.Shape));
+        return (value, outputs);
+    }
+
+    public void Dispose()
+    {
+        _pool.Dispose();
+        Parameters.Dispose();
+        GC.SuppressFinalize(this);
+    }
+}
+
+/// <summary>
+/// A ResNet being trained: batch-norm unfolded (batch statistics in training mode).
+/// <see cref="Export"/> gives the tensors under the names the inference builders take, so a
+/// trained network is saved as a weight file and served like any converted one.
+/// </summary>
+public sealed class TrainableNetwork : TrainableGraph
+{
+    private TrainableNetwork(ArchitectureDescriptor architecture, ILayer root, ParameterStore parameters, TrainingMode mode) : base(root, parameters, mode)
+        => Architecture = architecture;
+
+    public ArchitectureDescriptor Architecture { get; }
 
     /// <summary>
     /// A torchvision ResNet with torchvision's initialisation (conv: Kaiming normal, fan-out; BN γ = 1,
@@ -79,37 +119,8 @@ public sealed class TrainableNetwork : IDisposable
         }
     }
 
-    /// <summary>Outputs (N, Outputs) without recording a backward (evaluation, or a quick look while training).</summary>
-    public float[] Forward(ReadOnlySpan<float> input, Shape4 shape)
-    {
-        using var pass = new Pass(_pool);
-        return pass.Download(_root.Forward(pass, pass.Upload(input, shape), null));
-    }
-
-    /// <summary>
-    /// Forward, then <paramref name="loss"/> maps the outputs to (loss, ∂loss/∂outputs), then backward:
-    /// parameter gradients are added into each <see cref="Parameter.Gradient"/>. Returns the loss and the outputs.
-    /// </summary>
-    public (double Loss, float[] Outputs) ForwardBackward(ReadOnlySpan<float> input, Shape4 shape, Func<float[], (double Loss, float[] OutputGradient)> loss)
-    {
-        using var pass = new Pass(_pool);
-        var tape = new Tape();
-        var y = _root.Forward(pass, pass.Upload(input, shape), tape);
-        var outputs = pass.Download(y);
-        var (value, dOut) = loss(outputs);
-        if (dOut.Length != outputs.Length) throw new ArgumentException($"The loss gave {dOut.Length} output gradients for {outputs.Length} outputs.");
-        tape.Backward(pass.Upload(dOut, y.Shape));
-        return (value, outputs);
-    }
-
     /// <summary>Every tensor under its torchvision name, running statistics included (what the inference builders take).</summary>
     public TensorSet Export() => Parameters.ToTensorSet();
-
-    public void Dispose()
-    {
-        _pool.Dispose();
-        Parameters.Dispose();
-    }
 }
 
 /// <summary>Seeded initial values for parameters, drawn from the project's own generator (same numbers everywhere).</summary>

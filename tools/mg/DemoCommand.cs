@@ -155,7 +155,7 @@ internal static class DemoCommand
             int percent = 100 * ++_done / total;
             if (percent == _shown) return;
             _shown = percent;
-            Console.Error.Write($"\r{label} [{new string('#', percent / 5)}{new string('.', 20 - percent / 5)}] {percent,3}% ({_done}/{total})");
+            ProgressBar.Draw(label, percent, $"({_done}/{total})");
         }
 
         public void Dispose() => Console.Error.WriteLine();

@@ -27,8 +27,14 @@ internal sealed class ProgressBar : IProgress<double>, IDisposable
         int percent = (int)Math.Clamp(value * 100, 0, 100);
         if (percent == _shown || _done) return;
         _shown = percent;
-        int filled = percent / 5;
-        Console.Error.Write($"\r{_label} [{new string('#', filled)}{new string('.', 20 - filled)}] {percent,3}% of {_bytes / 1048576.0:F1} MB");
+        Draw(_label, percent, $"of {_bytes / 1048576.0:F1} MB");
+    }
+
+    /// <summary>The one progress line every mg command draws on stderr: label, a 20-cell bar, percent, detail.</summary>
+    public static void Draw(string label, int percent, string detail)
+    {
+        int filled = Math.Clamp(percent, 0, 100) / 5;
+        Console.Error.Write($"\r{label} [{new string('#', filled)}{new string('.', 20 - filled)}] {percent,3}% {detail}");
     }
 
     public void Dispose()

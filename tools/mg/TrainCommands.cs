@@ -229,7 +229,7 @@ internal static class TrainCommands
 }
 
 /// <summary>Training progress on one stderr line: epoch, share of the epoch, running loss and accuracy.</summary>
-internal sealed class TrainingProgressBar(string label) : IProgress<TrainingProgress>, IDisposable
+internal sealed class TrainingProgressBar(string label) : IProgress<TrainingProgress>
 {
     private int _last = -1;
 
@@ -238,10 +238,7 @@ internal sealed class TrainingProgressBar(string label) : IProgress<TrainingProg
         int percent = 100 * p.Step / p.StepsPerEpoch;
         if (percent == _last && p.Step != p.StepsPerEpoch) return;
         _last = percent;
-        int filled = percent / 5;
-        Console.Error.Write($"\r{label} epoch {p.Epoch}/{p.Epochs} [{new string('#', filled)}{new string('.', 20 - filled)}] {percent,3}%  loss {p.Loss:F4}  acc {p.Accuracy:P1}");
+        ProgressBar.Draw($"{label} epoch {p.Epoch}/{p.Epochs}", percent, $" loss {p.Loss:F4}  acc {p.Accuracy:P1}");
         if (p.Step == p.StepsPerEpoch) Console.Error.WriteLine();
     }
-
-    public void Dispose() { }
 }
