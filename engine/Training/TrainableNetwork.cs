@@ -39,14 +39,31 @@ public abstract class TrainableGraph : IDisposable
     /// </summary>
     public (double Loss, float[] Outputs) ForwardBackward(ReadOnlySpan<float> input, Shape4 shape, Func<float[], (double Loss, float[] OutputGradient)> loss)
     {
-        using var pass = new Pass(_pool);
-        var tape = new Tape();
-        var y = _root.Forward(pass, pass.Upload(input, shape), tape);
-        var outputs = pass.Download(y);
-        var (value, dOut) = loss(outputs);
-        if (dOut.Length != outputs.Length) throw new ArgumentException($"The loss gave {dOut.Length} output gradients for {outputs.Length} outputs.");
-        tape.Backward(pass.Upload(dOut, y.Shape));
-        return (value, outputs);
+        using var recorded = Record(input, shape);
+        var (value, dOut) = loss(recorded.Outputs);
+        recorded.Backward(dOut);
+        return (value, recorded.Outputs);
+    }
+
+    /// <summary>
+    /// A forward pass whose backward is run later, once the caller has worked out ∂loss/∂outputs — e.g. from
+    /// another network that consumes these outputs (a generator feeding a student or a discriminator).
+    /// <see cref="RecordedPass.Backward"/> adds the parameter gradients and returns ∂loss/∂input.
+    /// </summary>
+    public RecordedPass Record(ReadOnlySpan<float> input, Shape4 shape)
+    {
+        var pass = new Pass(_pool);
+        try
+        {
+            var tape = new Tape();
+            var y = _root.Forward(pass, pass.Upload(input, shape), tape);
+            return new RecordedPass(pass, tape, y, shape);
+        }
+        catch
+        {
+            pass.Dispose();
+            throw;
+        }
     }
 
     public void Dispose()
@@ -54,6 +71,43 @@ public abstract class TrainableGraph : IDisposable
         _pool.Dispose();
         Parameters.Dispose();
         GC.SuppressFinalize(this);
+    }
+}
+
+/// <summary>One recorded forward pass of a <see cref="TrainableGraph"/>: its outputs, and its backward, run at most once.</summary>
+public sealed class RecordedPass : IDisposable
+{
+    private readonly Pass _pass;
+    private readonly Tape _tape;
+    private readonly Tensor _output;
+    private readonly Shape4 _inputShape;
+    private bool _done, _disposed;
+
+    internal RecordedPass(Pass pass, Tape tape, Tensor output, Shape4 inputShape)
+    {
+        (_pass, _tape, _output, _inputShape) = (pass, tape, output, inputShape);
+        Outputs = pass.Download(output);
+    }
+
+    public float[] Outputs { get; }
+    public Shape4 OutputShape => _output.Shape;
+
+    /// <summary>Backward from ∂loss/∂outputs: parameter gradients are added into the parameters; returns ∂loss/∂input (shape of the input).</summary>
+    public float[] Backward(ReadOnlySpan<float> outputGradient)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (_done) throw new InvalidOperationException("This pass has been backpropagated already.");
+        if (outputGradient.Length != Outputs.Length) throw new ArgumentException($"{outputGradient.Length} output gradients for {Outputs.Length} outputs.");
+        _done = true;
+        var dx = _tape.Backward(_pass.Upload(outputGradient, _output.Shape));
+        if (dx.Shape != _inputShape) throw new InvalidOperationException($"The backward gave an input gradient of {dx.Shape} for an input of {_inputShape}.");
+        return _pass.Download(dx);
+    }
+
+    public void Dispose()
+    {
+        _disposed = true;
+        _pass.Dispose();
     }
 }
 

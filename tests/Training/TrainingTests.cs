@@ -12,7 +12,7 @@ namespace ModelGuardian.Tests.Training;
 /// <summary>
 /// Whole trainable ResNets against PyTorch computing in float64 (torchvision modules in training
 /// mode, batch statistics): outputs and running statistics within 1e-4 of each tensor's max-abs;
-/// every parameter's gradient within relative L2 1e-4 (ResNet-18; 2e-4 for the deeper ResNet-50,
+/// every parameter's gradient, and the input's, within relative L2 1e-4 (ResNet-18; 2e-4 for the deeper ResNet-50,
 /// whose fp32 gradients measured 1.03e-4 from the float64 ones on an early γ) and no element
 /// beyond 3e-4 of the max-abs (batch-norm's backward subtracts batch means of products, so a
 /// deep net's small γ/β gradients carry the fp32 rounding of everything above them). Widths stay ≥ 4: a ResNet-50 of width 2 (two-channel
@@ -41,9 +41,14 @@ public sealed class TrainableResNetOracleTests(TorchOracle oracle)
             foreach (var (name, t) in initial.Tensors) inputs[name] = (t.Shape, t.Data);
             var expected = oracle.Run("resnet_train_grads", new { depth, width, outputs, stem }, inputs, float64: true);
 
-            var (_, y) = net.ForwardBackward(x, shape, _ => (0, g));
+            // Recorded pass: the backward also hands back ∂/∂x, which attacks and GAN training feed into a generator.
+            using var recorded = net.Record(x, shape);
+            var y = recorded.Outputs;
+            var dx = recorded.Backward(g);
             string where = $"resnet{depth} width {width} on {kernels.Name}";
             TestUtil.AssertClose(expected["y"].Data, y, 1e-4, $"{where}: outputs");
+            TestUtil.AssertRelativeL2(expected["dx"].Data, dx, 1e-4, $"{where}: input gradient");
+            Assert.Throws<InvalidOperationException>(() => recorded.Backward(g));
             foreach (var p in net.Parameters.All)
             {
                 if (p.Trainable)
