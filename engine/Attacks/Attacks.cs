@@ -1,0 +1,334 @@
+using ModelGuardian.Engine.Networks;
+using ModelGuardian.Engine.Training;
+using ModelGuardian.Kernels;
+
+namespace ModelGuardian.Engine.Attacks;
+
+/// <summary>
+/// DFME and MAZE: the generator cannot see the victim's gradient, so it estimates the gradient of the
+/// student–victim disagreement at each generated image from forward differences along random unit
+/// directions (SPECS §5), and ascends it. Cost per iteration: B·(m + 1) queries for the generator step,
+/// then B per student step.
+/// </summary>
+public abstract class ZerothOrderAttack : DataFreeAttack
+{
+    protected ZerothOrderAttack(AttackKind kind, IKernels kernels, int classes, AttackOptions options) : base(kind, kernels, classes, options) { }
+
+    /// <summary>Per query: how much student and victim disagree (the generator's objective).</summary>
+    protected abstract double[] Disagreement(float[] studentLogits, double[][] answers);
+
+    /// <summary>The student's loss on a batch of answers.</summary>
+    protected abstract (double, float[]) StudentLoss(float[] studentLogits, double[][] answers);
+
+    protected virtual void Remember(float[] images, double[][] answers) { }
+
+    protected virtual void Replay() { }
+
+    protected override async Task IterateAsync(BudgetedClient victim, CancellationToken cancellationToken)
+    {
+        int m = Options.Directions, d = PerImage;
+        int n = Affordable(victim, m + 1);
+        if (n >= 2)
+        {
+            using var recorded = Generator.Record(Noise(n), NoiseShape(n));
+            var x = recorded.Outputs;
+            // Query points, per image: the base point, then m points ε along unit directions u_j.
+            var points = new float[n * (m + 1) * d];
+            var directions = new float[n * m * d];
+            for (int i = 0; i < n; i++)
+            {
+                var xi = x.AsSpan(i * d, d);
+                xi.CopyTo(points.AsSpan(i * (m + 1) * d, d));
+                for (int j = 0; j < m; j++)
+                {
+                    var u = directions.AsSpan((i * m + j) * d, d);
+                    double norm = 0;
+                    for (int t = 0; t < d; t++) { u[t] = (float)Random.NextGaussian(); norm += (double)u[t] * u[t]; }
+                    float inv = (float)(1 / Math.Sqrt(norm));
+                    var p = points.AsSpan((i * (m + 1) + 1 + j) * d, d);
+                    for (int t = 0; t < d; t++) { u[t] *= inv; p[t] = Math.Clamp(xi[t] + Options.Epsilon * u[t], 0f, 1f); }
+                }
+            }
+            var answers = await AskAsync(victim, points, n * (m + 1), cancellationToken).ConfigureAwait(false);
+            if (answers == null) return;
+            var loss = Disagreement(Outputs(Student, points, n * (m + 1)), answers);
+            // ĝ_i = (d / m) Σ_j (L(x_i + εu_j) − L(x_i)) / ε · u_j; the generator ascends the mean disagreement.
+            var dx = new float[n * d];
+            for (int i = 0; i < n; i++)
+                for (int j = 0; j < m; j++)
+                {
+                    double diff = (loss[i * (m + 1) + 1 + j] - loss[i * (m + 1)]) / Options.Epsilon;
+                    float scale = (float)(-(double)d / m * diff / n);
+                    var u = directions.AsSpan((i * m + j) * d, d);
+                    var g = dx.AsSpan(i * d, d);
+                    for (int t = 0; t < d; t++) g[t] += scale * u[t];
+                }
+            recorded.Backward(dx);
+            GeneratorOptimizer.Step();
+            var bases = new float[n * d];
+            var baseAnswers = new double[n][];
+            for (int i = 0; i < n; i++)
+            {
+                points.AsSpan(i * (m + 1) * d, d).CopyTo(bases.AsSpan(i * d, d));
+                baseAnswers[i] = answers[i * (m + 1)];
+            }
+            Remember(bases, baseAnswers);
+        }
+        for (int s = 0; s < Options.StudentSteps; s++)
+        {
+            int b = Affordable(victim);
+            if (b < 1) break;
+            var x = Sample(b);
+            var answers = await AskAsync(victim, x, b, cancellationToken).ConfigureAwait(false);
+            if (answers == null) return;
+            TrainStep(Student, StudentOptimizer, x, b, logits => StudentLoss(logits, answers));
+            Remember(x, answers);
+        }
+        Replay();
+    }
+}
+
+/// <summary>DFME (Truong et al. 2021): L1 between the student's logits and the victim's reconstructed logits.</summary>
+public sealed class DfmeAttack(IKernels kernels, int classes, AttackOptions options) : ZerothOrderAttack(AttackKind.Dfme, kernels, classes, options)
+{
+    protected override double[] Disagreement(float[] studentLogits, double[][] answers)
+        => AttackLosses.RowL1(studentLogits, AttackLosses.ReconstructedLogits(answers, Classes), Classes);
+
+    protected override (double, float[]) StudentLoss(float[] studentLogits, double[][] answers)
+        => Losses.L1(studentLogits, AttackLosses.ReconstructedLogits(answers, Classes));
+}
+
+/// <summary>MAZE (Kariyappa et al. 2021): KL divergence, m = 10 directions, experience replay.</summary>
+public sealed class MazeAttack : ZerothOrderAttack
+{
+    private readonly ReplayBuffer _replay;
+
+    public MazeAttack(IKernels kernels, int classes, AttackOptions options) : base(AttackKind.Maze, kernels, classes, options)
+        => _replay = new ReplayBuffer(options.ReplayCapacity, PerImage, classes);
+
+    protected override double[] Disagreement(float[] studentLogits, double[][] answers) => AttackLosses.RowKl(studentLogits, answers, Classes);
+
+    protected override (double, float[]) StudentLoss(float[] studentLogits, double[][] answers) => Losses.KlDivergence(studentLogits, Flatten(answers), Classes);
+
+    protected override void Remember(float[] images, double[][] answers) => _replay.Add(images, answers);
+
+    protected override void Replay()
+    {
+        for (int s = 0; s < Options.ReplaySteps && _replay.Count > 0; s++)
+        {
+            var (x, answers) = _replay.Sample(Options.BatchSize, Random);
+            TrainStep(Student, StudentOptimizer, x, answers.Length, logits => StudentLoss(logits, answers));
+        }
+    }
+
+    internal static float[] Flatten(double[][] rows) => rows.SelectMany(r => r.Select(v => (float)v)).ToArray();
+}
+
+/// <summary>
+/// DaST (Zhou et al. 2020): a label-controlled generator — here the class label enters as a one-hot code in the
+/// first K noise dimensions, so the generator's dense layer gives each class its own branch of features. It is
+/// trained white-box through the student: maximise the student–victim distance (e^(−d)) while the student
+/// assigns the image its code's class (α = 0.2); the student minimises d (squared distance of probabilities).
+/// One query batch per iteration, shared by both steps.
+/// </summary>
+public sealed class DastAttack(IKernels kernels, int classes, AttackOptions options) : DataFreeAttack(AttackKind.Dast, kernels, classes, options)
+{
+    private const float LabelWeight = 0.2f;
+
+    protected override async Task IterateAsync(BudgetedClient victim, CancellationToken cancellationToken)
+    {
+        int n = Affordable(victim);
+        var labels = new int[n];
+        var z = Noise(n);
+        for (int i = 0; i < n; i++)
+        {
+            labels[i] = Random.Next(Classes);
+            for (int k = 0; k < Math.Min(Classes, ImageGenerator.NoiseSize); k++) z[i * ImageGenerator.NoiseSize + k] = k == labels[i] ? 1f : 0f;
+        }
+        using var recorded = Generator.Record(z, NoiseShape(n));
+        var x = recorded.Outputs;
+        var answers = await AskAsync(victim, x, n, cancellationToken).ConfigureAwait(false);
+        if (answers == null) return;
+        using (var student = Student.Record(ToNetworkInput(StudentArchitecture, x), ImageShape(n)))
+        {
+            var (distance, dDistance) = AttackLosses.ProbabilityMse(student.Outputs, answers, Classes);
+            var (_, dLabel) = Losses.CrossEntropy(student.Outputs, labels, Classes);
+            var dLogits = new float[dDistance.Length];
+            float imitation = (float)-Math.Exp(-distance);
+            for (int i = 0; i < dLogits.Length; i++) dLogits[i] = imitation * dDistance[i] + LabelWeight * dLabel[i];
+            var dx = FromNetworkInputGradient(StudentArchitecture, student.Backward(dLogits));
+            Student.Parameters.ZeroGradients(); // the generator's loss must not train the student
+            recorded.Backward(dx);
+        }
+        GeneratorOptimizer.Step();
+        TrainStep(Student, StudentOptimizer, x, n, logits => AttackLosses.ProbabilityMse(logits, answers, Classes));
+    }
+}
+
+/// <summary>
+/// DisGUIDE (Rosenthal et al. 2023): two students; the generator seeks images they disagree on (white-box
+/// through both, no queries) with a class-diversity term; both students learn the victim's answers (KL) with replay.
+/// The clone measured is the first student.
+/// </summary>
+public sealed class DisguideAttack : DataFreeAttack
+{
+    private readonly TrainableNetwork _second;
+    private readonly Optimizer _secondOptimizer;
+    private readonly ReplayBuffer _replay;
+
+    public DisguideAttack(IKernels kernels, int classes, AttackOptions options) : base(AttackKind.Disguide, kernels, classes, options)
+    {
+        _second = NewStudent(1);
+        _secondOptimizer = NewStudentOptimizer(_second);
+        _replay = new ReplayBuffer(options.ReplayCapacity, PerImage, classes);
+    }
+
+    protected override async Task IterateAsync(BudgetedClient victim, CancellationToken cancellationToken)
+    {
+        int n = Options.BatchSize;
+        using (var recorded = Generator.Record(Noise(n), NoiseShape(n)))
+        {
+            var input = ToNetworkInput(StudentArchitecture, recorded.Outputs);
+            using var a = Student.Record(input, ImageShape(n));
+            using var b = _second.Record(input, ImageShape(n));
+            var (_, ga, gb) = AttackLosses.SoftmaxDisagreement(a.Outputs, b.Outputs, Classes);
+            var (_, da) = AttackLosses.ClassDiversity(a.Outputs, Classes);
+            var (_, db) = AttackLosses.ClassDiversity(b.Outputs, Classes);
+            float w = Options.DiversityWeight / 2;
+            for (int i = 0; i < ga.Length; i++) { ga[i] = -ga[i] + w * da[i]; gb[i] = -gb[i] + w * db[i]; }
+            var dx = a.Backward(ga);
+            var dxb = b.Backward(gb);
+            for (int i = 0; i < dx.Length; i++) dx[i] += dxb[i];
+            Student.Parameters.ZeroGradients();
+            _second.Parameters.ZeroGradients();
+            recorded.Backward(FromNetworkInputGradient(StudentArchitecture, dx));
+        }
+        GeneratorOptimizer.Step();
+        for (int s = 0; s < Options.StudentSteps; s++)
+        {
+            int b = Affordable(victim);
+            if (b < 1) break;
+            var x = Sample(b);
+            var answers = await AskAsync(victim, x, b, cancellationToken).ConfigureAwait(false);
+            if (answers == null) return;
+            _replay.Add(x, answers);
+            TrainBoth(x, answers);
+        }
+        for (int s = 0; s < Options.ReplaySteps && _replay.Count > 0; s++)
+        {
+            var (x, answers) = _replay.Sample(Options.BatchSize, Random);
+            TrainBoth(x, answers);
+        }
+    }
+
+    private void TrainBoth(float[] x, double[][] answers)
+    {
+        var target = MazeAttack.Flatten(answers);
+        TrainStep(Student, StudentOptimizer, x, answers.Length, logits => Losses.KlDivergence(logits, target, Classes));
+        TrainStep(_second, _secondOptimizer, x, answers.Length, logits => Losses.KlDivergence(logits, target, Classes));
+    }
+}
+
+/// <summary>Natural images from another distribution than the victim's (DFMS's proxy data), values in 0…1, (n, 3, 32, 32).</summary>
+public interface IProxyImages
+{
+    float[] Next(int n, Random rng);
+}
+
+/// <summary>
+/// DFMS-HL (Sanyal et al. 2022, hard-label): the generator is a GAN on proxy photos (a small ResNet
+/// discriminator, non-saturating loss) with a class-diversity term from the student, so its images look
+/// natural and cover the victim's classes; the student learns from the victim's top-1 label only (cross-entropy).
+/// Top-1 labels are all it uses — so an output perturbation that keeps the ranking cannot hurt it.
+/// </summary>
+public sealed class DfmsHlAttack : DataFreeAttack
+{
+    private readonly IProxyImages _proxy;
+    private readonly TrainableNetwork _discriminator;
+    private readonly Optimizer _discriminatorOptimizer;
+
+    public DfmsHlAttack(IKernels kernels, int classes, AttackOptions options, IProxyImages proxy) : base(AttackKind.DfmsHl, kernels, classes, options)
+    {
+        _proxy = proxy;
+        var arch = ArchitectureDescriptor.ResNet(18, 1, ResNetStem.Cifar, Side, width: 4);
+        _discriminator = Own(TrainableNetwork.ResNet(kernels, arch, Data.SeededRandom.Mix(options.Seed, 300)));
+        _discriminatorOptimizer = new AdamOptimizer(_discriminator.Parameters, options.GeneratorLearningRate, beta1: 0.5f);
+    }
+
+    protected override async Task IterateAsync(BudgetedClient victim, CancellationToken cancellationToken)
+    {
+        int n = Options.BatchSize;
+        var ones = Enumerable.Repeat(1f, n).ToArray();
+        var zeros = new float[n];
+        // Discriminator: proxy photos are real (1), generator images fake (0); one batch each.
+        _discriminator.ForwardBackward(ToNetworkInput(_discriminator.Architecture, _proxy.Next(n, Random)), ImageShape(n), y => Losses.BceWithLogits(y, ones));
+        _discriminator.ForwardBackward(ToNetworkInput(_discriminator.Architecture, Sample(n)), ImageShape(n), y => Losses.BceWithLogits(y, zeros));
+        _discriminatorOptimizer.Step();
+        // Generator: fool the discriminator (non-saturating) and spread the student's predictions over the classes.
+        using (var recorded = Generator.Record(Noise(n), NoiseShape(n)))
+        {
+            var x = recorded.Outputs;
+            using var d = _discriminator.Record(ToNetworkInput(_discriminator.Architecture, x), ImageShape(n));
+            using var s = Student.Record(ToNetworkInput(StudentArchitecture, x), ImageShape(n));
+            var (_, dAdv) = Losses.BceWithLogits(d.Outputs, ones);
+            var (_, dDiv) = AttackLosses.ClassDiversity(s.Outputs, Classes);
+            for (int i = 0; i < dDiv.Length; i++) dDiv[i] *= Options.DiversityWeight;
+            var dx = FromNetworkInputGradient(_discriminator.Architecture, d.Backward(dAdv));
+            var dxs = FromNetworkInputGradient(StudentArchitecture, s.Backward(dDiv));
+            for (int i = 0; i < dx.Length; i++) dx[i] += dxs[i];
+            _discriminator.Parameters.ZeroGradients();
+            Student.Parameters.ZeroGradients();
+            recorded.Backward(dx);
+        }
+        GeneratorOptimizer.Step();
+        for (int step = 0; step < Options.StudentSteps; step++)
+        {
+            int b = Affordable(victim);
+            if (b < 1) break;
+            var x = Sample(b);
+            var answers = await AskAsync(victim, x, b, cancellationToken).ConfigureAwait(false);
+            if (answers == null) return;
+            var labels = answers.Select(a => Guardian.DeceptivePredictions.ArgMax(a)).ToArray();
+            TrainStep(Student, StudentOptimizer, x, b, logits => Losses.CrossEntropy(logits, labels, Classes));
+        }
+    }
+}
+
+/// <summary>Creates attacks by kind.</summary>
+public static class AttackFactory
+{
+    public static DataFreeAttack Create(AttackKind kind, IKernels kernels, int classes, AttackOptions options, IProxyImages? proxy = null) => kind switch
+    {
+        AttackKind.Dfme => new DfmeAttack(kernels, classes, options),
+        AttackKind.Maze => new MazeAttack(kernels, classes, options),
+        AttackKind.Dast => new DastAttack(kernels, classes, options),
+        AttackKind.Disguide => new DisguideAttack(kernels, classes, options),
+        AttackKind.DfmsHl => new DfmsHlAttack(kernels, classes, options, proxy ?? throw new ArgumentException("DFMS-HL needs proxy images (natural photos).")),
+        _ => throw new ArgumentOutOfRangeException(nameof(kind)),
+    };
+
+    public static string DisplayName(AttackKind kind) => kind switch
+    {
+        AttackKind.Dfme => "DFME", AttackKind.Maze => "MAZE", AttackKind.Dast => "DaST", AttackKind.Disguide => "DisGUIDE", AttackKind.DfmsHl => "DFMS-HL",
+        _ => kind.ToString(),
+    };
+}
+
+/// <summary>Proxy images from the real-photo pool: random 32×32 crops (windows of 32…128 pixels, resized), values in 0…1.</summary>
+public sealed class PhotoProxyImages(Data.PhotoPool pool) : IProxyImages
+{
+    private static readonly Data.PhotoCropOptions Crops = new(ImageGenerator.Side) { MaxSourceSide = 4 * ImageGenerator.Side };
+
+    public float[] Next(int n, Random rng)
+    {
+        int hw = ImageGenerator.Side * ImageGenerator.Side;
+        var x = new float[n * 3 * hw];
+        for (int i = 0; i < n; i++)
+        {
+            var px = pool.Crop(Crops, rng).Pixels;
+            for (int c = 0; c < 3; c++)
+                for (int j = 0; j < hw; j++) x[(i * 3 + c) * hw + j] = px[j * 3 + c] / 255f;
+        }
+        return x;
+    }
+}

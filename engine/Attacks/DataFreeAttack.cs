@@ -1,0 +1,312 @@
+using ModelGuardian.Engine.Core;
+using ModelGuardian.Engine.Data;
+using ModelGuardian.Engine.Imaging;
+using ModelGuardian.Engine.Networks;
+using ModelGuardian.Engine.Training;
+using ModelGuardian.Kernels;
+
+namespace ModelGuardian.Engine.Attacks;
+
+/// <summary>The built-in data-free stealing attacks (SPECS §5 and the papers they name).</summary>
+public enum AttackKind { Dfme, Maze, Dast, Disguide, DfmsHl }
+
+/// <summary>
+/// How an attack runs; immutable. <see cref="For"/> gives each attack its published recipe, scaled to a
+/// budget that 2 CPU cores can spend (batch sizes and query costs per iteration keep their ratios).
+/// </summary>
+public sealed record AttackOptions
+{
+    public required long Budget { get; init; }
+    public int BatchSize { get; init; } = 64;
+    /// <summary>Clone (student) architecture: a CIFAR-stem ResNet of this depth and width.</summary>
+    public int StudentDepth { get; init; } = 18;
+    public int StudentWidth { get; init; } = 8;
+    public GeneratorFamily Generator { get; init; } = GeneratorFamily.NearestConv;
+    public int GeneratorWidth { get; init; } = 32;
+    /// <summary>Student steps per iteration (each on a fresh, queried batch).</summary>
+    public int StudentSteps { get; init; } = 5;
+    /// <summary>Zeroth-order estimate: random directions per generated image (DFME 1, MAZE 10) and step ε.</summary>
+    public int Directions { get; init; } = 1;
+    public float Epsilon { get; init; } = 1e-3f;
+    /// <summary>Student: SGD (DFME: 0.1, momentum 0.9, weight decay 5e-4).</summary>
+    public float StudentLearningRate { get; init; } = 0.1f;
+    public float GeneratorLearningRate { get; init; } = 1e-4f;
+    /// <summary>Extra student steps per iteration on remembered queries (MAZE's experience replay; no new queries).</summary>
+    public int ReplaySteps { get; init; }
+    public int ReplayCapacity { get; init; } = 4096;
+    /// <summary>Weight of the class-diversity term in generator losses that use one (DFMS, DisGUIDE).</summary>
+    public float DiversityWeight { get; init; } = 1f;
+    /// <summary>How many times the clone is measured over the run (plus once before the first query).</summary>
+    public int EvaluationPoints { get; init; } = 10;
+    public ulong Seed { get; init; } = 1;
+    /// <summary>
+    /// The adaptive attacker: every answer passes through this before training (e.g. inverting DPreds). Null: answers are used as received.
+    /// </summary>
+    public Func<double[], double[]>? AnswerInterpreter { get; init; }
+
+    /// <summary>The recipe of <paramref name="kind"/> at <paramref name="budget"/> queries.</summary>
+    public static AttackOptions For(AttackKind kind, long budget, ulong seed = 1) => kind switch
+    {
+        // DFME (SPECS §5): 1 direction, 5 student steps per generator step, Adam 1e-4 for G; batch 256 → 64.
+        AttackKind.Dfme => new AttackOptions { Budget = budget, Seed = seed, Directions = 1, StudentSteps = 5 },
+        // MAZE: KL, m = 10, batch 128 → 32, experience replay.
+        AttackKind.Maze => new AttackOptions { Budget = budget, Seed = seed, BatchSize = 32, Directions = 10, StudentSteps = 5, ReplaySteps = 2 },
+        // DaST: one query batch per iteration, shared by the generator and the student steps.
+        AttackKind.Dast => new AttackOptions { Budget = budget, Seed = seed, StudentSteps = 1, GeneratorLearningRate = 1e-4f },
+        // DisGUIDE: two students, white-box disagreement for G (no queries), replay.
+        AttackKind.Disguide => new AttackOptions { Budget = budget, Seed = seed, StudentSteps = 5, ReplaySteps = 2, GeneratorLearningRate = 1e-3f },
+        // DFMS-HL: a GAN on proxy photos plus class diversity; the student learns from top-1 labels only.
+        AttackKind.DfmsHl => new AttackOptions { Budget = budget, Seed = seed, StudentSteps = 1, GeneratorLearningRate = 2e-4f },
+        _ => throw new ArgumentOutOfRangeException(nameof(kind)),
+    };
+
+    internal void Validate()
+    {
+        if (Budget < 1) throw new ArgumentException($"The query budget must be positive, got {Budget}.");
+        if (BatchSize < 2) throw new ArgumentException($"Batch size must be at least 2 (batch-norm), got {BatchSize}.");
+        if (StudentSteps < 1 || Directions < 1 || ReplaySteps < 0 || EvaluationPoints < 1) throw new ArgumentException("Student steps, directions and evaluation points must be positive; replay steps not negative.");
+        if (!(Epsilon > 0) || !(StudentLearningRate > 0) || !(GeneratorLearningRate > 0)) throw new ArgumentException("ε and learning rates must be positive.");
+    }
+}
+
+/// <summary>The victim's test set as the clone is measured on it: images (0…255) and true labels.</summary>
+public sealed class CloneTestSet
+{
+    public CloneTestSet(IReadOnlyList<PlanarImage> images, IReadOnlyList<int> labels)
+    {
+        if (images.Count == 0 || images.Count != labels.Count) throw new ArgumentException($"{images.Count} test images for {labels.Count} labels.");
+        Images = images;
+        Labels = labels;
+    }
+
+    public IReadOnlyList<PlanarImage> Images { get; }
+    public IReadOnlyList<int> Labels { get; }
+
+    /// <summary>Top-1 accuracy of a clone, in evaluation mode (its training mode is restored after).</summary>
+    public double Accuracy(TrainableNetwork clone, int batch = 200)
+    {
+        var a = clone.Architecture;
+        bool training = clone.Mode.IsTraining;
+        clone.Mode.IsTraining = false;
+        int per = 3 * a.InputSide * a.InputSide, correct = 0;
+        for (int start = 0; start < Images.Count; start += batch)
+        {
+            int n = Math.Min(batch, Images.Count - start);
+            var x = new float[n * per];
+            for (int i = 0; i < n; i++) NetworkInput.FromPlanar(a, clone.Kernels, Images[start + i]).CopyTo(x, i * per);
+            var y = clone.Forward(x, new Shape4(n, 3, a.InputSide, a.InputSide));
+            for (int i = 0; i < n; i++)
+                if (ArgMax(y.AsSpan(i * a.Outputs, a.Outputs)) == Labels[start + i]) correct++;
+        }
+        clone.Mode.IsTraining = training;
+        return (double)correct / Images.Count;
+    }
+
+    internal static int ArgMax(ReadOnlySpan<float> v)
+    {
+        int best = 0;
+        for (int k = 1; k < v.Length; k++) if (v[k] > v[best]) best = k;
+        return best;
+    }
+}
+
+/// <summary>Clone accuracy after a number of queries.</summary>
+public sealed record ClonePoint(long Queries, double CloneAccuracy);
+
+public sealed record AttackProgress(AttackKind Attack, long Spent, long Budget, double? LastCloneAccuracy);
+
+/// <summary>What an attack got: queries sent and answered, whether its account was cut off, and its clone's accuracy over the run.</summary>
+public sealed record AttackResult(AttackKind Attack, long Budget, long QueriesSpent, long QueriesAnswered, bool Terminated, IReadOnlyList<ClonePoint> Curve)
+{
+    public double FinalCloneAccuracy => Curve[^1].CloneAccuracy;
+}
+
+/// <summary>
+/// The common frame of a data-free attack: a student (the clone), a generator, the budget meter and the
+/// clone measurements. Subclasses write one iteration; <see cref="RunAsync"/> repeats it until the budget
+/// is spent exactly or the account is refused. Deterministic for a seed on the CPU backend.
+/// </summary>
+public abstract class DataFreeAttack : IDisposable
+{
+    private readonly List<IDisposable> _owned = new();
+
+    protected DataFreeAttack(AttackKind kind, IKernels kernels, int classes, AttackOptions options)
+    {
+        options.Validate();
+        if (classes < 2) throw new ArgumentException($"The victim must have at least 2 classes, got {classes}.");
+        Kind = kind;
+        Options = options;
+        Classes = classes;
+        Kernels = kernels;
+        Random = new SeededRandom(SeededRandom.Mix(options.Seed, (ulong)kind + 1));
+        StudentArchitecture = ArchitectureDescriptor.ResNet(options.StudentDepth, classes, ResNetStem.Cifar, ImageGenerator.Side, options.StudentWidth);
+        Student = NewStudent(0);
+        StudentOptimizer = NewStudentOptimizer(Student);
+        Generator = Own(ImageGenerator.Create(kernels, options.Generator, SeededRandom.Mix(options.Seed, 100 + (ulong)kind), options.GeneratorWidth));
+        GeneratorOptimizer = new AdamOptimizer(Generator.Parameters, options.GeneratorLearningRate);
+    }
+
+    public AttackKind Kind { get; }
+    public AttackOptions Options { get; }
+    public int Classes { get; }
+    protected IKernels Kernels { get; }
+    protected SeededRandom Random { get; }
+    protected ArchitectureDescriptor StudentArchitecture { get; }
+    /// <summary>The clone being trained (what is measured).</summary>
+    public TrainableNetwork Student { get; }
+    protected Optimizer StudentOptimizer { get; }
+    protected ImageGenerator Generator { get; }
+    protected Optimizer GeneratorOptimizer { get; }
+    protected static int Side => ImageGenerator.Side;
+    protected static int PerImage => 3 * Side * Side;
+
+    protected T Own<T>(T resource) where T : IDisposable
+    {
+        _owned.Add(resource);
+        return resource;
+    }
+
+    protected TrainableNetwork NewStudent(ulong index) => Own(TrainableNetwork.ResNet(Kernels, StudentArchitecture, SeededRandom.Mix(Options.Seed, 200 + index)));
+
+    protected Optimizer NewStudentOptimizer(TrainableNetwork student) => new SgdOptimizer(student.Parameters, Options.StudentLearningRate, 0.9f, 5e-4f);
+
+    public async Task<AttackResult> RunAsync(IVictimClient victim, CloneTestSet test, IProgress<AttackProgress>? progress = null, CancellationToken cancellationToken = default)
+    {
+        if (victim.Classes != Classes) throw new ArgumentException($"The attack was built for {Classes} classes; the victim has {victim.Classes}.");
+        var meter = new BudgetedClient(victim, Options.Budget);
+        var curve = new List<ClonePoint> { new(0, test.Accuracy(Student)) };
+        int nextPoint = 1;
+        progress?.Report(new AttackProgress(Kind, 0, Options.Budget, curve[^1].CloneAccuracy));
+        while (meter.Remaining > 0 && !meter.Terminated)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            long before = meter.Spent;
+            await IterateAsync(meter, cancellationToken).ConfigureAwait(false);
+            if (meter.Spent == before) throw new InvalidOperationException($"{Kind}: an iteration spent no queries with {meter.Remaining} left.");
+            bool measure = meter.Spent * Options.EvaluationPoints >= nextPoint * Options.Budget || meter.Remaining == 0 || meter.Terminated;
+            if (measure)
+            {
+                curve.Add(new ClonePoint(meter.Spent, test.Accuracy(Student)));
+                while (nextPoint * Options.Budget <= meter.Spent * Options.EvaluationPoints) nextPoint++;
+            }
+            progress?.Report(new AttackProgress(Kind, meter.Spent, Options.Budget, curve[^1].CloneAccuracy));
+        }
+        return new AttackResult(Kind, Options.Budget, meter.Spent, meter.Answered, meter.Terminated, curve);
+    }
+
+    /// <summary>One iteration: spends at least one query and never more than <see cref="BudgetedClient.Remaining"/>.</summary>
+    protected abstract Task IterateAsync(BudgetedClient victim, CancellationToken cancellationToken);
+
+    // ---- building blocks -------------------------------------------------------------------
+
+    /// <summary>Images per step that fit the rest of the budget when each costs <paramref name="queriesPerImage"/> queries.</summary>
+    protected int Affordable(BudgetedClient victim, int queriesPerImage = 1) => (int)Math.Min(Options.BatchSize, victim.Remaining / queriesPerImage);
+
+    protected float[] Noise(int n)
+    {
+        var z = new float[n * ImageGenerator.NoiseSize];
+        for (int i = 0; i < z.Length; i++) z[i] = (float)Random.NextGaussian();
+        return z;
+    }
+
+    protected static Shape4 NoiseShape(int n) => new(n, ImageGenerator.NoiseSize, 1, 1);
+
+    /// <summary>n generator images (values in 0…1), no backward.</summary>
+    protected float[] Sample(int n) => Generator.Forward(Noise(n), NoiseShape(n));
+
+    /// <summary>
+    /// Queries the victim; answers pass through the adaptive interpreter. Null when the account was refused
+    /// (the attack then stops: every later query would be refused too).
+    /// </summary>
+    protected async Task<double[][]?> AskAsync(BudgetedClient victim, float[] images, int n, CancellationToken cancellationToken)
+    {
+        var answers = await victim.QueryAsync(new QueryBatch(Clamp01(images), n, Side), cancellationToken).ConfigureAwait(false);
+        if (answers.Any(a => a.Refused)) return null;
+        return answers.Select(a => Options.AnswerInterpreter is { } f ? f(a.Probabilities) : a.Probabilities).ToArray();
+    }
+
+    private static float[] Clamp01(float[] x)
+    {
+        var y = new float[x.Length];
+        for (int i = 0; i < x.Length; i++) y[i] = Math.Clamp(x[i], 0f, 1f);
+        return y;
+    }
+
+    /// <summary>Images in 0…1 as a network of architecture <paramref name="a"/> takes them: (v − mean_c) / std_c.</summary>
+    protected static float[] ToNetworkInput(ArchitectureDescriptor a, ReadOnlySpan<float> images)
+    {
+        var norm = a.EffectiveNormalization;
+        var x = new float[images.Length];
+        int hw = Side * Side;
+        for (int i = 0; i < images.Length; i++)
+        {
+            int c = i / hw % 3;
+            x[i] = (images[i] - norm.Mean[c]) / norm.Std[c];
+        }
+        return x;
+    }
+
+    /// <summary>∂/∂(images in 0…1) from ∂/∂(network input): the chain through <see cref="ToNetworkInput"/>, in place.</summary>
+    protected static float[] FromNetworkInputGradient(ArchitectureDescriptor a, float[] gradient)
+    {
+        var norm = a.EffectiveNormalization;
+        int hw = Side * Side;
+        for (int i = 0; i < gradient.Length; i++) gradient[i] /= norm.Std[i / hw % 3];
+        return gradient;
+    }
+
+    protected static Shape4 ImageShape(int n) => new(n, 3, Side, Side);
+
+    /// <summary>One optimizer step of <paramref name="net"/> on images in 0…1 with a loss of its outputs.</summary>
+    protected static double TrainStep(TrainableNetwork net, Optimizer optimizer, float[] images, int n, Func<float[], (double, float[])> loss)
+    {
+        var (value, _) = net.ForwardBackward(ToNetworkInput(net.Architecture, images), ImageShape(n), loss);
+        optimizer.Step();
+        return value;
+    }
+
+    /// <summary>Outputs of a network on images in 0…1 (in its current mode), no backward.</summary>
+    protected static float[] Outputs(TrainableNetwork net, float[] images, int n) => net.Forward(ToNetworkInput(net.Architecture, images), ImageShape(n));
+
+    public void Dispose()
+    {
+        foreach (var d in _owned) d.Dispose();
+        _owned.Clear();
+        GC.SuppressFinalize(this);
+    }
+}
+
+/// <summary>A ring buffer of answered queries (images in 0…1 and the answers trained on) for experience replay.</summary>
+public sealed class ReplayBuffer(int capacity, int perImage, int classes)
+{
+    private readonly float[] _images = new float[(long)capacity * perImage];
+    private readonly double[][] _answers = new double[capacity][];
+    private long _added;
+
+    public int Count => (int)Math.Min(_added, capacity);
+
+    public void Add(ReadOnlySpan<float> images, IReadOnlyList<double[]> answers)
+    {
+        for (int i = 0; i < answers.Count; i++)
+        {
+            int slot = (int)(_added++ % capacity);
+            images.Slice(i * perImage, perImage).CopyTo(_images.AsSpan(slot * perImage, perImage));
+            if (answers[i].Length != classes) throw new ArgumentException($"An answer of {answers[i].Length} probabilities in a buffer of {classes} classes.");
+            _answers[slot] = answers[i];
+        }
+    }
+
+    public (float[] Images, double[][] Answers) Sample(int n, Random rng)
+    {
+        if (Count == 0) throw new InvalidOperationException("The replay buffer is empty.");
+        var images = new float[n * perImage];
+        var answers = new double[n][];
+        for (int i = 0; i < n; i++)
+        {
+            int slot = rng.Next(Count);
+            _images.AsSpan(slot * perImage, perImage).CopyTo(images.AsSpan(i * perImage, perImage));
+            answers[i] = _answers[slot];
+        }
+        return (images, answers);
+    }
+}
