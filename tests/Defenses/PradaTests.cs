@@ -93,17 +93,23 @@ public sealed class PradaTests
     }
 
     [Fact]
-    public void NoDecisionBeforeEnoughDistances()
+    public void NoDecisionUntilMoreThan100DistancesThenIdenticalStepsAreFlagged()
     {
-        // With ≤ 100 pooled distances no test runs (LastW stays NaN) even for a degenerate stream.
-        var detector = NewDetector();
+        // Checking after every query: the first query of a class has no distance, so after 101 queries exactly 100
+        // distances exist and no test may run ("more than 100"); the 102nd query makes 101 and the test runs.
+        // Each query moves one pixel by 1 from the previous one; with T_c = 1 after the first addition the distances
+        // only take the values 1 and √2 (two-point, far from normal), so the first test flags the user.
+        var detector = new PradaDetector(new PradaOptions(Length, Classes, CheckEvery: 1));
         var image = new float[Length];
-        for (int q = 0; q < 100; q++)
+        for (int q = 0; q < 101; q++)
         {
             image[q % Length] += 1;
             Assert.False(detector.Observe(image, 0));
         }
         Assert.True(double.IsNaN(detector.LastW));
+        image[101] += 1;
+        Assert.True(detector.Observe(image, 0));
+        Assert.True(detector.LastW < 0.9, $"W = {detector.LastW}");
     }
 
     [Fact]
