@@ -106,8 +106,14 @@ public sealed class PradaDetector
         double limit = _options.OutlierSigmas * std;
         var kept = pooled.Where(d => Math.Abs(d - mean) <= limit).ToArray();
         if (kept.Length <= _options.MinPooled) return;
-        // Shapiro–Wilk is defined for at most 5000 points: test the most recent 5000 kept distances.
-        var sample = kept.Length > ShapiroWilk.MaxSize ? kept.AsSpan(kept.Length - ShapiroWilk.MaxSize) : kept.AsSpan();
+        // AS R94 is defined for at most 5000 points: beyond that test an evenly strided subsample of the pool
+        // (deterministic, and spread over every class rather than the tail of one).
+        double[] sample = kept;
+        if (kept.Length > ShapiroWilk.MaxSize)
+        {
+            sample = new double[ShapiroWilk.MaxSize];
+            for (int i = 0; i < sample.Length; i++) sample[i] = kept[(int)((long)i * kept.Length / sample.Length)];
+        }
         double first = sample[0];
         bool constant = true;
         foreach (double d in sample) if (d != first) { constant = false; break; }
