@@ -157,6 +157,9 @@ public interface IKernels : IDisposable
 
     // x: (N, Cin, H, W) · dy: (N, Cout, OH, OW) → dw: (Cout, Cin/G, KH, KW) = Σ_n dy ⋆ x; dbias: (Cout) = Σ_{n,y,x} dy
     void Conv2dBackwardWeight(in Conv2dShape s, DeviceBuffer x, DeviceBuffer dy, DeviceBuffer dw, DeviceBuffer? dbias);
+    // dy: (N, C, HW) → sum: (C) = Σ_{n,p} dy — the gradient of a per-channel bias added after a pool (StyleGAN's
+    // bias-leaky-ReLU: the caller first masks dy with LeakyReluBackward in place).
+    void ChannelSum(int n, int c, int hw, DeviceBuffer dy, DeviceBuffer sum);
     // x: (N, In) · dy: (N, Out) → dw: (Out, In) = dyᵀ·x; dbias: (Out) = Σ_n dy
     void DenseBackwardWeight(int n, int inFeatures, int outFeatures, DeviceBuffer x, DeviceBuffer dy, DeviceBuffer dw, DeviceBuffer? dbias);
 

@@ -34,6 +34,7 @@ public sealed class Network : IDisposable
         {
             NetworkKind.ResNet => ResNetBuilder.Build(kernels, architecture, source),
             NetworkKind.StyleGanDiscriminator => StyleGanDiscriminatorBuilder.Build(kernels, architecture, source),
+            NetworkKind.ImageGenerator => throw new ArgumentException($"{architecture} is an image generator, not a network to serve: load it with ModelFiles.LoadGenerator."),
             _ => throw new ArgumentException($"Unsupported network kind {architecture.Kind}."),
         };
 

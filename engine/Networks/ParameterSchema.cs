@@ -19,6 +19,7 @@ public static class ParameterSchema
     {
         NetworkKind.ResNet => ResNet(a),
         NetworkKind.StyleGanDiscriminator => StyleGan(a),
+        NetworkKind.ImageGenerator => Generator(a),
         _ => throw new ArgumentException($"Unsupported network kind {a.Kind}."),
     };
 
@@ -55,6 +56,34 @@ public static class ParameterSchema
         int inplanes = a.ResNetFeatures;
         specs.Add(new("fc.weight", [a.Outputs, inplanes], ParameterRole.DenseWeight));
         specs.Add(new("fc.bias", [a.Outputs], ParameterRole.Bias));
+        return specs;
+    }
+
+    /// <summary>What <see cref="Training.ImageGenerator.Create"/> builds (a test pins the two together).</summary>
+    private static List<ParameterSpec> Generator(ArchitectureDescriptor a)
+    {
+        var specs = new List<ParameterSpec>();
+        void Bn(string name, int c)
+        {
+            specs.Add(new($"{name}.weight", [c], ParameterRole.BatchNormWeight));
+            specs.Add(new($"{name}.bias", [c], ParameterRole.BatchNormBias));
+            specs.Add(new($"{name}.running_mean", [c], ParameterRole.BatchNormMean));
+            specs.Add(new($"{name}.running_var", [c], ParameterRole.BatchNormVariance));
+        }
+        var (c0, c1, c2) = Training.ImageGenerator.Channels(a.Width);
+        int n = Training.ImageGenerator.NoiseSize;
+        specs.Add(new("fc.weight", [c0 * 64, n], ParameterRole.DenseWeight));
+        specs.Add(new("fc.bias", [c0 * 64], ParameterRole.Bias));
+        Bn("bn0", c0);
+        foreach (var (cin, cout, i) in new[] { (c0, c1, 1), (c1, c2, 2) })
+        {
+            specs.Add(a.GeneratorFamily == Training.GeneratorFamily.TransposedConv
+                ? new($"up{i}.weight", [cin, cout, 4, 4], ParameterRole.ConvWeight)
+                : new($"up{i}.weight", [cout, cin, 3, 3], ParameterRole.ConvWeight));
+            Bn($"bn{i}", cout);
+        }
+        specs.Add(new("to_rgb.weight", [3, c2, 3, 3], ParameterRole.ConvWeight));
+        specs.Add(new("to_rgb.bias", [3], ParameterRole.Bias));
         return specs;
     }
 

@@ -82,7 +82,7 @@ internal static class StyleGanDiscriminatorBuilder
     }
 
     /// <summary>Depthwise [1,2,1]ᵀ[1,2,1]/16, padding 1: the low-pass applied before every down-sampling.</summary>
-    private static Conv2dLayer Blur(ParameterBuffers p, int channels)
+    internal static Conv2dLayer Blur(ParameterBuffers p, int channels)
     {
         float[] k1 = [1, 2, 1];
         var w = new float[channels * 9];

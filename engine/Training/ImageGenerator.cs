@@ -16,6 +16,26 @@ public enum GeneratorFamily
     BilinearConv,
 }
 
+/// <summary>The command-line names of the generator families: transposed, nearest, bilinear.</summary>
+public static class GeneratorFamilies
+{
+    public static string Name(GeneratorFamily family) => family switch
+    {
+        GeneratorFamily.TransposedConv => "transposed",
+        GeneratorFamily.NearestConv => "nearest",
+        GeneratorFamily.BilinearConv => "bilinear",
+        _ => throw new ArgumentException($"Unknown generator family {family}."),
+    };
+
+    public static GeneratorFamily Parse(string name) => name switch
+    {
+        "transposed" => GeneratorFamily.TransposedConv,
+        "nearest" => GeneratorFamily.NearestConv,
+        "bilinear" => GeneratorFamily.BilinearConv,
+        _ => throw new ArgumentException($"Unknown generator family '{name}' (transposed, nearest or bilinear)."),
+    };
+}
+
 /// <summary>
 /// A synthetic-image source: noise z (seeded) → dense → 8×8 maps → two ×2 up-samplings of its
 /// family → 3×32×32 through a sigmoid, with batch-norm and leaky-ReLU (0.2) between, as
@@ -26,19 +46,26 @@ public sealed class ImageGenerator : TrainableGraph
 {
     public const int Side = 32, NoiseSize = 64;
 
-    private ImageGenerator(GeneratorFamily family, ILayer root, ParameterStore parameters, TrainingMode mode) : base(root, parameters, mode)
-        => Family = family;
+    private ImageGenerator(ArchitectureDescriptor architecture, ILayer root, ParameterStore parameters, TrainingMode mode) : base(root, parameters, mode)
+        => Architecture = architecture;
 
-    public GeneratorFamily Family { get; }
+    /// <summary>Family and width: what a weight file records to re-create this generator.</summary>
+    public ArchitectureDescriptor Architecture { get; }
+    public GeneratorFamily Family => Architecture.GeneratorFamily;
+    public int Width => Architecture.Width;
+
+    /// <summary>Channels after the dense layer and after each up-sampling, for <paramref name="width"/>.</summary>
+    public static (int C0, int C1, int C2) Channels(int width) => (2 * width, width, Math.Max(8, width / 2));
 
     public static ImageGenerator Create(IKernels kernels, GeneratorFamily family, ulong seed, int width = 32)
     {
+        var architecture = ArchitectureDescriptor.Generator(family, width);
         var rng = new Data.SeededRandom(seed);
         var store = new ParameterStore(kernels);
         var mode = new TrainingMode();
         try
         {
-            int c0 = 2 * width, c1 = width, c2 = Math.Max(8, width / 2);
+            var (c0, c1, c2) = Channels(width);
             float[] Conv(int cout, int cin, int k) => rng.Normals(cout * cin * k * k, MathF.Sqrt(2f / (cin * k * k)));
             var layers = new List<ILayer>
             {
@@ -63,7 +90,7 @@ public sealed class ImageGenerator : TrainableGraph
             }
             layers.Add(new TrainConv2d(store, "to_rgb", c2, 3, 3, 1, 1, bias: true, Conv(3, c2, 3), new float[3]));
             layers.Add(new SigmoidLayer());
-            return new ImageGenerator(family, new Sequential(layers), store, mode);
+            return new ImageGenerator(architecture, new Sequential(layers), store, mode);
         }
         catch
         {
@@ -71,6 +98,31 @@ public sealed class ImageGenerator : TrainableGraph
             throw;
         }
     }
+
+    /// <summary>
+    /// A generator of <paramref name="architecture"/> holding <paramref name="tensors"/> (what <see cref="Export"/> gave):
+    /// every tensor by name and shape, nothing else.
+    /// </summary>
+    public static ImageGenerator FromTensors(IKernels kernels, ArchitectureDescriptor architecture, TensorSet tensors)
+    {
+        if (architecture.Kind != NetworkKind.ImageGenerator) throw new ArgumentException($"Not an image generator: {architecture}.");
+        var g = Create(kernels, architecture.GeneratorFamily, 0, architecture.Width);
+        try
+        {
+            var extra = tensors.Tensors.Keys.Except(g.Parameters.All.Select(p => p.Name)).ToList();
+            if (extra.Count > 0) throw new ArgumentException($"Unexpected tensors for {architecture}: {string.Join(", ", extra)}.");
+            g.Parameters.Load(tensors);
+            return g;
+        }
+        catch
+        {
+            g.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Every tensor (batch-norm running statistics included) under its name.</summary>
+    public TensorSet Export() => Parameters.ToTensorSet();
 
     /// <summary><paramref name="count"/> images from noise seeded by <paramref name="seed"/>, made in batches of <paramref name="batch"/> (batch-norm normalises each batch).</summary>
     public IReadOnlyList<RgbImage> Generate(int count, ulong seed, int batch = 32)

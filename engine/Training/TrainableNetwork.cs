@@ -70,8 +70,12 @@ public abstract class TrainableGraph : IDisposable
     {
         _pool.Dispose();
         Parameters.Dispose();
+        DisposeResources();
         GC.SuppressFinalize(this);
     }
+
+    /// <summary>Frees what a graph holds beside its parameters (e.g. constant weights of fixed layers).</summary>
+    protected virtual void DisposeResources() { }
 }
 
 /// <summary>One recorded forward pass of a <see cref="TrainableGraph"/>: its outputs, and its backward, run at most once.</summary>

@@ -67,6 +67,18 @@ public sealed unsafe partial class CpuKernels
         }
     }
 
+    // dy: (N, C, HW) → sum: (C); each channel's rows summed with SIMD, the rows added in double
+    public void ChannelSum(int n, int c, int hw, DeviceBuffer dy, DeviceBuffer sum)
+    {
+        var DY = A(dy, n * c * hw, "channel-sum dy"); var S = A(sum, c, "channel-sum sum");
+        _pool.For(0, c, ch =>
+        {
+            double acc = 0;
+            for (int i = 0; i < n; i++) acc += TensorPrimitives.Sum(DY.AsSpan((i * c + ch) * hw, hw));
+            S[ch] = (float)acc;
+        });
+    }
+
     // x: (N, In) · dy: (N, Out) → dw: (Out, In), dbias: (Out)
     public void DenseBackwardWeight(int n, int inFeatures, int outFeatures, DeviceBuffer x, DeviceBuffer dy, DeviceBuffer dw, DeviceBuffer? dbias)
     {

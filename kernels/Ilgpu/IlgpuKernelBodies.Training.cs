@@ -33,7 +33,7 @@ internal static partial class IlgpuKernelBodies
         dw[i] = acc;
     }
 
-    // dy: (N, C, HW) → sums: (C) = Σ_{n,p} dy · one thread per channel (conv bias gradient)
+    // dy: (N, C, HW) → sums: (C) = Σ_{n,p} dy · one thread per channel (conv bias gradient; IKernels.ChannelSum)
     internal static void ChannelSum(Index1D ch, int n, int c, int hw, ArrayView<float> dy, ArrayView<float> sums)
     {
         float acc = 0f;

@@ -45,6 +45,14 @@ public sealed partial class IlgpuKernels
         }
     }
 
+    // dy: (N, C, HW) → sum: (C)
+    public void ChannelSum(int n, int c, int hw, DeviceBuffer dy, DeviceBuffer sum)
+    {
+        Positive("ChannelSum", n, c, hw);
+        var DY = V(dy, (long)n * c * hw, "channel-sum dy"); var S = V(sum, c, "channel-sum sum");
+        Launch(c, () => _channelSum(c, n, c, hw, DY, S));
+    }
+
     // x: (N, In) · dy: (N, Out) → dw: (Out, In), dbias: (Out)
     public void DenseBackwardWeight(int n, int inFeatures, int outFeatures, DeviceBuffer x, DeviceBuffer dy, DeviceBuffer dw, DeviceBuffer? dbias)
     {

@@ -42,6 +42,19 @@ public sealed partial class ReferenceKernels
         }
     }
 
+    // dy: (N, C, HW) → sum: (C)
+    public void ChannelSum(int n, int c, int hw, DeviceBuffer dy, DeviceBuffer sum)
+    {
+        var DY = A(dy, n * c * hw, "channel-sum dy"); var S = A(sum, c, "channel-sum sum");
+        for (int ch = 0; ch < c; ch++)
+        {
+            double acc = 0;
+            for (int i = 0; i < n; i++)
+                for (int p = 0; p < hw; p++) acc += DY[(i * c + ch) * hw + p];
+            S[ch] = (float)acc;
+        }
+    }
+
     // x: (N, In) · dy: (N, Out) → dw: (Out, In), dbias: (Out)
     public void DenseBackwardWeight(int n, int inFeatures, int outFeatures, DeviceBuffer x, DeviceBuffer dy, DeviceBuffer dw, DeviceBuffer? dbias)
     {

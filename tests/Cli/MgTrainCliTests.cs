@@ -1,6 +1,7 @@
 using System.Text.Json;
 using ModelGuardian.Engine.Imaging;
 using ModelGuardian.Engine.Networks;
+using ModelGuardian.Engine.Training;
 using ModelGuardian.Kernels.Cpu;
 using ModelGuardian.Weights;
 using ModelGuardian.Weights.Format;
@@ -62,9 +63,52 @@ public sealed class MgTrainCliTests : IDisposable
     }
 
     [Fact]
+    public void GanWritesLoadableGeneratorAndDiscriminatorMetricsAndSamples()
+    {
+        WriteImages(Path("photos"), 6, 4, r => (byte)r.Next(256));
+        string prefix = Path("gan", "run");
+        var (code, _, stderr) = Mg.Run("train", "gan", "--family", "transposed", "--iterations", "2", "--batch", "4", "--width", "4",
+            "--d-fmap-base", "256", "--d-fmap-max", "8", "--real", Path("photos"), "--seed", "5", "--backend", "cpu", "-o", prefix);
+        Assert.True(code == 0, stderr);
+        Assert.Contains("D(real)", stderr);
+        using var k = new CpuKernels();
+        var (g, contents) = ModelFiles.LoadGenerator(k, prefix + "-generator.mgw");
+        g.Dispose();
+        Assert.Equal((GeneratorFamily.TransposedConv, 4), (contents.Architecture.GeneratorFamily, contents.Architecture.Width));
+        Assert.Contains(contents.Provenance.Notes, n => n.StartsWith("command: mg train gan", StringComparison.Ordinal));
+        var (d, dc) = ModelFiles.LoadTransform(k, prefix + "-discriminator.mgw");
+        d.Dispose();
+        Assert.Equal((32, 256, 8), (dc.Architecture.Resolution, dc.Architecture.FmapBase, dc.Architecture.FmapMax));
+        var metrics = JsonDocument.Parse(File.ReadAllText(prefix + "-metrics.json")).RootElement;
+        Assert.Equal(2, metrics.GetProperty("iterations").GetInt32());
+        Assert.Equal(5UL, metrics.GetProperty("seed").GetUInt64());
+        Assert.True(double.IsFinite(metrics.GetProperty("d_loss").GetDouble()) && double.IsFinite(metrics.GetProperty("g_loss").GetDouble()));
+        Assert.StartsWith("mg train gan --family transposed", metrics.GetProperty("command").GetString());
+        var samples = RgbImage.Load(prefix + "-samples.png");
+        Assert.Equal((274, 274), (samples.Width, samples.Height)); // 8 × 8 samples of 32², 2-pixel gutters
+
+        // The discriminator is a transformation model for mg grad; the generator a source of fakes for a detector.
+        (code, _, stderr) = Mg.Run("grad", Path("photos", "0.png"), "--model", prefix + "-discriminator.mgw", "--backend", "cpu", "-o", Path("g.png"));
+        Assert.True(code == 0, stderr);
+        (code, _, stderr) = Mg.Run("train", "detector", "--real", Path("photos"), "--fake", "generator-file:" + prefix + "-generator.mgw", "--count", "6",
+            "--transform", prefix + "-discriminator.mgw", "--width", "4", "--epochs", "1", "--batch", "4", "--backend", "cpu", "-o", Path("det.mgw"));
+        Assert.True(code == 0, stderr);
+        Assert.Contains("image generator transposed width 4", stderr);
+
+        // A folder as the output.
+        (code, _, stderr) = Mg.Run("train", "gan", "--family", "bilinear", "--iterations", "1", "--batch", "2", "--width", "4",
+            "--d-fmap-base", "256", "--d-fmap-max", "8", "--real", Path("photos"), "--backend", "cpu", "-o", Path("ganfolder") + "/");
+        Assert.True(code == 0, stderr);
+        Assert.True(File.Exists(Path("ganfolder", "generator.mgw")) && File.Exists(Path("ganfolder", "samples.png")));
+    }
+
+    [Fact]
     public void BadTrainingArgumentsExitNonZeroWithOneLine()
     {
         var (code, _, stderr) = Mg.Run("train", "detector", "--fake", "generator:cubic", "--count", "4", "--backend", "cpu", "-o", Path("x.mgw"));
+        Assert.Equal(1, code);
+        Assert.Contains("Unknown generator family 'cubic'", stderr);
+        (code, _, stderr) = Mg.Run("train", "gan", "--family", "cubic", "--backend", "cpu", "-o", Path("z"));
         Assert.Equal(1, code);
         Assert.Contains("Unknown generator family 'cubic'", stderr);
         (code, _, stderr) = Mg.Run("train", "classifier", "--data", Path("nowhere"), "-o", Path("y.mgw"));

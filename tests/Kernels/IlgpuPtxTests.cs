@@ -20,7 +20,7 @@ public sealed class IlgpuPtxTests
             Assert.Contains(".target sm_", assembly);
             Assert.Contains(".entry", assembly);
         }
-        foreach (var op in new[] { "Conv2dForward", "Conv2dBackwardInput", "MaxPool2dBackward", "ResizeBackward", "MbstdBackwardInput", "SoftmaxForward" })
+        foreach (var op in new[] { "Conv2dForward", "Conv2dBackwardInput", "MaxPool2dBackward", "ResizeBackward", "MbstdBackwardInput", "SoftmaxForward", "ChannelSum" })
             Assert.Contains(op, ptx.Keys);
     }
 }

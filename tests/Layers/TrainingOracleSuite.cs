@@ -87,6 +87,34 @@ public abstract class TrainingOracleSuite(TorchOracle oracle) : IDisposable
         TestUtil.AssertClose(expected["db"].Data, Down(DB, outF), SumTolerance, "dense db");
     }
 
+    /// <summary>StyleGAN's bias after the pool: y = lrelu(x + b); db = Σ_{n,p} dy·lrelu'(y) — LeakyReluBackward, then ChannelSum, as TrainBiasLeakyRelu runs them.</summary>
+    [Theory]
+    [InlineData(2, 5, 4, 4)]
+    [InlineData(3, 7, 1, 1)]
+    [InlineData(4, 3, 9, 6)]
+    public void BiasGradientAfterLeakyRelu(int n, int c, int h, int w)
+    {
+        int count = n * c * h * w, hw = h * w;
+        var x = TestUtil.Random(count, 20);
+        var b = TestUtil.Random(c, 21);
+        var g = TestUtil.Random(count, 22);
+        var expected = oracle.Run("param_grads", new { kind = "bias_leaky_relu", slope = 0.2, @params = new[] { "b" } }, new T
+        {
+            ["x"] = ([n, c, h, w], x), ["b"] = ([c], b), ["g"] = ([count], g),
+        });
+        using var X = Up(x);
+        using var B = Up(b);
+        using var Y = K.Allocate(count);
+        using var DY = Up(g);
+        using var S = K.Allocate(c);
+        K.Fill(S, c, 77f); // overwritten, not accumulated
+        K.BiasLeakyReluForward(n, c, hw, 0.2f, X, B, Y);
+        K.LeakyReluBackward(count, 0.2f, Y, DY, DY);
+        K.ChannelSum(n, c, hw, DY, S);
+        TestUtil.AssertClose(expected["dx"].Data, Down(DY, count), Tolerance, "bias-lrelu dx");
+        TestUtil.AssertClose(expected["db"].Data, Down(S, c), SumTolerance, "bias-lrelu db (channel sum)");
+    }
+
     [Theory]
     [InlineData(2, 3, 5, 4)]
     [InlineData(4, 6, 7, 7)]

@@ -209,6 +209,13 @@ def stylegan_d(p, t):
     return F.linear(x, ws("layer%d" % (idx + 2), 1.0), t["layer%d.bias" % (idx + 2)])
 
 
+def stylegan_d_grads(p, t):
+    """stylegan_d with the stored (unscaled) tensors named in p["params"] as leaves: their gradients come back as "d" + name."""
+    for name in p["params"]:
+        t[name] = t[name].clone().requires_grad_(True)
+    return stylegan_d(p, t)
+
+
 def pil_bicubic(p, t):
     """PIL's bicubic resampling of each channel as a 32-bit float ('F') image: no 8-bit rounding."""
     from PIL import Image
@@ -246,7 +253,7 @@ def optim_step(p, t):
 
 
 OPS = {"layer": layer, "resnet": resnet, "stylegan_d": stylegan_d, "pil_bicubic": pil_bicubic, "param_grads": param_grads, "optim_step": optim_step,
-       "resnet_train_grads": resnet_train_grads}
+       "resnet_train_grads": resnet_train_grads, "stylegan_d_grads": stylegan_d_grads}
 
 
 def handle(req):
@@ -262,7 +269,7 @@ def handle(req):
     g = t.get("g")
     if g is None:
         g = torch.ones_like(y)
-    names = req.get("params", {}).get("params", []) if req["op"] in ("param_grads", "resnet_train_grads") else []
+    names = req.get("params", {}).get("params", []) if req["op"] in ("param_grads", "resnet_train_grads", "stylegan_d_grads") else []
     wrt = [x] + [t[n] for n in names]
     grads = torch.autograd.grad((y * g.reshape(y.shape)).sum(), wrt, allow_unused=True)
     out = {"y": y.float()}

@@ -152,7 +152,8 @@ public static class Program
             o.WriteLine($"format:        ModelGuardian weights, version {c.Version}");
             o.WriteLine($"checksum:      {(c.ChecksumValid ? "valid (SHA-256 of the payload)" : "MISMATCH: the file was changed after it was written")}");
             o.WriteLine($"architecture:  {a}");
-            o.WriteLine($"input:         {a.InputChannels}×{a.InputSide}×{a.InputSide}, mean [{Floats(a.EffectiveNormalization.Mean)}], std [{Floats(a.EffectiveNormalization.Std)}]");
+            if (a.Kind == NetworkKind.ImageGenerator) o.WriteLine($"output:        3×{a.Resolution}×{a.Resolution} through a sigmoid (0…1 = pixel/255), from {Engine.Training.ImageGenerator.NoiseSize} N(0, 1) noise values");
+            else o.WriteLine($"input:         {a.InputChannels}×{a.InputSide}×{a.InputSide}, mean [{Floats(a.EffectiveNormalization.Mean)}], std [{Floats(a.EffectiveNormalization.Std)}]");
             o.WriteLine($"parameters:    {c.Tensors.Tensors.Values.Sum(t => (long)t.Length):N0} in {c.Tensors.Tensors.Count} tensors");
             var p = c.Provenance;
             o.WriteLine($"source:        {p.SourceFile} ({p.SourceFormat}), SHA-256 {p.SourceSha256}");

@@ -13,7 +13,7 @@ using ModelGuardian.Weights.Format;
 
 namespace ModelGuardian.Tools;
 
-/// <summary>`mg train classifier` and `mg train detector`: our own models, from data on this machine only.</summary>
+/// <summary>`mg train classifier`, `detector`, `init` and `gan`: our own models, from data on this machine only.</summary>
 internal static class TrainCommands
 {
     public const string TrainerVersion = "ModelGuardian mg train 1";
@@ -24,6 +24,7 @@ internal static class TrainCommands
         cmd.Subcommands.Add(Classifier());
         cmd.Subcommands.Add(Detector());
         cmd.Subcommands.Add(Init());
+        cmd.Subcommands.Add(Gan());
         return cmd;
     }
 
@@ -99,7 +100,7 @@ internal static class TrainCommands
     {
         var c = Options("resnet18-cifar", 8, 5, 5e-4f);
         var real = new Option<string>("--real") { Description = "'photos' (seeded 32² crops of Debian's photos), 'fashion-mnist' (training images, 3×32×32), 'both' (half each), or a folder", DefaultValueFactory = _ => "photos" };
-        var fake = new Option<string>("--fake") { Description = "a folder of synthetic images, or generator:transposed|nearest|bilinear (seeded random generators of that up-sampling family)", Required = true };
+        var fake = new Option<string>("--fake") { Description = "a folder of synthetic images, generator:transposed|nearest|bilinear (seeded random generators of that up-sampling family), or generator-file:<path.mgw> (a generator trained by mg train gan)", Required = true };
         var transform = new Option<string>("--transform") { Description = "the transformation model: a StyleGAN D .mgw, or random:R (a seeded random D of side R)", DefaultValueFactory = _ => "random:32" };
         var count = new Option<int>("--count") { Description = "images per class taken from 'photos' and generators", DefaultValueFactory = _ => 1000 };
         var noAugment = new Option<bool>("--no-augment") { Description = "skip the random horizontal flips of gradient images" };
@@ -130,13 +131,17 @@ internal static class TrainCommands
             };
             IReadOnlyList<RgbImage> fakeImages;
             string f = parse.GetValue(fake)!;
-            if (f.StartsWith("generator:", StringComparison.Ordinal))
+            if (f.StartsWith("generator-file:", StringComparison.Ordinal))
             {
-                var family = f["generator:".Length..] switch
-                {
-                    "transposed" => GeneratorFamily.TransposedConv, "nearest" => GeneratorFamily.NearestConv, "bilinear" => GeneratorFamily.BilinearConv,
-                    var other => throw new ArgumentException($"Unknown generator family '{other}' (transposed, nearest or bilinear)."),
-                };
+                // A trained generator (mg train gan): one instance, its noise seeded.
+                var (g, contents) = ModelFiles.LoadGenerator(kernels, f["generator-file:".Length..]);
+                using var _g = g;
+                Console.Error.WriteLine($"mg train detector: synthetic images from {contents.Architecture}");
+                fakeImages = g.Generate(n, seed * 1000 + 200_000);
+            }
+            else if (f.StartsWith("generator:", StringComparison.Ordinal))
+            {
+                var family = GeneratorFamilies.Parse(f["generator:".Length..]);
                 // Many seeded instances of the family: one instance's colours and textures are easy to memorise,
                 // and a detector must learn what the family's up-sampling leaves behind instead.
                 int instances = Math.Clamp(parse.GetValue(generators), 1, n);
@@ -204,6 +209,102 @@ internal static class TrainCommands
         return cmd;
     }
 
+    private static Command Gan()
+    {
+        var family = new Option<string>("--family") { Description = "the generator's up-sampling: transposed, nearest or bilinear", DefaultValueFactory = _ => "nearest" };
+        var iterations = new Option<int>("--iterations") { Description = "iterations, each one D step then one G step", DefaultValueFactory = _ => 1000 };
+        var batch = new Option<int>("--batch") { DefaultValueFactory = _ => 32 };
+        var width = new Option<int>("--width") { Description = "generator width (channels after the first up-sampling)", DefaultValueFactory = _ => 32 };
+        var fmapBase = new Option<int>("--d-fmap-base") { Description = "discriminator channel rule nf(res) = min(base/res, max), at resolution 32", DefaultValueFactory = _ => 512 };
+        var fmapMax = new Option<int>("--d-fmap-max") { DefaultValueFactory = _ => 32 };
+        var group = new Option<int>("--mbstd-group") { Description = "D's minibatch-stddev group while training; 1 (default) is what screening uses", DefaultValueFactory = _ => 1 };
+        var lr = new Option<float>("--lr") { DefaultValueFactory = _ => 2e-4f };
+        var beta1 = new Option<float>("--beta1") { Description = "Adam β1 (β2 is 0.99); 0 as StyleGAN, 0.5 as DCGAN", DefaultValueFactory = _ => 0f };
+        var real = new Option<string>("--real") { Description = "'photos' (seeded 32² crops of Debian's photos) or a folder of images (random 32² windows)", DefaultValueFactory = _ => "photos" };
+        var seed = new Option<ulong>("--seed") { DefaultValueFactory = _ => 1UL };
+        var backend = new Option<string>("--backend") { Description = "auto, cpu or cuda", DefaultValueFactory = _ => "auto" };
+        var output = new Option<string>("--output", "-o") { Description = "a folder (ending in /, or existing) or a file prefix: writes generator.mgw, discriminator.mgw, metrics.json, samples.png", Required = true };
+        var cmd = new Command("gan", "Trains a generator of one up-sampling family against a StyleGAN discriminator on real photos (non-saturating GAN loss).")
+        {
+            family, iterations, batch, width, fmapBase, fmapMax, group, lr, beta1, real, seed, backend, output,
+        };
+        cmd.SetAction(parse => Program.Run(() =>
+        {
+            var fam = GeneratorFamilies.Parse(parse.GetValue(family)!);
+            ulong s = parse.GetValue(seed);
+            var dArch = ArchitectureDescriptor.StyleGanD(ImageGenerator.Side, parse.GetValue(fmapBase), parse.GetValue(fmapMax), parse.GetValue(group));
+            var options = new GanOptions
+            {
+                Iterations = parse.GetValue(iterations), BatchSize = parse.GetValue(batch), LearningRate = parse.GetValue(lr), Beta1 = parse.GetValue(beta1), Seed = s,
+            };
+            if (options.Iterations < 1) throw new ArgumentException("--iterations must be at least 1.");
+            string source = parse.GetValue(real)!;
+            Func<Random, RgbImage> realImage;
+            if (source == "photos") realImage = GanTrainer.PhotoCrops(PhotoPool.Load());
+            else
+            {
+                var images = ImageFolder.Load(source).Select(i => i.Image).ToList();
+                if (images.Count == 0) throw new ArgumentException($"No images in '{source}'.");
+                realImage = rng => RandomWindow(images[rng.Next(images.Count)], ImageGenerator.Side, rng);
+            }
+            string prefix = parse.GetValue(output)!;
+            bool folder = prefix.EndsWith('/') || prefix.EndsWith(Path.DirectorySeparatorChar) || Directory.Exists(prefix);
+            string Out(string name) => folder ? Path.Combine(prefix, name) : $"{prefix}-{name}";
+            string dir = Path.GetDirectoryName(Path.GetFullPath(Out("x")))!;
+            Directory.CreateDirectory(dir);
+
+            using var kernels = Backends.Create(Backends.Parse(parse.GetValue(backend)!));
+            using var g = ImageGenerator.Create(kernels, fam, s * 1000 + 1, parse.GetValue(width));
+            using var d = TrainableStyleGanDiscriminator.Create(kernels, dArch, s * 1000 + 2);
+            Console.Error.WriteLine($"mg train gan: {g.Architecture} against {dArch}, batch {options.BatchSize}, {options.Iterations} iterations, real {source}, {kernels.Name}");
+            var trainer = new GanTrainer(g, d, realImage, options);
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            var last = trainer.Train(new GanProgressBar("gan"));
+            double seconds = clock.Elapsed.TotalSeconds;
+
+            string command = "mg " + string.Join(' ', Program.Arguments);
+            string summary = $"after {last.Iteration} iterations: D loss {last.DiscriminatorLoss:F4}, G loss {last.GeneratorLoss:F4}, D(real) {last.RealScore:F3}, D(fake) {last.FakeScore:F3}";
+            Provenance Provenance(string what) => new($"trained: GAN {what}, real {source}", "", "mg train gan", TrainerVersion, DateTimeOffset.UtcNow,
+                [$"command: {command}", $"seed {s}", $"generator {g.Architecture}", $"discriminator {dArch}", summary]);
+            WeightFile.Save(Out("generator.mgw"), g.Architecture, g.Export(), Provenance("generator"));
+            WeightFile.Save(Out("discriminator.mgw"), dArch, d.Export(), Provenance("discriminator"));
+            File.WriteAllBytes(Out("samples.png"), Grid(g.Generate(64, s * 1000 + 3, options.BatchSize), 8).EncodePng());
+            File.WriteAllText(Out("metrics.json"), JsonSerializer.Serialize(new
+            {
+                generator = g.Architecture.ToString(), discriminator = dArch.ToString(), real = source,
+                iterations = last.Iteration, batch = options.BatchSize, lr = options.LearningRate, beta1 = options.Beta1, beta2 = options.Beta2,
+                d_loss = last.DiscriminatorLoss, g_loss = last.GeneratorLoss, d_real = last.RealScore, d_fake = last.FakeScore,
+                seconds, seconds_per_iteration = seconds / last.Iteration, backend = kernels.Name, seed = s, command,
+            }, new JsonSerializerOptions { WriteIndented = true }));
+            Console.Error.WriteLine($"mg train gan: {summary}, {seconds / last.Iteration:F3} s/iteration → {Out("generator.mgw")}, {Path.GetFileName(Out("discriminator.mgw"))}, {Path.GetFileName(Out("metrics.json"))}, {Path.GetFileName(Out("samples.png"))}");
+        }));
+        return cmd;
+    }
+
+    /// <summary>A random side² window of <paramref name="image"/> (images smaller than that are resized up first).</summary>
+    private static RgbImage RandomWindow(RgbImage image, int side, Random rng)
+    {
+        if (image.Width < side || image.Height < side) image = Augmentations.Resize(image, Math.Max(side, image.Width), Math.Max(side, image.Height));
+        return Augmentations.Crop(image, rng.Next(image.Width - side + 1), rng.Next(image.Height - side + 1), side, side);
+    }
+
+    /// <summary>Images of one size in a grid of <paramref name="columns"/>, 2-pixel white gutters.</summary>
+    private static RgbImage Grid(IReadOnlyList<RgbImage> images, int columns)
+    {
+        const int gutter = 2;
+        int w = images[0].Width, h = images[0].Height, rows = (images.Count + columns - 1) / columns;
+        int gw = columns * (w + gutter) + gutter, gh = rows * (h + gutter) + gutter;
+        var px = new byte[gw * gh * 3];
+        Array.Fill(px, (byte)255);
+        for (int i = 0; i < images.Count; i++)
+        {
+            int x0 = gutter + i % columns * (w + gutter), y0 = gutter + i / columns * (h + gutter);
+            for (int y = 0; y < h; y++)
+                images[i].Pixels.AsSpan(y * w * 3, w * 3).CopyTo(px.AsSpan(((y0 + y) * gw + x0) * 3));
+        }
+        return new RgbImage(gw, gh, px);
+    }
+
     private static void Save(ParseResult parse, Common c, TrainableNetwork net, string source, ValidationMetrics metrics, string summary)
     {
         string output = parse.GetValue(c.Output)!;
@@ -225,6 +326,17 @@ internal static class TrainCommands
     {
         public int Count => count;
         public (RgbImage Image, int Label) this[int index] => (RgbImage.FromPlanar(data.ToPlanar32(index).Values, 32, 32), data.Label(index));
+    }
+}
+
+/// <summary>GAN progress on one stderr line: iterations done, D and G losses, D's mean sigmoid on real and fake images.</summary>
+internal sealed class GanProgressBar(string label) : IProgress<GanProgress>
+{
+    public void Report(GanProgress p)
+    {
+        ProgressBar.Draw($"{label} {p.Iteration}/{p.Iterations}", 100 * p.Iteration / p.Iterations,
+            $" D loss {p.DiscriminatorLoss:F4}  G loss {p.GeneratorLoss:F4}  D(real) {p.RealScore:F3}  D(fake) {p.FakeScore:F3}");
+        if (p.Iteration == p.Iterations) Console.Error.WriteLine();
     }
 }
 

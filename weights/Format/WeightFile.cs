@@ -235,10 +235,12 @@ public static class WeightFile
         [Key("input_side")] public int InputSide { get; set; }
         [Key("mean")] public float[]? Mean { get; set; }
         [Key("std")] public float[]? Std { get; set; }
+        [Key("family")] public string? Family { get; set; }
 
         public static ArchitectureRecord From(ArchitectureDescriptor a) => new()
         {
-            Kind = a.Kind == NetworkKind.ResNet ? "resnet" : "stylegan-d",
+            Kind = a.Kind switch { NetworkKind.ResNet => "resnet", NetworkKind.ImageGenerator => "generator", _ => "stylegan-d" },
+            Family = a.Kind == NetworkKind.ImageGenerator ? Engine.Training.GeneratorFamilies.Name(a.GeneratorFamily) : null,
             Depth = a.Depth, Width = a.Width, Stem = a.Stem == ResNetStem.Cifar ? "cifar" : "imagenet", Outputs = a.Outputs,
             Resolution = a.Resolution, FmapBase = a.FmapBase, FmapMax = a.FmapMax, MbstdGroup = a.MbstdGroupSize,
             InputChannels = a.InputChannels, InputSide = a.InputSide, Mean = a.Normalization?.Mean, Std = a.Normalization?.Std,
@@ -258,6 +260,7 @@ public static class WeightFile
                         _ => throw new ArgumentException($"unknown ResNet stem '{Stem}'."),
                     }, InputSide, Width),
                     "stylegan-d" => ArchitectureDescriptor.StyleGanD(Resolution, FmapBase, FmapMax, MbstdGroup),
+                    "generator" => ArchitectureDescriptor.Generator(Engine.Training.GeneratorFamilies.Parse(Family ?? "(none)"), Width),
                     _ => throw new ArgumentException($"unknown network kind '{Kind}'."),
                 };
                 if (a.InputSide != InputSide) throw new ArgumentException($"input side {InputSide} does not match resolution {a.Resolution}.");

@@ -17,6 +17,18 @@ for family in transposed nearest bilinear; do
      --width 8 --epochs 6 --lr 1e-3 --seed $seed --backend cpu -o $out/detector-$family.mgw
   seed=$((seed + 1))
 done
+# Trained generators (mg train gan), one per family, and detectors on their samples: not switched on
+# yet. Measured 1.2–2.0 s per iteration at these sizes on 2 shared cores (README), so 1,000 iterations
+# add about 20–35 minutes per family. To switch on, uncomment, and point the detectors' --fake at
+# generator-file:$out/gan-$family/generator.mgw (or train a second detector per family beside these).
+# seed=31
+# for family in transposed nearest bilinear; do
+#   mg train gan --family $family --iterations 1000 --batch 32 --width 32 --d-fmap-base 512 --d-fmap-max 32 \
+#      --real photos --seed $seed --backend cpu -o $out/gan-$family/
+#   mg train detector --real both --fake generator-file:$out/gan-$family/generator.mgw --transform $out/transform.mgw \
+#      --count 2000 --width 8 --epochs 6 --lr 1e-3 --seed $((seed + 10)) --backend cpu -o $out/detector-gan-$family.mgw
+#   seed=$((seed + 1))
+# done
 # The benign client's images for `mg demo` on a machine without the dataset package: the first
 # 1,000 Fashion-MNIST test images and labels, as IDX files (headers rewritten for 1,000 items).
 src=/usr/share/datasets/fashion-mnist
