@@ -31,6 +31,7 @@ public static class Program
         foreach (var c in GuardianCommands.All()) root.Subcommands.Add(c);
         root.Subcommands.Add(TrainCommands.Create());
         root.Subcommands.Add(DemoCommand.Create());
+        root.Subcommands.Add(EvalCommand.Create());
         return root.Parse(args).Invoke();
     }
 

@@ -1,0 +1,76 @@
+using ModelGuardian.Engine.Attacks;
+
+namespace ModelGuardian.Engine.Eval;
+
+/// <summary>What an attacker does with the answers: uses them as received, or knows DPreds and inverts it (issue 6, item 4).</summary>
+public enum AttackerKind { Naive, Adaptive }
+
+/// <summary>The defences `mg eval` compares, by their stable ids (used in file names, tables and the CLI).</summary>
+public static class DefenseIds
+{
+    public const string None = "none", RandomNoise = "rs", ReverseSigmoid = "reverse-sigmoid", DPreds = "dpreds", DPredsRandomized = "dpreds-random",
+        Prada = "prada", ModelGuardian = "mg", ModelGuardianNoTermination = "mg-no-term";
+
+    /// <summary>Table I's columns, in order.</summary>
+    public static IReadOnlyList<string> TableOne { get; } = [None, RandomNoise, ReverseSigmoid, Prada, ModelGuardian];
+
+    public static IReadOnlyList<string> All { get; } = [None, RandomNoise, ReverseSigmoid, DPreds, DPredsRandomized, Prada, ModelGuardian, ModelGuardianNoTermination];
+
+    public static string DisplayName(string id) => id switch
+    {
+        None => "None", RandomNoise => "RS", ReverseSigmoid => "Reverse sigmoid", DPreds => "DPreds", DPredsRandomized => "DPreds (randomised)",
+        Prada => "PRADA", ModelGuardian => "Model-Guardian", ModelGuardianNoTermination => "MG without termination",
+        _ => throw new ArgumentException($"Unknown defence '{id}'; known: {string.Join(", ", All)}."),
+    };
+
+    public static string Check(string id) => All.Contains(id) ? id : throw new ArgumentException($"Unknown defence '{id}'; known: {string.Join(", ", All)}.");
+}
+
+/// <summary>One attack run of the matrix.</summary>
+public sealed record AttackCell(AttackKind Attack, string Defense, AttackerKind Attacker)
+{
+    public string Key => $"attack-{Attack.ToString().ToLowerInvariant()}-{Defense}-{Attacker.ToString().ToLowerInvariant()}";
+}
+
+/// <summary>What `mg eval` runs; immutable. Defaults are sized for 2 CPU cores (about an hour for the whole matrix; see README).</summary>
+public sealed record EvaluationOptions
+{
+    /// <summary>Queries per attack run (the paper: 20 M on CIFAR-10 with a GPU).</summary>
+    public long Budget { get; init; } = 8000;
+    public IReadOnlyList<AttackKind> Attacks { get; init; } = Enum.GetValues<AttackKind>();
+    public IReadOnlyList<string> Defenses { get; init; } = DefenseIds.All;
+    /// <summary>Also run the adaptive attacker against the deceptive defences.</summary>
+    public bool Adaptive { get; init; } = true;
+    public int Tau { get; init; } = Guardian.GuardianOptions.DefaultTau;
+    public double Delta { get; init; } = 0.5;
+    public double V { get; init; } = 0.5;
+    /// <summary>Attack queries kept per attack (spread evenly over its undefended run) for DAcc and the generalisation table.</summary>
+    public int DetectionSamples { get; init; } = 200;
+    /// <summary>Images per generator family (instances no detector was trained on) for the generalisation table.</summary>
+    public int FamilySamples { get; init; } = 200;
+    public int StudentWidth { get; init; } = 8;
+    public ulong Seed { get; init; } = 1;
+
+    /// <summary>The attack runs: every attack against every defence naively; adaptively against the deceptive ones.</summary>
+    public IReadOnlyList<AttackCell> Cells()
+    {
+        var cells = new List<AttackCell>();
+        foreach (var a in Attacks)
+            foreach (var d in Defenses)
+            {
+                cells.Add(new AttackCell(a, d, AttackerKind.Naive));
+                if (Adaptive && d is DefenseIds.DPreds or DefenseIds.DPredsRandomized or DefenseIds.ModelGuardianNoTermination)
+                    cells.Add(new AttackCell(a, d, AttackerKind.Adaptive));
+            }
+        return cells;
+    }
+
+    public void Validate()
+    {
+        if (Budget < 1) throw new ArgumentException($"--budget must be positive, got {Budget}.");
+        if (Attacks.Count == 0 || Defenses.Count == 0) throw new ArgumentException("At least one attack and one defence are needed.");
+        foreach (var d in Defenses) DefenseIds.Check(d);
+        if (!Defenses.Contains(DefenseIds.None)) throw new ArgumentException("The undefended run ('none') is needed: it is the baseline and supplies the attack queries for DAcc.");
+        if (DetectionSamples < 1 || FamilySamples < 1 || StudentWidth < 1) throw new ArgumentException("Sample counts and the student width must be positive.");
+    }
+}

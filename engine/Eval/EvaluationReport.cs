@@ -1,0 +1,96 @@
+using System.Globalization;
+using System.Text;
+using ModelGuardian.Engine.Attacks;
+using ModelGuardian.Engine.Reports;
+
+namespace ModelGuardian.Engine.Eval;
+
+/// <summary>
+/// The paper's tables from an evaluation's results (Markdown in report.md, every number also in
+/// results.csv and curves.csv) and one PNG per attack of clone accuracy against queries, per defence.
+/// </summary>
+public static class EvaluationReport
+{
+    public static string Write(ResultStore store, EvaluationOptions o, EvaluationResults r, string? extraSections = null)
+    {
+        var md = new StringBuilder();
+        md.AppendLine("# Model-Guardian evaluation").AppendLine();
+        md.AppendLine($"Budget {o.Budget:N0} queries per attack run; τ = {o.Tau}, δ = {o.Delta}, v = {o.V}; attacker's clone: ResNet-18 (CIFAR stem) of width {o.StudentWidth}; seed {o.Seed}; " +
+                      $"{r.Benign.FirstOrDefault()?.Queries ?? 0} victim test images.").AppendLine();
+        var attacks = o.Attacks;
+        AttackCellResult? Cell(AttackKind a, string d, AttackerKind k = AttackerKind.Naive) => r.Attacks.FirstOrDefault(c => c.Attack == a && c.Defense == d && c.Attacker == k);
+        string CAcc(AttackKind a, string d, AttackerKind k = AttackerKind.Naive) => Cell(a, d, k) is { } c ? Pct(c.FinalCloneAccuracy) : "–";
+
+        md.AppendLine("## Table I — benign accuracy (BAcc) and clone accuracy (CAcc) per defence, %").AppendLine();
+        var header = new List<string> { "Defence", "BAcc" };
+        header.AddRange(attacks.Select(AttackFactory.DisplayName));
+        var rows = o.Defenses.Select(d => (IReadOnlyList<string>)new List<string> { DefenseIds.DisplayName(d), r.Benign.FirstOrDefault(b => b.Defense == d) is { } b ? Pct(b.BenignAccuracy) : "–" }
+            .Concat(attacks.Select(a => CAcc(a, d))).ToList()).ToList();
+        md.AppendLine(MarkdownTable.Render(header, rows)).AppendLine();
+
+        md.AppendLine("Queries each attack got answered (of its budget) and whether its account was terminated:").AppendLine();
+        rows = o.Defenses.Select(d => (IReadOnlyList<string>)new List<string> { DefenseIds.DisplayName(d), "" }
+            .Concat(attacks.Select(a => Cell(a, d) is { } c ? $"{c.Answered:N0}{(c.Terminated ? " (terminated)" : "")}" : "–")).ToList()).ToList();
+        md.AppendLine(MarkdownTable.Render(header.Select((h, i) => i == 1 ? "" : h).ToList(), rows)).AppendLine();
+
+        var benignDetection = r.Detection.FirstOrDefault(d => !d.Synthetic);
+        md.AppendLine("## Table II — DFMS-Detector: detection accuracy (DAcc) on each attack's queries and false-positive rate (FPR) on benign test images, %").AppendLine();
+        var t2 = r.Detection.Where(d => d.Source.StartsWith("attack: ", StringComparison.Ordinal))
+            .Select(d => (IReadOnlyList<string>)[d.Source["attack: ".Length..], Pct(d.EnsembleRate), $"{d.FlaggedByEnsemble}/{d.Samples}", benignDetection is null ? "–" : Pct(benignDetection.EnsembleRate)]).ToList();
+        md.AppendLine(MarkdownTable.Render(["Attack", "DAcc", "flagged", "FPR"], t2)).AppendLine();
+
+        if (o.Defenses.Contains(DefenseIds.DPreds))
+        {
+            md.AppendLine($"## Table V — DPreds alone (every answer deceived, v = {o.V}): CAcc, %").AppendLine();
+            var t5 = attacks.Select(a => (IReadOnlyList<string>)[AttackFactory.DisplayName(a), CAcc(a, DefenseIds.None), CAcc(a, DefenseIds.DPreds)]).ToList();
+            md.AppendLine(MarkdownTable.Render(["Attack", "No defence", "DPreds"], t5)).AppendLine();
+        }
+
+        var deceptive = new[] { DefenseIds.DPreds, DefenseIds.DPredsRandomized, DefenseIds.ModelGuardianNoTermination }.Where(o.Defenses.Contains).ToList();
+        if (o.Adaptive && deceptive.Count > 0)
+        {
+            md.AppendLine("## Beyond the paper — the adaptive attacker who inverts DPreds: CAcc, %").AppendLine();
+            md.AppendLine("Naive: trains on answers as received. Adaptive: spots answers whose smallest probability is at DPreds' floor, estimates v from it and inverts p = p′(1 + Kv) − v. " +
+                          "The randomised mode draws v and a temperature afresh per query (ranking kept), so the inversion has nothing fixed to undo.").AppendLine();
+            var hd = new List<string> { "Attack" };
+            foreach (var d in deceptive) { hd.Add($"{DefenseIds.DisplayName(d)} naive"); hd.Add($"{DefenseIds.DisplayName(d)} adaptive"); }
+            var ta = attacks.Select(a => (IReadOnlyList<string>)new List<string> { AttackFactory.DisplayName(a) }
+                .Concat(deceptive.SelectMany(d => new[] { CAcc(a, d), CAcc(a, d, AttackerKind.Adaptive) })).ToList()).ToList();
+            md.AppendLine(MarkdownTable.Render(hd, ta)).AppendLine();
+        }
+
+        if (r.Detection.Count > 0)
+        {
+            md.AppendLine("## Generalisation — share flagged by each sub-detector and by the ensemble, per image source, %").AppendLine();
+            md.AppendLine("Each sub-detector was trained on one generator family's images; every other synthetic row is a source it never saw (attack queries included). The benign row is the FPR.").AppendLine();
+            var names = r.Detection[0].Detectors;
+            var tg = r.Detection.Select(d => (IReadOnlyList<string>)new List<string> { d.Source, d.Samples.ToString(CultureInfo.InvariantCulture) }
+                .Concat(d.FlaggedBy.Select(f => Pct((double)f / d.Samples))).Append(Pct(d.EnsembleRate)).ToList()).ToList();
+            md.AppendLine(MarkdownTable.Render(new List<string> { "Source", "images" }.Concat(names).Append("ensemble (OR)").ToList(), tg)).AppendLine();
+        }
+        if (extraSections != null) md.AppendLine(extraSections);
+
+        md.AppendLine("## Files").AppendLine();
+        md.AppendLine("`results.csv` (one row per attack run), `curves.csv` (clone accuracy against queries), `plot-<attack>.png`; the raw results are in `cells/`.");
+        store.WriteReport("report.md", md.ToString());
+        store.WriteReport("results.csv", Csv.Format(new[] { new[] { "attack", "defense", "attacker", "budget", "spent", "answered", "terminated", "clone_accuracy", "seconds" } }
+            .Concat(r.Attacks.Select(c => new[] { AttackFactory.DisplayName(c.Attack), c.Defense, c.Attacker.ToString().ToLowerInvariant(), c.Budget.ToString(CultureInfo.InvariantCulture),
+                c.Spent.ToString(CultureInfo.InvariantCulture), c.Answered.ToString(CultureInfo.InvariantCulture), c.Terminated ? "true" : "false", Csv.Format(c.FinalCloneAccuracy), Csv.Format(Math.Round(c.Seconds, 1)) }))));
+        store.WriteReport("curves.csv", Csv.Format(new[] { new[] { "attack", "defense", "attacker", "queries", "clone_accuracy" } }
+            .Concat(r.Attacks.SelectMany(c => c.Curve.Select(p => new[] { AttackFactory.DisplayName(c.Attack), c.Defense, c.Attacker.ToString().ToLowerInvariant(),
+                p.Queries.ToString(CultureInfo.InvariantCulture), Csv.Format(p.CloneAccuracy) })))));
+        foreach (var a in attacks)
+        {
+            var series = r.Attacks.Where(c => c.Attack == a).OrderBy(c => o.Defenses.ToList().IndexOf(c.Defense)).ThenBy(c => c.Attacker)
+                .Select(c => new PlotSeries(DefenseIds.DisplayName(c.Defense) + (c.Attacker == AttackerKind.Adaptive ? " (adaptive)" : ""),
+                    c.Curve.Select(p => ((double)p.Queries, 100 * p.CloneAccuracy)).ToList())).ToList();
+            store.WriteReport($"plot-{a.ToString().ToLowerInvariant()}.png", LinePlot.RenderPng(series, new LinePlotOptions
+            {
+                Title = $"{AttackFactory.DisplayName(a)}: clone accuracy against queries", XLabel = "queries", YLabel = "clone accuracy (%)", YMin = 0, YMax = 100,
+            }));
+        }
+        return md.ToString();
+    }
+
+    private static string Pct(double v) => (100 * v).ToString("F1", CultureInfo.InvariantCulture);
+}

@@ -1,0 +1,221 @@
+using System.Diagnostics;
+using ModelGuardian.Engine.Attacks;
+using ModelGuardian.Engine.Guardian;
+using ModelGuardian.Engine.Imaging;
+using ModelGuardian.Engine.Training;
+using ModelGuardian.Kernels;
+
+namespace ModelGuardian.Engine.Eval;
+
+/// <summary>The models and data an evaluation runs on (loaded by the caller).</summary>
+public sealed record EvaluationSetup(IKernels Kernels, VictimClassifier Victim, DfmsDetector Detector, CloneTestSet Test, IProxyImages Proxy);
+
+public sealed record AttackCellResult(string Key, AttackKind Attack, string Defense, AttackerKind Attacker, long Budget, long Spent, long Answered,
+                                      bool Terminated, double FinalCloneAccuracy, IReadOnlyList<ClonePoint> Curve, double Seconds);
+
+/// <summary>A benign user sending the victim's test set through a defence: BAcc counts refusals as errors.</summary>
+public sealed record BenignResult(string Defense, int Queries, int Answered, int Correct, int Flagged, bool Terminated)
+{
+    public double BenignAccuracy => (double)Correct / Queries;
+}
+
+/// <summary>How the DFMS-Detector's sub-detectors, and their OR, judged a set of images of one source.</summary>
+public sealed record DetectionResult(string Source, bool Synthetic, int Samples, IReadOnlyList<string> Detectors, IReadOnlyList<int> FlaggedBy, int FlaggedByEnsemble)
+{
+    public double EnsembleRate => (double)FlaggedByEnsemble / Samples;
+}
+
+public sealed record EvaluationResults(IReadOnlyList<AttackCellResult> Attacks, IReadOnlyList<BenignResult> Benign, IReadOnlyList<DetectionResult> Detection);
+
+public sealed record EvaluationProgress(string Step, int Done, int Total, string Detail);
+
+/// <summary>
+/// Runs the attack × defence matrix, the benign runs and the detection measurements, each once: a result
+/// already in the <see cref="ResultStore"/> is loaded, not recomputed (resumable after an interruption).
+/// </summary>
+public sealed class EvaluationRunner(EvaluationSetup setup, EvaluationOptions options, ResultStore store)
+{
+    public const string AttackerUser = "attacker", BenignUser = "benign";
+
+    public async Task<EvaluationResults> RunAsync(IProgress<EvaluationProgress>? progress = null, CancellationToken cancellationToken = default)
+    {
+        options.Validate();
+        var cells = options.Cells().OrderBy(c => c.Defense == DefenseIds.None ? 0 : 1).ToList(); // undefended runs first: they supply the attack samples
+        var attackResults = new List<AttackCellResult>();
+        for (int i = 0; i < cells.Count; i++)
+        {
+            var cell = cells[i];
+            if (!store.TryLoad(cell.Key, out AttackCellResult result))
+            {
+                result = await RunAttackAsync(cell, p => progress?.Report(new EvaluationProgress($"{AttackFactory.DisplayName(cell.Attack)} vs {DefenseIds.DisplayName(cell.Defense)}{(cell.Attacker == AttackerKind.Adaptive ? " (adaptive)" : "")}",
+                    i, cells.Count, $"{p.Spent}/{p.Budget} queries, clone {p.LastCloneAccuracy:P1}")), cancellationToken).ConfigureAwait(false);
+                store.Save(cell.Key, result);
+            }
+            attackResults.Add(result);
+        }
+
+        var benign = new List<BenignResult>();
+        foreach (var d in options.Defenses)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            progress?.Report(new EvaluationProgress("benign user", benign.Count, options.Defenses.Count, DefenseIds.DisplayName(d)));
+            string key = $"benign-{d}";
+            if (!store.TryLoad(key, out BenignResult result))
+            {
+                result = await RunBenignAsync(d, cancellationToken).ConfigureAwait(false);
+                store.Save(key, result);
+            }
+            benign.Add(result);
+        }
+
+        var detection = new List<DetectionResult>();
+        var sources = new List<(string Key, string Source, bool Synthetic, Func<IReadOnlyList<PlanarImage>> Images)>
+        {
+            ("detect-benign", "benign test images", false, () => setup.Test.Images),
+        };
+        foreach (var family in Enum.GetValues<GeneratorFamily>())
+            sources.Add(($"detect-family-{family.ToString().ToLowerInvariant()}", $"generator: {family}", true, () => FamilyImages(family)));
+        foreach (var a in options.Attacks)
+            sources.Add(($"detect-attack-{a.ToString().ToLowerInvariant()}", $"attack: {AttackFactory.DisplayName(a)}", true, () => AttackSamples(a)));
+        foreach (var (key, source, synthetic, images) in sources)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            progress?.Report(new EvaluationProgress("detection", detection.Count, sources.Count, source));
+            if (!store.TryLoad(key, out DetectionResult result))
+            {
+                result = Screen(source, synthetic, images());
+                store.Save(key, result);
+            }
+            detection.Add(result);
+        }
+        return new EvaluationResults(attackResults, benign, detection);
+    }
+
+    private async Task<AttackCellResult> RunAttackAsync(AttackCell cell, Action<AttackProgress> report, CancellationToken cancellationToken)
+    {
+        var clock = Stopwatch.StartNew();
+        var attackOptions = AttackOptions.For(cell.Attack, options.Budget, options.Seed) with
+        {
+            StudentWidth = options.StudentWidth,
+            AnswerInterpreter = cell.Attacker == AttackerKind.Adaptive ? AdaptiveAttacker.Interpreter(setup.Victim.Classes) : null,
+        };
+        using var defended = CreateClient(cell.Defense, SeedOf(cell.Key));
+        IVictimClient client = defended.Client;
+        SamplingClient? sampler = null;
+        if (cell.Defense == DefenseIds.None && cell.Attacker == AttackerKind.Naive)
+            client = sampler = new SamplingClient(client, Math.Max(1, options.Budget / options.DetectionSamples), options.DetectionSamples);
+        using var attack = AttackFactory.Create(cell.Attack, setup.Kernels, setup.Victim.Classes, attackOptions, setup.Proxy);
+        var r = await attack.RunAsync(client, setup.Test, new Progress<AttackProgress>(report), cancellationToken).ConfigureAwait(false);
+        if (sampler != null) store.SaveFloats($"samples-{cell.Attack.ToString().ToLowerInvariant()}", sampler.Samples());
+        return new AttackCellResult(cell.Key, cell.Attack, cell.Defense, cell.Attacker, r.Budget, r.QueriesSpent, r.QueriesAnswered, r.Terminated,
+                                    r.FinalCloneAccuracy, r.Curve, clock.Elapsed.TotalSeconds);
+    }
+
+    private async Task<BenignResult> RunBenignAsync(string defense, CancellationToken cancellationToken)
+    {
+        using var defended = CreateClient(defense, SeedOf("benign-" + defense), BenignUser);
+        var test = setup.Test;
+        int correct = 0, answered = 0, flagged = 0;
+        bool terminated = false;
+        const int batch = 50;
+        for (int start = 0; start < test.Images.Count; start += batch)
+        {
+            int n = Math.Min(batch, test.Images.Count - start);
+            var values = new float[n * 3 * 32 * 32];
+            for (int i = 0; i < n; i++)
+            {
+                var img = test.Images[start + i];
+                if (img.Width != 32 || img.Height != 32) throw new ArgumentException($"Test images must be 32×32, image {start + i} is {img.Width}×{img.Height}.");
+                for (int j = 0; j < img.Values.Length; j++) values[i * img.Values.Length + j] = img.Values[j] / 255f;
+            }
+            var answers = await defended.Client.QueryAsync(new QueryBatch(values, n, 32), cancellationToken).ConfigureAwait(false);
+            for (int i = 0; i < n; i++)
+            {
+                if (answers[i].Refused) { terminated = true; continue; }
+                answered++;
+                if (DeceptivePredictions.ArgMax(answers[i].Probabilities) == test.Labels[start + i]) correct++;
+            }
+        }
+        if (defended.Ledger != null) flagged = (int)((await defended.Ledger.GetAsync(BenignUser, cancellationToken).ConfigureAwait(false))?.Flagged ?? 0);
+        return new BenignResult(defense, test.Images.Count, answered, correct, flagged, terminated);
+    }
+
+    private IReadOnlyList<PlanarImage> FamilyImages(GeneratorFamily family)
+    {
+        // Generator instances (seeds) that no default detector was trained on, as in `mg demo`.
+        using var g = ImageGenerator.Create(setup.Kernels, family, 80_000 + (ulong)family);
+        return g.Generate(options.FamilySamples, 81_000 + (ulong)family).Select(PlanarImage.From).ToList();
+    }
+
+    private IReadOnlyList<PlanarImage> AttackSamples(AttackKind attack)
+    {
+        var values = store.LoadFloats($"samples-{attack.ToString().ToLowerInvariant()}")
+                     ?? throw new InvalidOperationException($"The undefended {attack} run kept no query samples; delete its result file to rerun it.");
+        int per = 3 * 32 * 32;
+        return Enumerable.Range(0, values.Length / per).Select(i => new QueryBatch(values[(i * per)..((i + 1) * per)], 1, 32).Planar(0)).ToList();
+    }
+
+    private DetectionResult Screen(string source, bool synthetic, IReadOnlyList<PlanarImage> images)
+    {
+        var names = setup.Detector.Detectors.Select(d => d.Name).ToList();
+        var by = new int[names.Count];
+        int ensemble = 0;
+        foreach (var chunk in images.Chunk(50))
+            foreach (var v in setup.Detector.Screen(chunk))
+            {
+                for (int j = 0; j < by.Length; j++) if (v.Scores[j] > setup.Detector.Detectors[j].Threshold) by[j]++;
+                if (v.Flagged) ensemble++;
+            }
+        return new DetectionResult(source, synthetic, images.Count, names, by, ensemble);
+    }
+
+    private ulong SeedOf(string key) => Data.SeededRandom.Mix(options.Seed, (ulong)key.Aggregate(17L, (h, c) => h * 31 + c));
+
+    /// <summary>A client for one account behind <paramref name="defense"/>, and what must be disposed with it.</summary>
+    private DefendedClient CreateClient(string defense, ulong seed, string user = AttackerUser)
+    {
+        var victim = setup.Victim;
+        switch (defense)
+        {
+            case DefenseIds.ModelGuardian:
+            case DefenseIds.ModelGuardianNoTermination:
+                var ledger = new InMemoryLedger();
+                var policy = defense == DefenseIds.ModelGuardian ? new TerminationPolicy(options.Tau, options.Delta) : new TerminationPolicy(int.MaxValue, options.Delta);
+                var guardian = new Guardian.Guardian(new GuardianModels(victim, setup.Detector), ledger, NullAuditLog.Instance, new GuardianOptions { Policy = policy, DeceptionV = options.V });
+                return new DefendedClient(new GuardianVictimClient(guardian, user, victim.Classes), ledger);
+            default:
+                return new DefendedClient(new DefendedVictimClient(victim, BaselineDefenses.Create(defense, options.V, seed, victim.Classes)), null);
+        }
+    }
+
+    private sealed record DefendedClient(IVictimClient Client, InMemoryLedger? Ledger) : IDisposable
+    {
+        public void Dispose() => Ledger?.Dispose();
+    }
+}
+
+/// <summary>An audit log that keeps nothing: evaluations simulate users, there is nothing to audit.</summary>
+public sealed class NullAuditLog : IAuditLog
+{
+    public static NullAuditLog Instance { get; } = new();
+
+    public Task AppendAsync(string kind, string? user, IReadOnlyDictionary<string, object?> details, CancellationToken cancellationToken = default) => Task.CompletedTask;
+}
+
+/// <summary>Keeps every <c>every</c>-th query image (up to a cap) while forwarding all of them.</summary>
+public sealed class SamplingClient(IVictimClient inner, long every, int cap) : IVictimClient
+{
+    private readonly List<float[]> _kept = new();
+    private long _seen;
+
+    public int Classes => inner.Classes;
+
+    public Task<VictimAnswer[]> QueryAsync(QueryBatch batch, CancellationToken cancellationToken = default)
+    {
+        for (int i = 0; i < batch.Count; i++, _seen++)
+            if (_seen % every == 0 && _kept.Count < cap) _kept.Add(batch.Image(i).ToArray());
+        return inner.QueryAsync(batch, cancellationToken);
+    }
+
+    public float[] Samples() => _kept.SelectMany(x => x).ToArray();
+}

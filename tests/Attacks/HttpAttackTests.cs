@@ -1,0 +1,49 @@
+using ModelGuardian.Engine.Attacks;
+using ModelGuardian.Kernels.Cpu;
+using ModelGuardian.Tests.Serve;
+
+namespace ModelGuardian.Tests.Attacks;
+
+/// <summary>
+/// An attacker reaches the victim the same way in process and over HTTP: on a fixed seed both paths send
+/// the same queries (SHA-256 of the float values) and receive the same answers, bit for bit — the JSON
+/// floats and doubles are written and read with round-trip precision, and the server multiplies by 255 as
+/// the in-process client does. The server's detector flags about half of all images, so the stream holds
+/// deceived (DPreds) answers as well as true ones.
+/// </summary>
+public sealed class HttpAttackTests
+{
+    [Theory]
+    [InlineData(AttackKind.Dfme)]
+    [InlineData(AttackKind.Disguide)]
+    public async Task InProcessAndHttpAttacksSeeIdenticalQueryLogs(AttackKind kind)
+    {
+        await using var server = await ServerFixture.StartAsync(tau: 1000);
+        const int classes = 3;
+        var options = TinyAttack.Options(kind, 24);
+
+        async Task<IReadOnlyList<QueryLogEntry>> Run(IVictimClient victim)
+        {
+            using var k = new CpuKernels();
+            var client = new LoggingClient(victim);
+            using var attack = AttackFactory.Create(kind, k, classes, options, new TinyAttack.SmoothProxy());
+            var result = await attack.RunAsync(client, TinyAttack.TestSet(3) is var t ? new CloneTestSet(t.Images, t.Labels.Select(l => l % classes).ToList()) : null!);
+            Assert.Equal(24, result.QueriesAnswered);
+            return client.Meter.Log;
+        }
+
+        string key = await server.AddUserAsync("alice-http");
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(60) };
+        var overHttp = await Run(new HttpVictimClient(http, server.BaseAddress, key, classes));
+        var inProcess = await Run(new GuardianVictimClient(server.Host.Guardian, "bob-in-process", classes));
+
+        Assert.Equal(inProcess.Select(e => e.ImageSha256), overHttp.Select(e => e.ImageSha256));
+        Assert.Equal(inProcess.SelectMany(e => e.Probabilities), overHttp.SelectMany(e => e.Probabilities));
+        // Both accounts were counted by the server's ledger, query for query, with the same verdicts — some flagged (deceived answers), some not.
+        var a = (await server.Host.Ledger.GetAsync("alice-http"))!;
+        var b = (await server.Host.Ledger.GetAsync("bob-in-process"))!;
+        Assert.Equal((24L, 24L), (a.Total, b.Total));
+        Assert.Equal(a.Flagged, b.Flagged);
+        Assert.InRange(a.Flagged, 1, 23);
+    }
+}

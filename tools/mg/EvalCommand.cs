@@ -1,0 +1,119 @@
+using System.CommandLine;
+using System.Diagnostics;
+using ModelGuardian.Engine;
+using ModelGuardian.Engine.Attacks;
+using ModelGuardian.Engine.Data;
+using ModelGuardian.Engine.Eval;
+using ModelGuardian.Engine.Gradients;
+using ModelGuardian.Engine.Guardian;
+using ModelGuardian.Weights;
+
+namespace ModelGuardian.Tools;
+
+/// <summary>
+/// `mg eval`: the paper's experiment on a victim — every built-in attack against every defence — with the
+/// tables, CSV and plots written to a folder. Resumable: results already in the folder are reused.
+/// </summary>
+internal static class EvalCommand
+{
+    public static Command Create()
+    {
+        var models = new Option<string>("--models") { Description = "folder with victim.mgw, transform.mgw and detector-*.mgw", DefaultValueFactory = _ => DemoCommand.DefaultModels };
+        var output = new Option<string>("--output", "-o") { Description = "results folder (reused when it exists: finished runs are not recomputed)", DefaultValueFactory = _ => "eval-results" };
+        var budget = new Option<long>("--budget") { Description = "queries per attack run (the paper: 20,000,000 on a GPU)", DefaultValueFactory = _ => new EvaluationOptions().Budget };
+        var attacks = new Option<string>("--attacks") { Description = "comma-separated: dfme, maze, dast, disguide, dfms-hl", DefaultValueFactory = _ => "dfme,maze,dast,disguide,dfms-hl" };
+        var defenses = new Option<string>("--defenses") { Description = $"comma-separated: {string.Join(", ", DefenseIds.All)}", DefaultValueFactory = _ => string.Join(",", DefenseIds.All) };
+        var noAdaptive = new Option<bool>("--no-adaptive") { Description = "skip the adaptive attacker (who inverts DPreds)" };
+        var testData = new Option<string?>("--test-data") { Description = "victim test set: Fashion-MNIST IDX folder, or 'debian' (default: the 1,000 test images bundled with the models)" };
+        var studentWidth = new Option<int>("--student-width") { Description = "width of the attacker's ResNet-18 clone", DefaultValueFactory = _ => new EvaluationOptions().StudentWidth };
+        var tau = new Option<int>("--tau") { DefaultValueFactory = _ => GuardianOptions.DefaultTau };
+        var seed = new Option<ulong>("--seed") { DefaultValueFactory = _ => 1UL };
+        var backend = new Option<string>("--backend") { DefaultValueFactory = _ => "auto" };
+        var cmd = new Command("eval", "Runs the built-in data-free stealing attacks against each defence and writes the paper's tables (Markdown, CSV) and clone-accuracy plots.")
+        {
+            models, output, budget, attacks, defenses, noAdaptive, testData, studentWidth, tau, seed, backend,
+        };
+        cmd.SetAction(parse => Program.Run(() =>
+        {
+            var o = new EvaluationOptions
+            {
+                Budget = parse.GetValue(budget),
+                Attacks = parse.GetValue(attacks)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(ParseAttack).ToList(),
+                Defenses = parse.GetValue(defenses)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(DefenseIds.Check).ToList(),
+                Adaptive = !parse.GetValue(noAdaptive),
+                StudentWidth = parse.GetValue(studentWidth),
+                Tau = parse.GetValue(tau),
+                Seed = parse.GetValue(seed),
+            };
+            Run(parse.GetValue(models)!, parse.GetValue(output)!, parse.GetValue(testData), parse.GetValue(backend)!, o);
+        }));
+        return cmd;
+    }
+
+    public static AttackKind ParseAttack(string s) => s.ToLowerInvariant() switch
+    {
+        "dfme" => AttackKind.Dfme, "maze" => AttackKind.Maze, "dast" => AttackKind.Dast, "disguide" => AttackKind.Disguide, "dfms-hl" or "dfms" => AttackKind.DfmsHl,
+        _ => throw new ArgumentException($"Unknown attack '{s}' (dfme, maze, dast, disguide, dfms-hl)."),
+    };
+
+    private static void Run(string folder, string output, string? testData, string backend, EvaluationOptions o)
+    {
+        o.Validate();
+        var clock = Stopwatch.StartNew();
+        string File(string name) => System.IO.File.Exists(Path.Combine(folder, name)) ? Path.Combine(folder, name)
+            : throw new FileNotFoundException($"Model '{name}' is missing from '{folder}' (weights/default/make-defaults.sh re-creates the defaults).");
+        using var kernels = Backends.Create(Backends.Parse(backend));
+        var (victim, _) = ModelFiles.Load(kernels, File("victim.mgw"));
+        var (d, _) = ModelFiles.LoadTransform(kernels, File("transform.mgw"));
+        var detectorFiles = Directory.GetFiles(folder, "detector-*.mgw").Order(StringComparer.Ordinal).ToList();
+        if (detectorFiles.Count == 0) throw new FileNotFoundException($"No detector-*.mgw in '{folder}'.");
+        var detectors = detectorFiles.Select(f => new SubDetector(Path.GetFileNameWithoutExtension(f), ModelFiles.Load(kernels, f).Network)).ToList();
+        try
+        {
+            var test = FashionMnist.Load(DatasetSplit.Test, testData switch
+            {
+                null => Path.Combine(folder, "fashion-mnist-demo"),
+                "debian" => null,
+                var dir => dir,
+            });
+            var testSet = new CloneTestSet(Enumerable.Range(0, test.Count).Select(test.ToPlanar32).ToList(), Enumerable.Range(0, test.Count).Select(test.Label).ToList());
+            var setup = new EvaluationSetup(kernels, new VictimClassifier(victim), new DfmsDetector(new GradientTransform(d), detectors), testSet, new LazyPhotoProxy());
+            // What shapes the results: a rerun into the same folder must have the same settings.
+            var settings = new
+            {
+                o.Budget, o.Tau, o.Delta, o.V, o.Seed, o.StudentWidth, o.DetectionSamples, o.FamilySamples, test_images = test.Count,
+                victim = Sha256(File("victim.mgw")), transform = Sha256(File("transform.mgw")),
+                detectors = detectorFiles.Select(f => $"{Path.GetFileName(f)} {Sha256(f)}").ToList(),
+            };
+            var store = new ResultStore(output, settings);
+            Console.Error.WriteLine($"mg eval: {o.Attacks.Count} attacks × {o.Defenses.Count} defences, {o.Budget:N0} queries each, {test.Count} test images, {kernels.Name}; results in {Path.GetFullPath(output)}");
+            var runner = new EvaluationRunner(setup, o, store);
+            var results = runner.RunAsync(new Progress<EvaluationProgress>(p =>
+                ProgressBar.Draw($"{p.Step,-44}", 100 * p.Done / Math.Max(1, p.Total), $"{p.Done}/{p.Total} {p.Detail}".PadRight(50)))).GetAwaiter().GetResult();
+            Console.Error.WriteLine();
+            var report = EvaluationReport.Write(store, o, results);
+            Console.Out.WriteLine(report);
+            Console.Error.WriteLine($"mg eval: done in {clock.Elapsed.TotalMinutes:F1} min; tables in {Path.Combine(output, "report.md")}");
+        }
+        finally
+        {
+            victim.Dispose();
+            d.Dispose();
+            foreach (var x in detectors) x.Network.Dispose();
+        }
+    }
+
+    private static string Sha256(string path)
+    {
+        using var f = System.IO.File.OpenRead(path);
+        return Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(f))[..16];
+    }
+
+    /// <summary>The photo pool, read only when an attack first needs proxy images (DFMS-HL).</summary>
+    private sealed class LazyPhotoProxy : IProxyImages
+    {
+        private PhotoProxyImages? _inner;
+
+        public float[] Next(int n, Random rng) => (_inner ??= new PhotoProxyImages(PhotoPool.Load())).Next(n, rng);
+    }
+}
