@@ -11,6 +11,13 @@ public sealed record GuardianOptions
 
     /// <summary>The DPreds constant v.</summary>
     public double DeceptionV { get; init; } = 0.5;
+
+    /// <summary>
+    /// Null: the paper's DPreds with the constant <see cref="DeceptionV"/> — which an attacker who knows the scheme can
+    /// invert exactly (README, "adaptive attacker"). Set: a fresh v and temperature per flagged answer, drawn from a
+    /// cryptographic generator, so no fixed transformation is left to undo; the ranking is kept either way.
+    /// </summary>
+    public Defenses.RandomizedDeception? RandomizedDeception { get; init; }
 }
 
 public enum QueryStatus
@@ -104,7 +111,7 @@ public sealed class Guardian(IModelEvaluator models, ILedger ledger, IAuditLog a
     private GuardianAnswer Answer(Evaluation e)
     {
         var truthful = e.Probabilities;
-        var deceptive = DeceptivePredictions.Apply(truthful, Options.DeceptionV);
+        var deceptive = Options.RandomizedDeception is { } r ? r.Apply(truthful, CryptoRandom.Instance) : DeceptivePredictions.Apply(truthful, Options.DeceptionV);
         return new GuardianAnswer(QueryStatus.Answered, e.Verdict.Flagged ? deceptive : truthful, DeceptivePredictions.ArgMax(truthful));
     }
 
@@ -112,4 +119,23 @@ public sealed class Guardian(IModelEvaluator models, ILedger ledger, IAuditLog a
     {
         ["scores"] = e.Verdict.Scores, ["total"] = r.Entry.Total, ["flagged"] = r.Entry.Flagged,
     };
+}
+
+/// <summary>A <see cref="Random"/> over the operating system's cryptographic generator: deception draws an attacker cannot reconstruct from answers.</summary>
+internal sealed class CryptoRandom : Random
+{
+    public static CryptoRandom Instance { get; } = new();
+
+    public override double NextDouble()
+    {
+        Span<byte> b = stackalloc byte[8];
+        System.Security.Cryptography.RandomNumberGenerator.Fill(b);
+        return (BitConverter.ToUInt64(b) >> 11) * (1.0 / (1UL << 53));
+    }
+
+    protected override double Sample() => NextDouble();
+
+    public override int Next(int maxValue) => System.Security.Cryptography.RandomNumberGenerator.GetInt32(maxValue);
+
+    public override int Next(int minValue, int maxValue) => System.Security.Cryptography.RandomNumberGenerator.GetInt32(minValue, maxValue);
 }

@@ -1,29 +1,62 @@
 namespace ModelGuardian.Engine.Guardian;
 
 /// <summary>
+/// A straight-line sequential boundary on a user's counts: terminate as soon as flagged ≥ Intercept + Slope·total,
+/// at any count. Wald's SPRT on the flagged rate is such a line (<see cref="Defenses.SprtRule"/>); it stops an
+/// attacker after a handful of queries, long before τ, which is what defeats spreading queries over many accounts.
+/// </summary>
+public sealed record SequentialBoundary
+{
+    public SequentialBoundary(double slope, double intercept)
+    {
+        if (!(slope > 0 && slope < 1)) throw new ArgumentException($"The boundary's slope must be in (0, 1), got {slope}.");
+        if (!(intercept > 0 && double.IsFinite(intercept))) throw new ArgumentException($"The boundary's intercept must be positive and finite, got {intercept} (a benign first query must never terminate).");
+        Slope = slope;
+        Intercept = intercept;
+    }
+
+    public double Slope { get; }
+    public double Intercept { get; }
+
+    public static SequentialBoundary From(Defenses.SprtRule rule) => new(rule.Slope, rule.Intercept);
+}
+
+/// <summary>
 /// The termination rule (paper §III-E): once a user has made at least <see cref="Tau"/> queries and
-/// more than <see cref="Delta"/> of them were flagged, every further query is refused.
+/// more than <see cref="Delta"/> of them were flagged, every further query is refused; optionally also
+/// as soon as the counts cross a <see cref="SequentialBoundary"/>.
 /// </summary>
 public sealed record TerminationPolicy
 {
-    public TerminationPolicy(int tau, double delta)
+    /// <summary>Stands for "no sequential boundary" in the one expression every store evaluates: no count reaches it.</summary>
+    internal const double NoBoundaryIntercept = 1e300;
+
+    public TerminationPolicy(int tau, double delta, SequentialBoundary? sequential = null)
     {
         if (tau < 1) throw new ArgumentException($"τ must be at least 1, got {tau}.");
         if (!(delta >= 0 && delta < 1)) throw new ArgumentException($"δ must be in [0, 1), got {delta}.");
         Tau = tau;
         Delta = delta;
+        Sequential = sequential;
     }
 
     public int Tau { get; }
     public double Delta { get; }
+    public SequentialBoundary? Sequential { get; }
+
+    internal double BoundarySlope => Sequential?.Slope ?? 0;
+    internal double BoundaryIntercept => Sequential?.Intercept ?? NoBoundaryIntercept;
 
     /// <summary>
-    /// total ≥ τ and flagged > δ·total, in double arithmetic. Ledger stores evaluate exactly this
-    /// expression (SQL REAL / double precision are the same IEEE doubles), so every store agrees.
+    /// (total ≥ τ and flagged > δ·total) or flagged ≥ intercept + slope·total, in double arithmetic. Ledger
+    /// stores evaluate exactly this expression (SQL REAL / double precision are the same IEEE doubles), so
+    /// every store agrees; without a boundary the second part is flagged ≥ 1e300 + 0·total, never true.
     /// </summary>
-    public bool ShouldTerminate(long total, long flagged) => total >= Tau && flagged > Delta * total;
+    public bool ShouldTerminate(long total, long flagged) => (total >= Tau && flagged > Delta * total) || flagged >= BoundaryIntercept + BoundarySlope * total;
 
-    public string Reason(long total, long flagged) => $"{flagged} of {total} queries flagged (more than δ = {Delta:P1} after at least τ = {Tau})";
+    public string Reason(long total, long flagged) => total >= Tau && flagged > Delta * total
+        ? $"{flagged} of {total} queries flagged (more than δ = {Delta:P1} after at least τ = {Tau})"
+        : $"{flagged} of {total} queries flagged (sequential test: at least {BoundaryIntercept:G4} + {BoundarySlope:G4}·total, incompatible with a benign user's false-positive rate)";
 }
 
 /// <summary>One user's counts and, once terminated, when and why.</summary>

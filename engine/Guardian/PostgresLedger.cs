@@ -49,11 +49,11 @@ public sealed partial class PostgresLedger : ILedgerStore
         _insertRequestSql = $"""INSERT INTO {_s}.requests ("user", request_id) VALUES (@u, @r) ON CONFLICT ("user", request_id) DO NOTHING""";
         _upsertSql = $"""
             INSERT INTO {_s}.ledger AS l ("user", total, flagged, terminated_at, reason)
-            VALUES (@u, 1, @f, CASE WHEN 1 >= @tau AND @f > @delta * 1 THEN @now END, NULL)
+            VALUES (@u, 1, @f, CASE WHEN (1 >= @tau AND @f > @delta * 1) OR @f >= @bi + @bs * 1 THEN @now END, NULL)
             ON CONFLICT ("user") DO UPDATE SET
                 total = l.total + 1,
                 flagged = l.flagged + @f,
-                terminated_at = CASE WHEN l.total + 1 >= @tau AND l.flagged + @f > @delta * (l.total + 1)
+                terminated_at = CASE WHEN (l.total + 1 >= @tau AND l.flagged + @f > @delta * (l.total + 1)) OR l.flagged + @f >= @bi + @bs * (l.total + 1)
                                      THEN @now END,
                 reason = NULL
             WHERE l.terminated_at IS NULL
@@ -201,7 +201,7 @@ public sealed partial class PostgresLedger : ILedgerStore
 
         long total, flaggedCount;
         DateTime? terminatedAt;
-        await using (var cmd = Command(c, tx, _upsertSql, P("u", user), P("f", flagged ? 1L : 0L), P("tau", policy.Tau), P("delta", policy.Delta),
+        await using (var cmd = Command(c, tx, _upsertSql, P("u", user), P("f", flagged ? 1L : 0L), P("tau", policy.Tau), P("delta", policy.Delta), P("bi", policy.BoundaryIntercept), P("bs", policy.BoundarySlope),
                          new NpgsqlParameter<DateTime>("now", NpgsqlDbType.TimestampTz) { TypedValue = LedgerRules.Normalize(now).UtcDateTime }))
         await using (var r = await cmd.ExecuteReaderAsync(ct).ConfigureAwait(false))
         {

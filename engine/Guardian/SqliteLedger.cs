@@ -71,11 +71,11 @@ public sealed class SqliteLedger : ILedgerStore
     /// </summary>
     internal const string UpsertSql = """
         INSERT INTO ledger ("user", total, flagged, terminated_at, reason)
-        VALUES (@u, 1, @f, CASE WHEN 1 >= @tau AND @f > @delta * 1 THEN @now END, NULL)
+        VALUES (@u, 1, @f, CASE WHEN (1 >= @tau AND @f > @delta * 1) OR @f >= @bi + @bs * 1 THEN @now END, NULL)
         ON CONFLICT ("user") DO UPDATE SET
             total = ledger.total + 1,
             flagged = ledger.flagged + @f,
-            terminated_at = CASE WHEN ledger.total + 1 >= @tau AND ledger.flagged + @f > @delta * (ledger.total + 1)
+            terminated_at = CASE WHEN (ledger.total + 1 >= @tau AND ledger.flagged + @f > @delta * (ledger.total + 1)) OR ledger.flagged + @f >= @bi + @bs * (ledger.total + 1)
                                  THEN @now END,
             reason = NULL
         WHERE ledger.terminated_at IS NULL
@@ -182,7 +182,7 @@ public sealed class SqliteLedger : ILedgerStore
 
             long total, flaggedCount;
             long? terminatedAt;
-            using (var cmd = Command(c, UpsertSql, ("@u", user), ("@f", flagged ? 1L : 0L), ("@tau", (long)policy.Tau), ("@delta", policy.Delta), ("@now", nowUs)))
+            using (var cmd = Command(c, UpsertSql, ("@u", user), ("@f", flagged ? 1L : 0L), ("@tau", (long)policy.Tau), ("@delta", policy.Delta), ("@bi", policy.BoundaryIntercept), ("@bs", policy.BoundarySlope), ("@now", nowUs)))
             using (var reader = cmd.ExecuteReader())
             {
                 if (!reader.Read())

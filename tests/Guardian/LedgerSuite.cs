@@ -183,7 +183,9 @@ public abstract class LedgerSuite : IDisposable
         int terminations = 0;
         for (int trial = 0; trial < 60; trial++)
         {
-            var p = new TerminationPolicy(rng.Next(1, 13), deltas[rng.Next(deltas.Length)]);
+            // Half the trials add a sequential (SPRT) boundary, so its line is checked against every store too.
+            var boundary = rng.Next(2) == 0 ? null : SequentialBoundary.From(new Engine.Defenses.SprtRule(new Engine.Defenses.SprtOptions(rng.NextDouble() * 0.1, 0.3 + 0.4 * rng.NextDouble())));
+            var p = new TerminationPolicy(rng.Next(1, 13), deltas[rng.Next(deltas.Length)], boundary);
             // Flag rates around δ make the boundary likely.
             double rate = Math.Clamp(p.Delta + (rng.NextDouble() - 0.5) * 0.6, 0, 1);
             int length = rng.Next(1, 31);
@@ -212,6 +214,21 @@ public abstract class LedgerSuite : IDisposable
             AssertEntry(terminatedEntry ?? Open(user, total, flagged), await Store.GetAsync(user), $"trial {trial}, at the end");
         }
         Assert.InRange(terminations, 10, 50); // the trials exercised both outcomes
+    }
+
+    /// <summary>With an SPRT boundary (measured FPR 1 %, H1 rate 0.5) an all-flagged user is cut off at the 2nd query, long before τ = 20, and the reason names the sequential test.</summary>
+    [Fact]
+    public async Task ASequentialBoundaryTerminatesBeforeTau()
+    {
+        var rule = new Engine.Defenses.SprtRule(new Engine.Defenses.SprtOptions(0.01));
+        var p = new TerminationPolicy(20, 0.5, SequentialBoundary.From(rule));
+        AssertResult(RecordOutcome.Counted, false, Open("u", 1, 1), await Record("u", true, p, At(1)));
+        var r = await Record("u", true, p, At(2));
+        Assert.True(r.TerminatedNow);
+        Assert.Equal(2, rule.FirstTerminationWhenAllFlagged());
+        Assert.Contains("sequential test", r.Entry.TerminationReason);
+        // A benign-looking user (one flag in 50) is never cut off by it.
+        for (int q = 1; q <= 50; q++) Assert.False((await Record("b", q == 25, p, At(q))).TerminatedNow);
     }
 
     // ---- termination, refusal, reinstatement ---------------------------------------------------------

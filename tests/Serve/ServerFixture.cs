@@ -35,7 +35,7 @@ internal sealed class ServerFixture : IAsyncDisposable
     public byte[][] Natural { get; }
     public byte[][] Synthetic { get; }
 
-    public static ServeConfig Config(string dir, double threshold = 0.5, Func<LimitsConfig, LimitsConfig>? limits = null, int tau = 6)
+    public static ServeConfig Config(string dir, double threshold = 0.5, Func<LimitsConfig, LimitsConfig>? limits = null, int tau = 6, Func<PolicyConfig, PolicyConfig>? policy = null)
         => new()
         {
             Directory = dir,
@@ -43,7 +43,7 @@ internal sealed class ServerFixture : IAsyncDisposable
             Victim = new ModelSource { Random = new RandomModel { Arch = "resnet18-cifar", Classes = 3, Width = 4, Seed = 1 } },
             Transform = new ModelSource { Random = new RandomModel { Arch = "stylegan-d", Resolution = 32, FmapBase = 256, FmapMax = 16, Seed = 2 } },
             Detectors = [new ModelSource { Name = "a", Threshold = threshold, Random = new RandomModel { Arch = "resnet18-cifar", Classes = 1, Width = 4, Seed = 3 } }],
-            Policy = new PolicyConfig { Tau = tau, Delta = 0.5, V = 0.5 },
+            Policy = (policy ?? (p => p))(new PolicyConfig { Tau = tau, Delta = 0.5, V = 0.5 }),
             Ledger = new LedgerConfig { Kind = "sqlite", Path = "ledger.db" },
             AuditLog = "audit.jsonl",
             AdminKeySha256 = ApiKeys.HashHex(AdminKey),
@@ -69,11 +69,11 @@ internal sealed class ServerFixture : IAsyncDisposable
         return (threshold, pngs.Where((_, i) => scores[i] < threshold).ToArray(), pngs.Where((_, i) => scores[i] > threshold).ToArray());
     }
 
-    public static async Task<ServerFixture> StartAsync(Func<LimitsConfig, LimitsConfig>? limits = null, int tau = 6)
+    public static async Task<ServerFixture> StartAsync(Func<LimitsConfig, LimitsConfig>? limits = null, int tau = 6, Func<PolicyConfig, PolicyConfig>? policy = null)
     {
         string dir = System.IO.Directory.CreateTempSubdirectory("mg-serve-").FullName;
         var (threshold, natural, synthetic) = SplitImages(dir);
-        var host = GuardianHost.Start(Config(dir, threshold, limits, tau));
+        var host = GuardianHost.Start(Config(dir, threshold, limits, tau, policy));
         var app = GuardianServer.Build(host, ["http://127.0.0.1:0"]);
         await app.StartAsync();
         return new ServerFixture(dir, host, app, natural, synthetic);

@@ -59,6 +59,52 @@ public sealed class ServerTests
         for (int i = 0; i < 2; i++) Assert.Equal((6L, 6L, true), await Counts(s, $"attacker{i}"));
     }
 
+    /// <summary>
+    /// Beyond the paper: with policy.sprt_fpr the SPRT boundary (FPR 1 %) cuts an all-flagged account off at its 2nd query,
+    /// and with policy.accounts = network two API keys on one client network share that account — so an attacker who
+    /// spreads queries over keys gains nothing. Randomised deception keeps the label and varies the flattening.
+    /// </summary>
+    [Fact]
+    public async Task SequentialTestAndNetworkAccountsStopAttackersSpreadOverKeys()
+    {
+        await using var s = await ServerFixture.StartAsync(tau: 1000, policy: p => p with { SprtFpr = 0.01, Accounts = "network", Deception = "randomized" });
+        using var a = s.Client(await s.AddUserAsync("mallory-a"));
+        using var b = s.Client(await s.AddUserAsync("mallory-b"));
+        var image = PlanarImage.From(RgbImage.Decode(s.Synthetic[0]));
+        var truth = s.Host.Models.Evaluate([image])[0];
+        var first = await a.PostAsync("/v1/predict", ServerFixture.Png(s.Synthetic[0]));
+        var second = await b.PostAsync("/v1/predict", ServerFixture.Png(s.Synthetic[0]));
+        Assert.Equal((HttpStatusCode.OK, HttpStatusCode.OK), (first.StatusCode, second.StatusCode));
+        var p1 = (await Json(first)).GetProperty("probabilities").EnumerateArray().Select(e => e.GetDouble()).ToArray();
+        var p2 = (await Json(second)).GetProperty("probabilities").EnumerateArray().Select(e => e.GetDouble()).ToArray();
+        Assert.Equal(DeceptivePredictions.ArgMax(truth.Probabilities), DeceptivePredictions.ArgMax(p1));
+        Assert.NotEqual(p1, p2); // a fresh v and temperature per answer: the same image is deceived differently
+        Assert.NotEqual(DeceptivePredictions.Apply(truth.Probabilities, 0.5), p1);
+        await AssertError(await a.PostAsync("/v1/predict", ServerFixture.Png(s.Natural[0])), HttpStatusCode.Forbidden, "user_terminated");
+        Assert.Equal((2L, 2L, true), await Counts(s, "net:127.0.0.0/24"));
+        Assert.Null(await s.Host.Ledger.GetAsync("mallory-a"));
+    }
+
+    [Fact]
+    public void BadPolicySettingsAreRefusedAtStart()
+    {
+        string dir = Directory.CreateTempSubdirectory("mg-policy-").FullName;
+        try
+        {
+            foreach (var (policy, word) in new (Func<Tools.Serve.PolicyConfig, Tools.Serve.PolicyConfig>, string)[]
+            {
+                (p => p with { Deception = "cunning" }, "policy.deception"), (p => p with { Accounts = "moon" }, "policy.accounts"), (p => p with { SprtFpr = 0.7 }, "policy.sprt_fpr"),
+            })
+            {
+                string path = Path.Combine(dir, "bad.json");
+                File.WriteAllText(path, JsonSerializer.Serialize(ServerFixture.Config(dir, policy: policy), Tools.Serve.ServeConfig.Json));
+                var e = Assert.Throws<InvalidDataException>(() => Tools.Serve.ServeConfig.Load(path));
+                Assert.Contains(word, e.Message);
+            }
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+
     private static async Task<(long, long, bool)> Counts(ServerFixture s, string user)
     {
         var e = (await s.Host.Ledger.GetAsync(user))!;

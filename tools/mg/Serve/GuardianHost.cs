@@ -26,6 +26,8 @@ public sealed class GuardianHost : IDisposable
     public ILedgerStore Ledger { get; private set; } = null!;
     public FileAuditLog Audit { get; private set; } = null!;
     public Engine.Guardian.Guardian Guardian { get; private set; } = null!;
+    /// <summary>Which ledger account a user's query counts against (the user's own, or their network's).</summary>
+    public Engine.Defenses.AccountGrouping Grouping { get; private set; } = Engine.Defenses.AccountGrouping.Identity;
     /// <summary>Things the operator must know (random weights, NaN tensors).</summary>
     public List<string> Warnings { get; } = new();
 
@@ -76,8 +78,9 @@ public sealed class GuardianHost : IDisposable
         Audit = Own(new FileAuditLog(c.Resolve(c.AuditLog)));
         Guardian = new Engine.Guardian.Guardian(Batcher, Ledger, Audit, new GuardianOptions
         {
-            Policy = new TerminationPolicy(c.Policy.Tau, c.Policy.Delta), DeceptionV = c.Policy.V,
+            Policy = c.Policy.ToPolicy(), DeceptionV = c.Policy.V, RandomizedDeception = c.Policy.ToDeception(),
         });
+        Grouping = c.Policy.ToGrouping();
     }
 
     private Network Load(ModelSource source, string role, bool transform)

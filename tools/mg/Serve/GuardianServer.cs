@@ -117,7 +117,12 @@ public static class GuardianServer
             using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ctx.RequestAborted);
             timeout.CancelAfter(host.Config.Limits.RequestTimeoutMs);
             QueryOutcome outcome;
-            try { outcome = await host.Guardian.QueryAsync(user, image, requestId, timeout.Token); }
+            // The ledger account the query counts against: the user's own, or (policy.accounts = network) their client network's.
+            string account = host.Grouping.AccountFor(user, ctx.Connection.RemoteIpAddress?.ToString());
+            // Retries are recognised per user: in a shared account one user's key must not swallow another's.
+            if (account != user && requestId != null)
+                requestId = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(user + "\n" + requestId)))[..32];
+            try { outcome = await host.Guardian.QueryAsync(account, image, requestId, timeout.Token); }
             catch (GuardianOverloadedException e)
             {
                 metrics.Rejected();

@@ -32,6 +32,32 @@ public sealed record PolicyConfig
     public int Tau { get; init; } = Engine.Guardian.GuardianOptions.DefaultTau;
     public double Delta { get; init; } = 0.5;
     public double V { get; init; } = 0.5;
+    /// <summary>"dpreds" (the paper: constant v) or "randomized" (a fresh v in 0.05…2 and temperature in 1…4 per flagged answer; the adaptive attacker cannot invert it).</summary>
+    public string Deception { get; init; } = "dpreds";
+    /// <summary>
+    /// Optional early termination: the detector's measured false-positive rate on benign traffic. When set, an SPRT
+    /// boundary (H1: flagged rate 0.5, α = 0.001, β = 0.01) also terminates, at any count — against attackers who
+    /// spread their queries over accounts each kept under τ.
+    /// </summary>
+    public double? SprtFpr { get; init; }
+    /// <summary>Ledger accounts: "user" (one per API user, the default), or "network" (users behind one client IPv4 /24 or IPv6 /64 share one account).</summary>
+    public string Accounts { get; init; } = "user";
+
+    public Engine.Guardian.TerminationPolicy ToPolicy() => new(Tau, Delta, SprtFpr is double fpr ? Engine.Guardian.SequentialBoundary.From(new Engine.Defenses.SprtRule(new Engine.Defenses.SprtOptions(fpr))) : null);
+
+    public Engine.Defenses.RandomizedDeception? ToDeception() => Deception switch
+    {
+        "dpreds" => null,
+        "randomized" => Engine.Eval.BaselineDefenses.Randomized,
+        _ => throw new ArgumentException($"policy.deception must be 'dpreds' or 'randomized', got '{Deception}'."),
+    };
+
+    public Engine.Defenses.AccountGrouping ToGrouping() => Accounts switch
+    {
+        "user" => Engine.Defenses.AccountGrouping.Identity,
+        "network" => Engine.Defenses.AccountGrouping.ByNetworkPrefix(),
+        _ => throw new ArgumentException($"policy.accounts must be 'user' or 'network', got '{Accounts}'."),
+    };
 }
 
 public sealed record LedgerConfig
@@ -120,6 +146,9 @@ public sealed record ServeConfig
               "limits: every limit must be positive");
         Check(Limits.RatePerSecond > 0 && Limits.RateBurst > 0, "limits: rate_per_second and rate_burst must be positive");
         Check(AdminKeyHash is null || AdminKeyHash.Length == 64 && AdminKeyHash.All(Uri.IsHexDigit), "admin_key_sha256: 64 hex digits (mg admin-key makes one)");
+        Check(Policy.Deception is "dpreds" or "randomized", $"policy.deception: 'dpreds' or 'randomized', got '{Policy.Deception}'");
+        Check(Policy.Accounts is "user" or "network", $"policy.accounts: 'user' or 'network', got '{Policy.Accounts}'");
+        Check(Policy.SprtFpr is null or (>= 0 and < 0.5), $"policy.sprt_fpr: the detector's measured false-positive rate, in [0, 0.5), got {Policy.SprtFpr}");
         if (problems.Count > 0) throw new InvalidDataException($"Config '{path}': {string.Join("; ", problems)}.");
     }
 }
