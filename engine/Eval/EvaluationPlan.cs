@@ -49,6 +49,8 @@ public sealed record EvaluationOptions
     /// <summary>Images per generator family (instances no detector was trained on) for the generalisation table.</summary>
     public int FamilySamples { get; init; } = 200;
     public int StudentWidth { get; init; } = 8;
+    /// <summary>Accounts of the colluding attacker in the early-termination comparison (`--collusion K`).</summary>
+    public int Collusion { get; init; } = 10;
     public ulong Seed { get; init; } = 1;
 
     /// <summary>The attack runs: every attack against every defence naively; adaptively against the deceptive ones.</summary>
@@ -71,6 +73,7 @@ public sealed record EvaluationOptions
         if (Attacks.Count == 0 || Defenses.Count == 0) throw new ArgumentException("At least one attack and one defence are needed.");
         foreach (var d in Defenses) DefenseIds.Check(d);
         if (!Defenses.Contains(DefenseIds.None)) throw new ArgumentException("The undefended run ('none') is needed: it is the baseline and supplies the attack queries for DAcc.");
+        if (Collusion < 1) throw new ArgumentException($"--collusion must be at least 1 account, got {Collusion}.");
         if (DetectionSamples < 1 || FamilySamples < 1 || StudentWidth < 1) throw new ArgumentException("Sample counts and the student width must be positive.");
     }
 }

@@ -68,6 +68,7 @@ public static class EvaluationReport
                 .Concat(d.FlaggedBy.Select(f => Pct((double)f / d.Samples))).Append(Pct(d.EnsembleRate)).ToList()).ToList();
             md.AppendLine(MarkdownTable.Render(new List<string> { "Source", "images" }.Concat(names).Append("ensemble (OR)").ToList(), tg)).AppendLine();
         }
+        if (benignDetection != null) md.Append(CollusionSection(o, r, benignDetection));
         if (extraSections != null) md.AppendLine(extraSections);
 
         md.AppendLine("## Files").AppendLine();
@@ -89,6 +90,32 @@ public static class EvaluationReport
                 Title = $"{AttackFactory.DisplayName(a)}: clone accuracy against queries", XLabel = "queries", YLabel = "clone accuracy (%)", YMin = 0, YMax = 100,
             }));
         }
+        return md.ToString();
+    }
+
+    private static string CollusionSection(EvaluationOptions o, EvaluationResults r, DetectionResult benign)
+    {
+        var md = new StringBuilder();
+        double fpr = benign.EnsembleRate;
+        var paper = new Guardian.TerminationPolicy(o.Tau, o.Delta);
+        var ours = CollusionSimulation.Ours(o.Tau, o.Delta, fpr);
+        md.AppendLine($"## Beyond the paper — collusion and early termination ({o.Collusion} accounts)").AppendLine();
+        md.AppendLine($"Queries answered (of {o.Budget:N0}) when the attacker spreads them round-robin over accounts, replaying each attack's sampled detector verdicts in order. " +
+                      $"Paper: τ = {o.Tau}, δ = {o.Delta}. Ours: the same plus the SPRT line flagged ≥ {ours.Sequential!.Intercept:F2} + {ours.Sequential.Slope:F4}·total " +
+                      $"(H0 = the measured FPR {Pct(fpr)} %, floored at 0.1 %; H1 = 0.5; α = 0.001). Grouped: the accounts share one ledger (same owner or client network).").AppendLine();
+        var rows = new List<IReadOnlyList<string>>();
+        foreach (var d in r.Detection.Where(d => d.Source.StartsWith("attack: ", StringComparison.Ordinal)))
+            foreach (int k in new[] { 1, o.Collusion }.Distinct())
+            {
+                var row = CollusionSimulation.Row(d.Source["attack: ".Length..], d.Verdicts, k, o.Budget, paper, ours);
+                rows.Add([row.Attack, k.ToString(CultureInfo.InvariantCulture), $"{row.PaperRule:N0}", $"{row.PaperRuleGrouped:N0}", $"{row.Sequential:N0}", $"{row.SequentialGrouped:N0}"]);
+            }
+        md.AppendLine(MarkdownTable.Render(["Attack", "accounts", "paper", "paper, grouped", "ours", "ours, grouped"], rows)).AppendLine();
+        md.AppendLine("The price on benign users — probability that a benign user, each query flagged independently at the measured FPR, is ever terminated:").AppendLine();
+        var risk = new[] { 1_000, 10_000 }.Select(n => (IReadOnlyList<string>)[$"within {n:N0} queries",
+            Guardian.TerminationRisk.ProbabilityWithin(paper, fpr, n).ToString("G3", CultureInfo.InvariantCulture),
+            Guardian.TerminationRisk.ProbabilityWithin(ours, fpr, n).ToString("G3", CultureInfo.InvariantCulture)]).ToList();
+        md.AppendLine(MarkdownTable.Render(["", "paper", "ours"], risk)).AppendLine();
         return md.ToString();
     }
 

@@ -20,7 +20,8 @@ public sealed record BenignResult(string Defense, int Queries, int Answered, int
 }
 
 /// <summary>How the DFMS-Detector's sub-detectors, and their OR, judged a set of images of one source.</summary>
-public sealed record DetectionResult(string Source, bool Synthetic, int Samples, IReadOnlyList<string> Detectors, IReadOnlyList<int> FlaggedBy, int FlaggedByEnsemble)
+public sealed record DetectionResult(string Source, bool Synthetic, int Samples, IReadOnlyList<string> Detectors, IReadOnlyList<int> FlaggedBy, int FlaggedByEnsemble,
+                                     IReadOnlyList<bool> Verdicts)
 {
     public double EnsembleRate => (double)FlaggedByEnsemble / Samples;
 }
@@ -159,14 +160,14 @@ public sealed class EvaluationRunner(EvaluationSetup setup, EvaluationOptions op
     {
         var names = setup.Detector.Detectors.Select(d => d.Name).ToList();
         var by = new int[names.Count];
-        int ensemble = 0;
+        var verdicts = new List<bool>(images.Count);
         foreach (var chunk in images.Chunk(50))
             foreach (var v in setup.Detector.Screen(chunk))
             {
                 for (int j = 0; j < by.Length; j++) if (v.Scores[j] > setup.Detector.Detectors[j].Threshold) by[j]++;
-                if (v.Flagged) ensemble++;
+                verdicts.Add(v.Flagged);
             }
-        return new DetectionResult(source, synthetic, images.Count, names, by, ensemble);
+        return new DetectionResult(source, synthetic, images.Count, names, by, verdicts.Count(f => f), verdicts);
     }
 
     private ulong SeedOf(string key) => Data.SeededRandom.Mix(options.Seed, (ulong)key.Aggregate(17L, (h, c) => h * 31 + c));

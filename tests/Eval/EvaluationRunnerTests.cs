@@ -67,6 +67,7 @@ public sealed class EvaluationRunnerTests : IDisposable
         string report = EvaluationReport.Write(store, Options, results);
         Assert.Contains("Table I", report);
         Assert.Contains("adaptive", report);
+        Assert.Contains("collusion", report);
         foreach (var f in new[] { "report.md", "results.csv", "curves.csv", "plot-dfme.png", "plot-dast.png" }) Assert.True(File.Exists(Path.Combine(_dir, f)), f);
         Assert.Equal(1 + results.Attacks.Count, Engine.Reports.Csv.Parse(File.ReadAllText(Path.Combine(_dir, "results.csv"))).Count);
 
@@ -110,5 +111,31 @@ public sealed class EvaluationRunnerTests : IDisposable
         var inverted = f(DeceptivePredictions.Apply(p, 0.5));
         for (int i = 0; i < 4; i++) Assert.Equal(p[i], inverted[i], 12);
         Assert.Same(p, f(p));
+    }
+}
+
+/// <summary>The collusion replay against hand-counted cases.</summary>
+public sealed class CollusionSimulationTests
+{
+    [Fact]
+    public void AllFlaggedAttackerIsCutOffPerAccountAtTauOrAtTheSprtCrossing()
+    {
+        var paper = new TerminationPolicy(20, 0.5);
+        var ours = CollusionSimulation.Ours(20, 0.5, 0.01); // SPRT: an all-flagged account is closed at its 2nd query
+        var row = CollusionSimulation.Row("x", [true], 10, 10_000, paper, ours);
+        Assert.Equal(new CollusionRow("x", 10, 200, 20, 20, 2), row);
+    }
+
+    [Fact]
+    public void AnUndetectedAttackerSpendsItsBudgetAndMixedVerdictsFollowTheRule()
+    {
+        var paper = new TerminationPolicy(4, 0.5);
+        Assert.Equal(1000, CollusionSimulation.Answered([false], 3, 1000, paper));
+        // Verdicts T,F repeated on one account: after 4 queries 2 of 4 flagged (not > ½); after 5, 3 of 5 > ½ → closed at the 5th.
+        Assert.Equal(5, CollusionSimulation.Answered([true, false], 1, 1000, paper));
+        // Two accounts take alternate verdicts: one sees only T (closed at its 4th), the other only F (never), until the budget.
+        Assert.Equal(100, CollusionSimulation.Answered([true, false], 2, 100, paper));
+        Assert.Throws<ArgumentException>(() => CollusionSimulation.Answered([], 1, 10, paper));
+        Assert.Throws<ArgumentException>(() => CollusionSimulation.Answered([true], 0, 10, paper));
     }
 }

@@ -27,11 +27,12 @@ internal static class EvalCommand
         var testData = new Option<string?>("--test-data") { Description = "victim test set: Fashion-MNIST IDX folder, or 'debian' (default: the 1,000 test images bundled with the models)" };
         var studentWidth = new Option<int>("--student-width") { Description = "width of the attacker's ResNet-18 clone", DefaultValueFactory = _ => new EvaluationOptions().StudentWidth };
         var tau = new Option<int>("--tau") { DefaultValueFactory = _ => GuardianOptions.DefaultTau };
+        var collusion = new Option<int>("--collusion") { Description = "accounts of the colluding attacker in the early-termination comparison", DefaultValueFactory = _ => new EvaluationOptions().Collusion };
         var seed = new Option<ulong>("--seed") { DefaultValueFactory = _ => 1UL };
         var backend = new Option<string>("--backend") { DefaultValueFactory = _ => "auto" };
         var cmd = new Command("eval", "Runs the built-in data-free stealing attacks against each defence and writes the paper's tables (Markdown, CSV) and clone-accuracy plots.")
         {
-            models, output, budget, attacks, defenses, noAdaptive, testData, studentWidth, tau, seed, backend,
+            models, output, budget, attacks, defenses, noAdaptive, testData, studentWidth, tau, collusion, seed, backend,
         };
         cmd.SetAction(parse => Program.Run(() =>
         {
@@ -43,6 +44,7 @@ internal static class EvalCommand
                 Adaptive = !parse.GetValue(noAdaptive),
                 StudentWidth = parse.GetValue(studentWidth),
                 Tau = parse.GetValue(tau),
+                Collusion = parse.GetValue(collusion),
                 Seed = parse.GetValue(seed),
             };
             Run(parse.GetValue(models)!, parse.GetValue(output)!, parse.GetValue(testData), parse.GetValue(backend)!, o);
