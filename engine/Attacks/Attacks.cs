@@ -76,12 +76,8 @@ public abstract class ZerothOrderAttack : DataFreeAttack
         }
         for (int s = 0; s < Options.StudentSteps; s++)
         {
-            int b = Affordable(victim);
-            if (b < 1) break;
-            var x = Sample(b);
-            var answers = await AskAsync(victim, x, b, cancellationToken).ConfigureAwait(false);
-            if (answers == null) return;
-            TrainStep(Student, StudentOptimizer, x, b, logits => StudentLoss(logits, answers));
+            if (await QueryFreshBatchAsync(victim, cancellationToken).ConfigureAwait(false) is not (var x, var answers)) break;
+            TrainStep(Student, StudentOptimizer, x, answers.Length, logits => StudentLoss(logits, answers));
             Remember(x, answers);
         }
         Replay();
@@ -206,11 +202,7 @@ public sealed class DisguideAttack : DataFreeAttack
         GeneratorOptimizer.Step();
         for (int s = 0; s < Options.StudentSteps; s++)
         {
-            int b = Affordable(victim);
-            if (b < 1) break;
-            var x = Sample(b);
-            var answers = await AskAsync(victim, x, b, cancellationToken).ConfigureAwait(false);
-            if (answers == null) return;
+            if (await QueryFreshBatchAsync(victim, cancellationToken).ConfigureAwait(false) is not (var x, var answers)) return;
             _replay.Add(x, answers);
             TrainBoth(x, answers);
         }
@@ -283,13 +275,9 @@ public sealed class DfmsHlAttack : DataFreeAttack
         GeneratorOptimizer.Step();
         for (int step = 0; step < Options.StudentSteps; step++)
         {
-            int b = Affordable(victim);
-            if (b < 1) break;
-            var x = Sample(b);
-            var answers = await AskAsync(victim, x, b, cancellationToken).ConfigureAwait(false);
-            if (answers == null) return;
+            if (await QueryFreshBatchAsync(victim, cancellationToken).ConfigureAwait(false) is not (var x, var answers)) return;
             var labels = answers.Select(a => Guardian.DeceptivePredictions.ArgMax(a)).ToArray();
-            TrainStep(Student, StudentOptimizer, x, b, logits => Losses.CrossEntropy(logits, labels, Classes));
+            TrainStep(Student, StudentOptimizer, x, answers.Length, logits => Losses.CrossEntropy(logits, labels, Classes));
         }
     }
 }

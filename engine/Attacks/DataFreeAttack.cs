@@ -225,6 +225,19 @@ public abstract class DataFreeAttack : IDisposable
         return answers.Select(a => Options.AnswerInterpreter is { } f ? f(a.Probabilities) : a.Probabilities).ToArray();
     }
 
+    /// <summary>
+    /// A fresh generator batch — as many images as the budget allows, up to the batch size — and the victim's answers.
+    /// Null when no budget is left or the account was refused.
+    /// </summary>
+    protected async Task<(float[] Images, double[][] Answers)?> QueryFreshBatchAsync(BudgetedClient victim, CancellationToken cancellationToken)
+    {
+        int b = Affordable(victim);
+        if (b < 1) return null;
+        var x = Sample(b);
+        var answers = await AskAsync(victim, x, b, cancellationToken).ConfigureAwait(false);
+        return answers == null ? null : (x, answers);
+    }
+
     private static float[] Clamp01(float[] x)
     {
         var y = new float[x.Length];

@@ -40,106 +40,87 @@ internal static class DemoCommand
     {
         if (benignCount < 1 || syntheticCount < 1) throw new ArgumentException("--benign and --synthetic must be positive.");
         var clock = Stopwatch.StartNew();
-        string File(string name) => System.IO.File.Exists(Path.Combine(folder, name)) ? Path.Combine(folder, name)
-            : throw new FileNotFoundException($"Default model '{name}' is missing from '{folder}' (weights/default/make-defaults.sh re-creates them).");
         using var kernels = Backends.Create(Backends.Parse(backend));
-        var (victim, _) = ModelFiles.Load(kernels, File("victim.mgw"));
-        var (d, _) = ModelFiles.LoadTransform(kernels, File("transform.mgw"));
-        var detectorFiles = Directory.GetFiles(folder, "detector-*.mgw").Order(StringComparer.Ordinal).ToList();
-        if (detectorFiles.Count == 0) throw new FileNotFoundException($"No detector-*.mgw in '{folder}'.");
-        var detectors = detectorFiles.Select(f => new SubDetector(Path.GetFileNameWithoutExtension(f), ModelFiles.Load(kernels, f).Network)).ToList();
+        using var loaded = ModelFolder.Load(kernels, folder);
+        var (victim, d, detectors) = (loaded.Victim, loaded.Transform, loaded.Detectors);
+        var models = loaded.GuardianModels();
+        using var ledger = new InMemoryLedger();
+        string auditPath = Path.Combine(Path.GetTempPath(), $"mg-demo-audit-{Environment.ProcessId}.jsonl");
         try
         {
-            var models = new GuardianModels(new VictimClassifier(victim), new DfmsDetector(new GradientTransform(d), detectors));
-            using var ledger = new InMemoryLedger();
-            string auditPath = Path.Combine(Path.GetTempPath(), $"mg-demo-audit-{Environment.ProcessId}.jsonl");
+            using var audit = new FileAuditLog(auditPath);
+            var guardian = new Guardian(models, ledger, audit, new GuardianOptions { Policy = new TerminationPolicy(tau, 0.5) });
+            Console.Error.WriteLine($"mg demo: victim {victim.Architecture}, transform {d.Architecture}, {detectors.Count} sub-detectors ({string.Join(", ", detectors.Select(x => x.Name))}), τ = {tau}, δ = 0.5, v = 0.5, {kernels.Name}");
+
+            // Benign: Fashion-MNIST test images (never trained on), in a seeded order.
+            var test = loaded.TestImages(benignData);
+            if (benignCount > test.Count) throw new ArgumentException($"--benign {benignCount}: only {test.Count} test images are available.");
+            var order = new BatchIterator(test.Count, test.Count, 7).Order(0);
+            int answered = 0, correct = 0, flaggedBenign = 0, undefendedCorrect = 0;
+            using (var bar = new CountBar("benign client   ", benignCount))
+                for (int i = 0; i < benignCount; i++)
+                {
+                    int idx = order[i];
+                    var image = test.ToPlanar32(idx);
+                    var o = guardian.QueryAsync("benign-alice", image).GetAwaiter().GetResult();
+                    if (o.Answer.Status == QueryStatus.Answered)
+                    {
+                        answered++;
+                        if (o.Answer.Label == test.Label(idx)) correct++;
+                        if (o.Evaluation!.Verdict.Flagged) flaggedBenign++;
+                        if (DeceptivePredictions.ArgMax(o.Evaluation.Probabilities) == test.Label(idx)) undefendedCorrect++;
+                    }
+                    bar.Step();
+                }
+
+            // Synthetic: generator samples of all three families, instances (seeds) no detector saw.
+            var families = Enum.GetValues<GeneratorFamily>();
+            var generators = families.Select((f, i) => ImageGenerator.Create(kernels, f, 90_000 + (ulong)i)).ToList();
+            int flaggedSynthetic = 0, screened = 0, terminatedAt = 0;
             try
             {
-                using var audit = new FileAuditLog(auditPath);
-                var guardian = new Guardian(models, ledger, audit, new GuardianOptions { Policy = new TerminationPolicy(tau, 0.5) });
-                Console.Error.WriteLine($"mg demo: victim {victim.Architecture}, transform {d.Architecture}, {detectors.Count} sub-detectors ({string.Join(", ", detectors.Select(x => x.Name))}), τ = {tau}, δ = 0.5, v = 0.5, {kernels.Name}");
-
-                // Benign: Fashion-MNIST test images (never trained on), in a seeded order.
-                var test = FashionMnist.Load(DatasetSplit.Test, benignData switch
+                var samples = generators.Select((g, i) => g.Generate((syntheticCount + families.Length - 1) / families.Length, 91_000 + (ulong)i)).ToList();
+                using var bar = new CountBar("synthetic client", syntheticCount);
+                for (int i = 0; i < syntheticCount; i++)
                 {
-                    null => Path.Combine(folder, "fashion-mnist-demo"),
-                    "debian" => null,
-                    var dir => dir,
-                });
-                if (benignCount > test.Count) throw new ArgumentException($"--benign {benignCount}: only {test.Count} test images are available.");
-                var order = new BatchIterator(test.Count, test.Count, 7).Order(0);
-                int answered = 0, correct = 0, flaggedBenign = 0, undefendedCorrect = 0;
-                using (var bar = new CountBar("benign client   ", benignCount))
-                    for (int i = 0; i < benignCount; i++)
+                    var image = PlanarImage.From(samples[i % families.Length][i / families.Length]);
+                    var o = guardian.QueryAsync("stealer-mallory", image).GetAwaiter().GetResult();
+                    bar.Step();
+                    if (o.Answer.Status == QueryStatus.Refused)
                     {
-                        int idx = order[i];
-                        var image = test.ToPlanar32(idx);
-                        var o = guardian.QueryAsync("benign-alice", image).GetAwaiter().GetResult();
-                        if (o.Answer.Status == QueryStatus.Answered)
-                        {
-                            answered++;
-                            if (o.Answer.Label == test.Label(idx)) correct++;
-                            if (o.Evaluation!.Verdict.Flagged) flaggedBenign++;
-                            if (DeceptivePredictions.ArgMax(o.Evaluation.Probabilities) == test.Label(idx)) undefendedCorrect++;
-                        }
-                        bar.Step();
-                    }
-
-                // Synthetic: generator samples of all three families, instances (seeds) no detector saw.
-                var families = Enum.GetValues<GeneratorFamily>();
-                var generators = families.Select((f, i) => ImageGenerator.Create(kernels, f, 90_000 + (ulong)i)).ToList();
-                int flaggedSynthetic = 0, screened = 0, terminatedAt = 0;
-                try
-                {
-                    var samples = generators.Select((g, i) => g.Generate((syntheticCount + families.Length - 1) / families.Length, 91_000 + (ulong)i)).ToList();
-                    using var bar = new CountBar("synthetic client", syntheticCount);
-                    for (int i = 0; i < syntheticCount; i++)
-                    {
-                        var image = PlanarImage.From(samples[i % families.Length][i / families.Length]);
-                        var o = guardian.QueryAsync("stealer-mallory", image).GetAwaiter().GetResult();
-                        bar.Step();
-                        if (o.Answer.Status == QueryStatus.Refused)
-                        {
-                            // Once cut off, the rest would be refused too; screen them for DAcc without the ledger.
-                            var e = models.Evaluate([image])[0];
-                            screened++;
-                            if (e.Verdict.Flagged) flaggedSynthetic++;
-                            continue;
-                        }
+                        // Once cut off, the rest would be refused too; screen them for DAcc without the ledger.
+                        var e = models.Evaluate([image])[0];
                         screened++;
-                        if (o.Evaluation!.Verdict.Flagged) flaggedSynthetic++;
-                        if (o.Record!.TerminatedNow) terminatedAt = i + 1;
+                        if (e.Verdict.Flagged) flaggedSynthetic++;
+                        continue;
                     }
+                    screened++;
+                    if (o.Evaluation!.Verdict.Flagged) flaggedSynthetic++;
+                    if (o.Record!.TerminatedNow) terminatedAt = i + 1;
                 }
-                finally
-                {
-                    foreach (var g in generators) g.Dispose();
-                }
-
-                var alice = ledger.GetAsync("benign-alice").GetAwaiter().GetResult()!;
-                var mallory = ledger.GetAsync("stealer-mallory").GetAwaiter().GetResult()!;
-                Console.Out.WriteLine();
-                Console.Out.WriteLine($"benign client   : {benignCount} Fashion-MNIST test queries, {answered} answered");
-                Console.Out.WriteLine($"  BAcc           {Pct(correct, answered)}  (victim alone: {Pct(undefendedCorrect, answered)}; DPreds keeps every label)");
-                Console.Out.WriteLine($"  FPR            {Pct(flaggedBenign, answered)}  ({flaggedBenign} benign queries flagged; terminated: {(alice.IsTerminated ? "YES" : "no")})");
-                Console.Out.WriteLine($"synthetic client: {syntheticCount} generator queries (transposed-conv, nearest+conv, bilinear+conv)");
-                Console.Out.WriteLine($"  DAcc           {Pct(flaggedSynthetic, screened)}  ({flaggedSynthetic} of {screened} flagged)");
-                Console.Out.WriteLine(terminatedAt > 0
-                    ? $"  terminated     after query {terminatedAt} ({mallory.Flagged} of {mallory.Total} flagged); the remaining {syntheticCount - terminatedAt} were refused"
-                    : $"  terminated     no ({mallory.Flagged} of {mallory.Total} flagged)");
-                Console.Out.WriteLine($"time            {clock.Elapsed.TotalSeconds:F1} s");
             }
             finally
             {
-                System.IO.File.Delete(auditPath);
-                System.IO.File.Delete(auditPath + ".lock");
+                foreach (var g in generators) g.Dispose();
             }
+
+            var alice = ledger.GetAsync("benign-alice").GetAwaiter().GetResult()!;
+            var mallory = ledger.GetAsync("stealer-mallory").GetAwaiter().GetResult()!;
+            Console.Out.WriteLine();
+            Console.Out.WriteLine($"benign client   : {benignCount} Fashion-MNIST test queries, {answered} answered");
+            Console.Out.WriteLine($"  BAcc           {Pct(correct, answered)}  (victim alone: {Pct(undefendedCorrect, answered)}; DPreds keeps every label)");
+            Console.Out.WriteLine($"  FPR            {Pct(flaggedBenign, answered)}  ({flaggedBenign} benign queries flagged; terminated: {(alice.IsTerminated ? "YES" : "no")})");
+            Console.Out.WriteLine($"synthetic client: {syntheticCount} generator queries (transposed-conv, nearest+conv, bilinear+conv)");
+            Console.Out.WriteLine($"  DAcc           {Pct(flaggedSynthetic, screened)}  ({flaggedSynthetic} of {screened} flagged)");
+            Console.Out.WriteLine(terminatedAt > 0
+                ? $"  terminated     after query {terminatedAt} ({mallory.Flagged} of {mallory.Total} flagged); the remaining {syntheticCount - terminatedAt} were refused"
+                : $"  terminated     no ({mallory.Flagged} of {mallory.Total} flagged)");
+            Console.Out.WriteLine($"time            {clock.Elapsed.TotalSeconds:F1} s");
         }
         finally
         {
-            victim.Dispose();
-            d.Dispose();
-            foreach (var x in detectors) x.Network.Dispose();
+            System.IO.File.Delete(auditPath);
+            System.IO.File.Delete(auditPath + ".lock");
         }
     }
 

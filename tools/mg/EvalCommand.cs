@@ -62,47 +62,28 @@ internal static class EvalCommand
     {
         o.Validate();
         var clock = Stopwatch.StartNew();
-        string File(string name) => System.IO.File.Exists(Path.Combine(folder, name)) ? Path.Combine(folder, name)
-            : throw new FileNotFoundException($"Model '{name}' is missing from '{folder}' (weights/default/make-defaults.sh re-creates the defaults).");
         using var kernels = Backends.Create(Backends.Parse(backend));
-        var (victim, _) = ModelFiles.Load(kernels, File("victim.mgw"));
-        var (d, _) = ModelFiles.LoadTransform(kernels, File("transform.mgw"));
-        var detectorFiles = Directory.GetFiles(folder, "detector-*.mgw").Order(StringComparer.Ordinal).ToList();
-        if (detectorFiles.Count == 0) throw new FileNotFoundException($"No detector-*.mgw in '{folder}'.");
-        var detectors = detectorFiles.Select(f => new SubDetector(Path.GetFileNameWithoutExtension(f), ModelFiles.Load(kernels, f).Network)).ToList();
-        try
+        using var models = ModelFolder.Load(kernels, folder);
+        var test = models.TestImages(testData);
+        var testSet = new CloneTestSet(Enumerable.Range(0, test.Count).Select(test.ToPlanar32).ToList(), Enumerable.Range(0, test.Count).Select(test.Label).ToList());
+        var guardianModels = models.GuardianModels();
+        var setup = new EvaluationSetup(kernels, guardianModels.Victim, guardianModels.Detector, testSet, new LazyPhotoProxy());
+        // What shapes the results: a rerun into the same folder must have the same settings.
+        var settings = new
         {
-            var test = FashionMnist.Load(DatasetSplit.Test, testData switch
-            {
-                null => Path.Combine(folder, "fashion-mnist-demo"),
-                "debian" => null,
-                var dir => dir,
-            });
-            var testSet = new CloneTestSet(Enumerable.Range(0, test.Count).Select(test.ToPlanar32).ToList(), Enumerable.Range(0, test.Count).Select(test.Label).ToList());
-            var setup = new EvaluationSetup(kernels, new VictimClassifier(victim), new DfmsDetector(new GradientTransform(d), detectors), testSet, new LazyPhotoProxy());
-            // What shapes the results: a rerun into the same folder must have the same settings.
-            var settings = new
-            {
-                o.Budget, o.Tau, o.Delta, o.V, o.Seed, o.StudentWidth, o.DetectionSamples, o.FamilySamples, test_images = test.Count,
-                victim = Sha256(File("victim.mgw")), transform = Sha256(File("transform.mgw")),
-                detectors = detectorFiles.Select(f => $"{Path.GetFileName(f)} {Sha256(f)}").ToList(),
-            };
-            var store = new ResultStore(output, settings);
-            Console.Error.WriteLine($"mg eval: {o.Attacks.Count} attacks × {o.Defenses.Count} defences, {o.Budget:N0} queries each, {test.Count} test images, {kernels.Name}; results in {Path.GetFullPath(output)}");
-            var runner = new EvaluationRunner(setup, o, store);
-            var results = runner.RunAsync(new Progress<EvaluationProgress>(p =>
-                ProgressBar.Draw($"{p.Step,-44}", 100 * p.Done / Math.Max(1, p.Total), $"{p.Done}/{p.Total} {p.Detail}".PadRight(50)))).GetAwaiter().GetResult();
-            Console.Error.WriteLine();
-            var report = EvaluationReport.Write(store, o, results);
-            Console.Out.WriteLine(report);
-            Console.Error.WriteLine($"mg eval: done in {clock.Elapsed.TotalMinutes:F1} min; tables in {Path.Combine(output, "report.md")}");
-        }
-        finally
-        {
-            victim.Dispose();
-            d.Dispose();
-            foreach (var x in detectors) x.Network.Dispose();
-        }
+            o.Budget, o.Tau, o.Delta, o.V, o.Seed, o.StudentWidth, o.DetectionSamples, o.FamilySamples, test_images = test.Count,
+            victim = Sha256(models.File("victim.mgw")), transform = Sha256(models.File("transform.mgw")),
+            detectors = models.DetectorFiles.Select(f => $"{Path.GetFileName(f)} {Sha256(f)}").ToList(),
+        };
+        var store = new ResultStore(output, settings);
+        Console.Error.WriteLine($"mg eval: {o.Attacks.Count} attacks × {o.Defenses.Count} defences, {o.Budget:N0} queries each, {test.Count} test images, {kernels.Name}; results in {Path.GetFullPath(output)}");
+        var runner = new EvaluationRunner(setup, o, store);
+        var results = runner.RunAsync(new Progress<EvaluationProgress>(p =>
+            ProgressBar.Draw($"{p.Step,-44}", 100 * p.Done / Math.Max(1, p.Total), $"{p.Done}/{p.Total} {p.Detail}".PadRight(50)))).GetAwaiter().GetResult();
+        Console.Error.WriteLine();
+        var report = EvaluationReport.Write(store, o, results);
+        Console.Out.WriteLine(report);
+        Console.Error.WriteLine($"mg eval: done in {clock.Elapsed.TotalMinutes:F1} min; tables in {Path.Combine(output, "report.md")}");
     }
 
     private static string Sha256(string path)
