@@ -46,7 +46,7 @@ public static class EvaluationReport
             md.AppendLine(MarkdownTable.Render(["Attack", "No defence", "DPreds"], t5)).AppendLine();
         }
 
-        var deceptive = new[] { DefenseIds.DPreds, DefenseIds.DPredsRandomized, DefenseIds.ModelGuardianNoTermination }.Where(o.Defenses.Contains).ToList();
+        var deceptive = new[] { DefenseIds.DPreds, DefenseIds.DPredsRandomized }.Where(o.Defenses.Contains).ToList();
         if (o.Adaptive && deceptive.Count > 0)
         {
             md.AppendLine("## Beyond the paper — the adaptive attacker who inverts DPreds: CAcc, %").AppendLine();

@@ -53,8 +53,8 @@ public sealed class EvaluationRunnerTests : IDisposable
         var store = new ResultStore(_dir, new { Options.Budget, test = 1 });
         var results = await new EvaluationRunner(m.Setup(k), Options, store).RunAsync();
 
-        // 2 attacks × 8 defences naively, plus the adaptive attacker against the 3 deceptive defences.
-        Assert.Equal(2 * (8 + 3), results.Attacks.Count);
+        // 2 attacks × 8 defences naively, plus the adaptive attacker against the 2 deception modes.
+        Assert.Equal(2 * (8 + 2), results.Attacks.Count);
         Assert.All(results.Attacks, c => Assert.True(c.Terminated ? c.Spent <= 24 : c.Spent == 24, $"{c.Key}: spent {c.Spent}"));
         Assert.Equal(8, results.Benign.Count);
         Assert.Equal(1 + 3 + 2, results.Detection.Count); // benign, three generator families, two attacks' samples

@@ -25,6 +25,8 @@ internal static class EvalCommand
         var defenses = new Option<string>("--defenses") { Description = $"comma-separated: {string.Join(", ", DefenseIds.All)}", DefaultValueFactory = _ => string.Join(",", DefenseIds.All) };
         var noAdaptive = new Option<bool>("--no-adaptive") { Description = "skip the adaptive attacker (who inverts DPreds)" };
         var testData = new Option<string?>("--test-data") { Description = "victim test set: Fashion-MNIST IDX folder, or 'debian' (default: the 1,000 test images bundled with the models)" };
+        var testImages = new Option<int?>("--test-images") { Description = "use only the first N test images (for the clone's accuracy and the benign user)" };
+        var samples = new Option<int>("--samples") { Description = "images per source for DAcc and the generalisation table (attack queries kept, generator samples)", DefaultValueFactory = _ => new EvaluationOptions().DetectionSamples };
         var studentWidth = new Option<int>("--student-width") { Description = "width of the attacker's ResNet-18 clone", DefaultValueFactory = _ => new EvaluationOptions().StudentWidth };
         var tau = new Option<int>("--tau") { DefaultValueFactory = _ => GuardianOptions.DefaultTau };
         var collusion = new Option<int>("--collusion") { Description = "accounts of the colluding attacker in the early-termination comparison", DefaultValueFactory = _ => new EvaluationOptions().Collusion };
@@ -32,7 +34,7 @@ internal static class EvalCommand
         var backend = new Option<string>("--backend") { DefaultValueFactory = _ => "auto" };
         var cmd = new Command("eval", "Runs the built-in data-free stealing attacks against each defence and writes the paper's tables (Markdown, CSV) and clone-accuracy plots.")
         {
-            models, output, budget, attacks, defenses, noAdaptive, testData, studentWidth, tau, collusion, seed, backend,
+            models, output, budget, attacks, defenses, noAdaptive, testData, testImages, samples, studentWidth, tau, collusion, seed, backend,
         };
         cmd.SetAction(parse => Program.Run(() =>
         {
@@ -45,9 +47,11 @@ internal static class EvalCommand
                 StudentWidth = parse.GetValue(studentWidth),
                 Tau = parse.GetValue(tau),
                 Collusion = parse.GetValue(collusion),
+                DetectionSamples = parse.GetValue(samples),
+                FamilySamples = parse.GetValue(samples),
                 Seed = parse.GetValue(seed),
             };
-            Run(parse.GetValue(models)!, parse.GetValue(output)!, parse.GetValue(testData), parse.GetValue(backend)!, o);
+            Run(parse.GetValue(models)!, parse.GetValue(output)!, parse.GetValue(testData), parse.GetValue(testImages), parse.GetValue(backend)!, o);
         }));
         return cmd;
     }
@@ -58,25 +62,27 @@ internal static class EvalCommand
         _ => throw new ArgumentException($"Unknown attack '{s}' (dfme, maze, dast, disguide, dfms-hl)."),
     };
 
-    private static void Run(string folder, string output, string? testData, string backend, EvaluationOptions o)
+    private static void Run(string folder, string output, string? testData, int? testImages, string backend, EvaluationOptions o)
     {
         o.Validate();
         var clock = Stopwatch.StartNew();
         using var kernels = Backends.Create(Backends.Parse(backend));
         using var models = ModelFolder.Load(kernels, folder);
         var test = models.TestImages(testData);
-        var testSet = new CloneTestSet(Enumerable.Range(0, test.Count).Select(test.ToPlanar32).ToList(), Enumerable.Range(0, test.Count).Select(test.Label).ToList());
+        if (testImages is < 1 || testImages > test.Count) throw new ArgumentException($"--test-images must be in 1…{test.Count}, got {testImages}.");
+        int testCount = testImages ?? test.Count;
+        var testSet = new CloneTestSet(Enumerable.Range(0, testCount).Select(test.ToPlanar32).ToList(), Enumerable.Range(0, testCount).Select(test.Label).ToList());
         var guardianModels = models.GuardianModels();
         var setup = new EvaluationSetup(kernels, guardianModels.Victim, guardianModels.Detector, testSet, new LazyPhotoProxy());
         // What shapes the results: a rerun into the same folder must have the same settings.
         var settings = new
         {
-            o.Budget, o.Tau, o.Delta, o.V, o.Seed, o.StudentWidth, o.DetectionSamples, o.FamilySamples, test_images = test.Count,
+            o.Budget, o.Tau, o.Delta, o.V, o.Seed, o.StudentWidth, o.DetectionSamples, o.FamilySamples, test_images = testCount,
             victim = Sha256(models.File("victim.mgw")), transform = Sha256(models.File("transform.mgw")),
             detectors = models.DetectorFiles.Select(f => $"{Path.GetFileName(f)} {Sha256(f)}").ToList(),
         };
         var store = new ResultStore(output, settings);
-        Console.Error.WriteLine($"mg eval: {o.Attacks.Count} attacks × {o.Defenses.Count} defences, {o.Budget:N0} queries each, {test.Count} test images, {kernels.Name}; results in {Path.GetFullPath(output)}");
+        Console.Error.WriteLine($"mg eval: {o.Attacks.Count} attacks × {o.Defenses.Count} defences, {o.Budget:N0} queries each, {testCount} test images, {kernels.Name}; results in {Path.GetFullPath(output)}");
         var runner = new EvaluationRunner(setup, o, store);
         var results = runner.RunAsync(new Progress<EvaluationProgress>(p =>
             ProgressBar.Draw($"{p.Step,-44}", 100 * p.Done / Math.Max(1, p.Total), $"{p.Done}/{p.Total} {p.Detail}".PadRight(50)))).GetAwaiter().GetResult();
@@ -93,7 +99,7 @@ internal static class EvalCommand
     }
 
     /// <summary>The photo pool, read only when an attack first needs proxy images (DFMS-HL).</summary>
-    private sealed class LazyPhotoProxy : IProxyImages
+    internal sealed class LazyPhotoProxy : IProxyImages
     {
         private PhotoProxyImages? _inner;
 

@@ -32,6 +32,7 @@ public static class Program
         root.Subcommands.Add(TrainCommands.Create());
         root.Subcommands.Add(DemoCommand.Create());
         root.Subcommands.Add(EvalCommand.Create());
+        root.Subcommands.Add(AttackCommand.Create());
         return root.Parse(args).Invoke();
     }
 

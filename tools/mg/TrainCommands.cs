@@ -100,7 +100,7 @@ internal static class TrainCommands
     {
         var c = Options("resnet18-cifar", 8, 5, 5e-4f);
         var real = new Option<string>("--real") { Description = "'photos' (seeded 32² crops of Debian's photos), 'fashion-mnist' (training images, 3×32×32), 'both' (half each), or a folder", DefaultValueFactory = _ => "photos" };
-        var fake = new Option<string>("--fake") { Description = "a folder of synthetic images, generator:transposed|nearest|bilinear (seeded random generators of that up-sampling family), or generator-file:<path.mgw> (a generator trained by mg train gan)", Required = true };
+        var fake = new Option<string>("--fake") { Description = "a folder of synthetic images, generator:transposed|nearest|bilinear (seeded random generators of that up-sampling family), or generator-file:<path.mgw> (a generator trained by mg train gan); several joined by '+' share the synthetic class evenly", Required = true };
         var transform = new Option<string>("--transform") { Description = "the transformation model: a StyleGAN D .mgw, or random:R (a seeded random D of side R)", DefaultValueFactory = _ => "random:32" };
         var count = new Option<int>("--count") { Description = "images per class taken from 'photos' and generators", DefaultValueFactory = _ => 1000 };
         var noAugment = new Option<bool>("--no-augment") { Description = "skip the random horizontal flips of gradient images" };
@@ -129,31 +129,36 @@ internal static class TrainCommands
                 "both" => [.. Photos(n / 2), .. Fashion(n - n / 2)],
                 var folder => ImageFolder.Load(folder!).Select(f => f.Image).ToList(),
             };
-            IReadOnlyList<RgbImage> fakeImages;
-            string f = parse.GetValue(fake)!;
-            if (f.StartsWith("generator-file:", StringComparison.Ordinal))
+            List<RgbImage> FakeImages(string f, int count, int sourceIndex)
             {
-                // A trained generator (mg train gan): one instance, its noise seeded.
-                var (g, contents) = ModelFiles.LoadGenerator(kernels, f["generator-file:".Length..]);
-                using var _g = g;
-                Console.Error.WriteLine($"mg train detector: synthetic images from {contents.Architecture}");
-                fakeImages = g.Generate(n, seed * 1000 + 200_000);
-            }
-            else if (f.StartsWith("generator:", StringComparison.Ordinal))
-            {
-                var family = GeneratorFamilies.Parse(f["generator:".Length..]);
-                // Many seeded instances of the family: one instance's colours and textures are easy to memorise,
-                // and a detector must learn what the family's up-sampling leaves behind instead.
-                int instances = Math.Clamp(parse.GetValue(generators), 1, n);
-                var list = new List<RgbImage>(n);
-                for (int i = 0; i < instances; i++)
+                ulong stream = seed * 1000 + 200_000 + (ulong)sourceIndex * 10_000;
+                if (f.StartsWith("generator-file:", StringComparison.Ordinal))
                 {
-                    using var g = ImageGenerator.Create(kernels, family, seed * 1000 + 100_000 + (ulong)i);
-                    list.AddRange(g.Generate(n / instances + (i < n % instances ? 1 : 0), seed * 1000 + 200_000 + (ulong)i));
+                    // A trained generator (mg train gan): one instance, its noise seeded.
+                    var (g, contents) = ModelFiles.LoadGenerator(kernels, f["generator-file:".Length..]);
+                    using var _g = g;
+                    Console.Error.WriteLine($"mg train detector: synthetic images from {contents.Architecture}");
+                    return g.Generate(count, stream).ToList();
                 }
-                fakeImages = list;
+                if (f.StartsWith("generator:", StringComparison.Ordinal))
+                {
+                    var family = GeneratorFamilies.Parse(f["generator:".Length..]);
+                    // Many seeded instances of the family: one instance's colours and textures are easy to memorise,
+                    // and a detector must learn what the family's up-sampling leaves behind instead.
+                    int instances = Math.Clamp(parse.GetValue(generators), 1, count);
+                    var list = new List<RgbImage>(count);
+                    for (int i = 0; i < instances; i++)
+                    {
+                        using var g = ImageGenerator.Create(kernels, family, seed * 1000 + 100_000 + (ulong)i);
+                        list.AddRange(g.Generate(count / instances + (i < count % instances ? 1 : 0), stream + (ulong)i));
+                    }
+                    return list;
+                }
+                return ImageFolder.Load(f).Select(i => i.Image).ToList();
             }
-            else fakeImages = ImageFolder.Load(f).Select(i => i.Image).ToList();
+            // Several sources joined by '+' share the synthetic class evenly (e.g. a trained generator and untrained instances of its family).
+            var sources = parse.GetValue(fake)!.Split('+');
+            var fakeImages = sources.SelectMany((src, i) => FakeImages(src, n / sources.Length + (i < n % sources.Length ? 1 : 0), i)).ToList();
             string t = parse.GetValue(transform)!;
             Network d;
             if (t.StartsWith("random:", StringComparison.Ordinal))
@@ -176,7 +181,7 @@ internal static class TrainCommands
             // Gradient images are augmented as LGrad's: flips (crops would move the up-sampling grid).
             Func<RgbImage, Random, RgbImage>? augment = parse.GetValue(noAugment) ? null : (img, rng) => rng.Next(2) == 0 ? Augmentations.FlipHorizontal(img) : img;
             var metrics = SupervisedTrainer.Train(net, train, test, TrainingOptionsOf(parse, c, augment), new TrainingProgressBar("train"));
-            Save(parse, c, net, $"real {parse.GetValue(real)}, fake {f}, transform {t}", metrics,
+            Save(parse, c, net, $"real {parse.GetValue(real)}, fake {parse.GetValue(fake)}, transform {t}", metrics,
                  $"held-out accuracy {metrics.Accuracy:P2}, DAcc {metrics.DetectionAccuracy:P2}, FPR {metrics.FalsePositiveRate:P2} on {metrics.Samples} gradient images");
         }));
         return cmd;

@@ -1,0 +1,48 @@
+namespace ModelGuardian.Tests.Cli;
+
+/// <summary>`mg attack` and `mg eval` in process on the built-in defaults, with budgets of a few dozen queries.</summary>
+public sealed class MgEvalCliTests : IDisposable
+{
+    private readonly string _dir = Directory.CreateTempSubdirectory("mg-eval-cli-").FullName;
+
+    public void Dispose() => Directory.Delete(_dir, true);
+
+    [Fact]
+    public void AttackRunsInProcessAndLogsEveryQuery()
+    {
+        string log = Path.Combine(_dir, "queries.jsonl");
+        var (code, stdout, stderr) = Mg.Run("attack", "dfme", "--budget", "40", "--log", log, "--backend", "cpu");
+        Assert.True(code == 0, stderr);
+        Assert.StartsWith("queries,clone_accuracy", stdout);
+        Assert.Contains("40 queries sent, 40 answered", stderr);
+        Assert.Equal(40, File.ReadAllLines(log).Length);
+    }
+
+    [Fact]
+    public void AttackRefusesBadArguments()
+    {
+        Assert.Equal(1, Mg.Run("attack", "quda", "--budget", "10").Code);
+        var (code, _, stderr) = Mg.Run("attack", "dfme", "--server", "http://127.0.0.1:9", "--budget", "10");
+        Assert.Equal(1, code);
+        Assert.Contains("--api-key", stderr);
+    }
+
+    [Fact]
+    public void EvalWritesTheReportAndResumes()
+    {
+        string output = Path.Combine(_dir, "eval");
+        string[] args = ["eval", "-o", output, "--budget", "30", "--attacks", "dfme", "--defenses", "none,dpreds,mg", "--test-images", "100", "--samples", "20", "--backend", "cpu"];
+        var (code, stdout, stderr) = Mg.Run(args);
+        Assert.True(code == 0, stderr);
+        Assert.Contains("Table I", stdout);
+        Assert.True(File.Exists(Path.Combine(output, "plot-dfme.png")));
+        // A second run finds every result and only writes the report again.
+        var again = Mg.Run(args);
+        Assert.True(again.Code == 0, again.Stderr);
+        Assert.Equal(stdout, again.Stdout);
+        // Other settings into the same folder are refused.
+        var other = Mg.Run(["eval", "-o", output, "--budget", "31", "--attacks", "dfme", "--defenses", "none", "--test-images", "100", "--samples", "20", "--backend", "cpu"]);
+        Assert.Equal(1, other.Code);
+        Assert.Contains("other settings", other.Stderr);
+    }
+}
