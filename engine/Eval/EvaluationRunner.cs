@@ -7,8 +7,9 @@ using ModelGuardian.Kernels;
 
 namespace ModelGuardian.Engine.Eval;
 
-/// <summary>The models and data an evaluation runs on (loaded by the caller).</summary>
-public sealed record EvaluationSetup(IKernels Kernels, VictimClassifier Victim, DfmsDetector Detector, CloneTestSet Test, IProxyImages Proxy);
+/// <summary>The models and data an evaluation runs on (loaded by the caller). Trained generators (name, generator), if any, join the generalisation table.</summary>
+public sealed record EvaluationSetup(IKernels Kernels, VictimClassifier Victim, DfmsDetector Detector, CloneTestSet Test, IProxyImages Proxy,
+                                     IReadOnlyList<(string Name, ImageGenerator Generator)>? TrainedGenerators = null);
 
 public sealed record AttackCellResult(string Key, AttackKind Attack, string Defense, AttackerKind Attacker, long Budget, long Spent, long Answered,
                                       bool Terminated, double FinalCloneAccuracy, IReadOnlyList<ClonePoint> Curve, double Seconds);
@@ -76,6 +77,9 @@ public sealed class EvaluationRunner(EvaluationSetup setup, EvaluationOptions op
         };
         foreach (var family in Enum.GetValues<GeneratorFamily>())
             sources.Add(($"detect-family-{family.ToString().ToLowerInvariant()}", $"generator: {family}", true, () => FamilyImages(family)));
+        foreach (var (name, generator) in setup.TrainedGenerators ?? [])
+            sources.Add(($"detect-trained-{name}", $"trained generator: {name}", true,
+                () => generator.Generate(options.FamilySamples, 82_000).Select(PlanarImage.From).ToList()));
         foreach (var a in options.Attacks)
             sources.Add(($"detect-attack-{a.ToString().ToLowerInvariant()}", $"attack: {AttackFactory.DisplayName(a)}", true, () => AttackSamples(a)));
         foreach (var (key, source, synthetic, images) in sources)

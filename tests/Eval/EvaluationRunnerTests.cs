@@ -23,20 +23,24 @@ public sealed class EvaluationRunnerTests : IDisposable
             Victim = TinyAttack.Victim(k);
             D = RandomWeights.Create(k, ArchitectureDescriptor.StyleGanD(32, 256, 16, mbstdGroupSize: 1), 2).Network;
             Detector = RandomWeights.Create(k, ArchitectureDescriptor.ResNet(18, 1, ResNetStem.Cifar, 32, width: 2), 3).Network;
+            Generator = Engine.Training.ImageGenerator.Create(k, Engine.Training.GeneratorFamily.BilinearConv, 4, width: 8);
         }
+
+        public Engine.Training.ImageGenerator Generator { get; }
 
         public Network Victim { get; }
         public Network D { get; }
         public Network Detector { get; }
 
         public EvaluationSetup Setup(CpuKernels k) => new(k, new VictimClassifier(Victim), new DfmsDetector(new GradientTransform(D), [new SubDetector("random", Detector)]),
-            TinyAttack.TestSet(10), new TinyAttack.SmoothProxy());
+            TinyAttack.TestSet(10), new TinyAttack.SmoothProxy(), [("bilinear", Generator)]);
 
         public void Dispose()
         {
             Victim.Dispose();
             D.Dispose();
             Detector.Dispose();
+            Generator.Dispose();
         }
     }
 
@@ -57,7 +61,8 @@ public sealed class EvaluationRunnerTests : IDisposable
         Assert.Equal(2 * (8 + 2), results.Attacks.Count);
         Assert.All(results.Attacks, c => Assert.True(c.Terminated ? c.Spent <= 24 : c.Spent == 24, $"{c.Key}: spent {c.Spent}"));
         Assert.Equal(8, results.Benign.Count);
-        Assert.Equal(1 + 3 + 2, results.Detection.Count); // benign, three generator families, two attacks' samples
+        Assert.Equal(1 + 3 + 1 + 2, results.Detection.Count); // benign, three generator families, one trained generator, two attacks' samples
+        Assert.Contains(results.Detection, d => d.Source == "trained generator: bilinear" && d.Samples == 4);
         Assert.All(results.Detection.Where(d => d.Source.StartsWith("attack")), d => Assert.Equal(5, d.Samples));
         // A benign user's labels survive DPreds and the Guardian unchanged (ranking kept); the victim's own accuracy is the "none" row.
         double plain = results.Benign.Single(b => b.Defense == DefenseIds.None).BenignAccuracy;

@@ -73,13 +73,14 @@ internal static class EvalCommand
         int testCount = testImages ?? test.Count;
         var testSet = new CloneTestSet(Enumerable.Range(0, testCount).Select(test.ToPlanar32).ToList(), Enumerable.Range(0, testCount).Select(test.Label).ToList());
         var guardianModels = models.GuardianModels();
-        var setup = new EvaluationSetup(kernels, guardianModels.Victim, guardianModels.Detector, testSet, new LazyPhotoProxy());
+        var setup = new EvaluationSetup(kernels, guardianModels.Victim, guardianModels.Detector, testSet, new LazyPhotoProxy(), models.TrainedGenerators);
         // What shapes the results: a rerun into the same folder must have the same settings.
         var settings = new
         {
             o.Budget, o.Tau, o.Delta, o.V, o.Seed, o.StudentWidth, o.DetectionSamples, o.FamilySamples, test_images = testCount,
             victim = Sha256(models.File("victim.mgw")), transform = Sha256(models.File("transform.mgw")),
             detectors = models.DetectorFiles.Select(f => $"{Path.GetFileName(f)} {Sha256(f)}").ToList(),
+            generators = models.TrainedGenerators.Select(g => $"{g.Name} {Sha256(Path.Combine(folder, $"gan-{g.Name}", "generator.mgw"))}").ToList(),
         };
         var store = new ResultStore(output, settings);
         Console.Error.WriteLine($"mg eval: {o.Attacks.Count} attacks × {o.Defenses.Count} defences, {o.Budget:N0} queries each, {testCount} test images, {kernels.Name}; results in {Path.GetFullPath(output)}");

@@ -13,6 +13,7 @@ namespace ModelGuardian.Tools;
 internal sealed class ModelFolder : IDisposable
 {
     private readonly List<Network> _loaded = new();
+    private readonly List<Engine.Training.ImageGenerator> _generators = new();
 
     private ModelFolder(string folder) => Folder = folder;
 
@@ -21,6 +22,8 @@ internal sealed class ModelFolder : IDisposable
     public Network Transform { get; private set; } = null!;
     public IReadOnlyList<SubDetector> Detectors { get; private set; } = [];
     public IReadOnlyList<string> DetectorFiles { get; private set; } = [];
+    /// <summary>Trained generators found in gan-&lt;family&gt;/generator.mgw (none is fine).</summary>
+    public IReadOnlyList<(string Name, Engine.Training.ImageGenerator Generator)> TrainedGenerators { get; private set; } = [];
 
     public static ModelFolder Load(IKernels kernels, string folder)
     {
@@ -32,6 +35,16 @@ internal sealed class ModelFolder : IDisposable
             m.DetectorFiles = Directory.GetFiles(folder, "detector-*.mgw").Order(StringComparer.Ordinal).ToList();
             if (m.DetectorFiles.Count == 0) throw new FileNotFoundException($"No detector-*.mgw in '{folder}'.");
             m.Detectors = m.DetectorFiles.Select(f => new SubDetector(Path.GetFileNameWithoutExtension(f), m.Keep(ModelFiles.Load(kernels, f).Network))).ToList();
+            var generators = new List<(string, Engine.Training.ImageGenerator)>();
+            foreach (var dir in Directory.GetDirectories(folder, "gan-*").Order(StringComparer.Ordinal))
+            {
+                string file = Path.Combine(dir, "generator.mgw");
+                if (!System.IO.File.Exists(file)) continue;
+                var g = ModelFiles.LoadGenerator(kernels, file).Generator;
+                m._generators.Add(g);
+                generators.Add((Path.GetFileName(dir)["gan-".Length..], g));
+            }
+            m.TrainedGenerators = generators;
             return m;
         }
         catch
@@ -64,6 +77,8 @@ internal sealed class ModelFolder : IDisposable
     public void Dispose()
     {
         foreach (var n in _loaded) n.Dispose();
+        foreach (var g in _generators) g.Dispose();
         _loaded.Clear();
+        _generators.Clear();
     }
 }
