@@ -13,7 +13,8 @@ namespace ModelGuardian.Tests.Training;
 /// The built-in defaults (weights/default, made by make-defaults.sh) load, and reproduce what their
 /// .metrics.json files — and README — record: the victim's accuracy on 1,000 Fashion-MNIST test
 /// images within 3 points of the full test set's; each detector's DAcc on fresh samples of its own
-/// generator family and its FPR on Fashion-MNIST test images within the stated bounds.
+/// sources (its family's trained generator, and an untrained instance of the family it never saw) and its
+/// FPR on Fashion-MNIST test images within the stated bounds.
 /// </summary>
 public sealed class DefaultModelsTests
 {
@@ -51,7 +52,10 @@ public sealed class DefaultModelsTests
         using var det = ModelFiles.Load(k, Path.Combine(Dir, $"detector-{name}.mgw")).Network;
         var detector = new DfmsDetector(new GradientTransform(d), [new SubDetector(name, det)]);
         using var g = ImageGenerator.Create(k, family, 77_000); // an instance of the family the detector never saw
-        var synthetic = g.Generate(150, 78_000).Select(PlanarImage.From).ToList();
+        // Half fresh samples of the trained generator (noise it never saw), half an untrained instance: the detector's two sources.
+        var (trained, _) = ModelFiles.LoadGenerator(k, Path.Combine(Dir, $"gan-{name}", "generator.mgw"));
+        using var _t = trained;
+        var synthetic = g.Generate(75, 78_000).Concat(trained.Generate(75, 79_000)).Select(PlanarImage.From).ToList();
         var test = FashionMnist.Load(DatasetSplit.Test);
         var benign = Enumerable.Range(0, 150).Select(test.ToPlanar32).ToList();
         double dacc = detector.Screen(synthetic).Count(v => v.Flagged) / 150.0;
