@@ -29,9 +29,9 @@ public static class EvaluationReport
         md.AppendLine(MarkdownTable.Render(header, rows)).AppendLine();
 
         md.AppendLine("Queries each attack got answered (of its budget) and whether its account was terminated:").AppendLine();
-        rows = o.Defenses.Select(d => (IReadOnlyList<string>)new List<string> { DefenseIds.DisplayName(d), "" }
+        rows = o.Defenses.Select(d => (IReadOnlyList<string>)new List<string> { DefenseIds.DisplayName(d) }
             .Concat(attacks.Select(a => Cell(a, d) is { } c ? $"{c.Answered:N0}{(c.Terminated ? " (terminated)" : "")}" : "–")).ToList()).ToList();
-        md.AppendLine(MarkdownTable.Render(header.Select((h, i) => i == 1 ? "" : h).ToList(), rows)).AppendLine();
+        md.AppendLine(MarkdownTable.Render(header.Where((_, i) => i != 1).ToList(), rows)).AppendLine();
 
         var benignDetection = r.Detection.FirstOrDefault(d => !d.Synthetic);
         md.AppendLine("## Table II — DFMS-Detector: detection accuracy (DAcc) on each attack's queries and false-positive rate (FPR) on benign test images, %").AppendLine();
