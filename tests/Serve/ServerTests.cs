@@ -85,6 +85,21 @@ public sealed class ServerTests
         Assert.Null(await s.Host.Ledger.GetAsync("mallory-a"));
     }
 
+    /// <summary>policy.accounts = owner: two keys of one customer share a ledger account ("owner:acme"); a third user keeps its own ("user:solo").</summary>
+    [Fact]
+    public async Task KeysOfOneOwnerShareALedgerAccount()
+    {
+        await using var s = await ServerFixture.StartAsync(tau: 3, policy: p => p with { Accounts = "owner", Owners = new() { ["acme-1"] = "acme", ["acme-2"] = "acme" } });
+        using var a = s.Client(await s.AddUserAsync("acme-1"));
+        using var b = s.Client(await s.AddUserAsync("acme-2"));
+        using var c = s.Client(await s.AddUserAsync("solo"));
+        foreach (var client in new[] { a, b, a }) Assert.Equal(HttpStatusCode.OK, (await client.PostAsync("/v1/predict", ServerFixture.Png(s.Synthetic[0]))).StatusCode);
+        await AssertError(await b.PostAsync("/v1/predict", ServerFixture.Png(s.Natural[0])), HttpStatusCode.Forbidden, "user_terminated");
+        Assert.Equal(HttpStatusCode.OK, (await c.PostAsync("/v1/predict", ServerFixture.Png(s.Synthetic[0]))).StatusCode);
+        Assert.Equal((3L, 3L, true), await Counts(s, "owner:acme"));
+        Assert.Equal((1L, 1L, false), await Counts(s, "user:solo")); // prefixed, so no user name can pose as an owner's account
+    }
+
     [Fact]
     public void BadPolicySettingsAreRefusedAtStart()
     {
@@ -93,7 +108,7 @@ public sealed class ServerTests
         {
             foreach (var (policy, word) in new (Func<Tools.Serve.PolicyConfig, Tools.Serve.PolicyConfig>, string)[]
             {
-                (p => p with { Deception = "cunning" }, "policy.deception"), (p => p with { Accounts = "moon" }, "policy.accounts"), (p => p with { SprtFpr = 0.7 }, "policy.sprt_fpr"),
+                (p => p with { Deception = "cunning" }, "policy.deception"), (p => p with { Accounts = "moon" }, "policy.accounts"), (p => p with { Owners = new() { ["a"] = "b" } }, "policy.owners"), (p => p with { SprtFpr = 0.7 }, "policy.sprt_fpr"),
             })
             {
                 string path = Path.Combine(dir, "bad.json");

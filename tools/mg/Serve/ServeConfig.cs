@@ -40,8 +40,13 @@ public sealed record PolicyConfig
     /// spread their queries over accounts each kept under τ.
     /// </summary>
     public double? SprtFpr { get; init; }
-    /// <summary>Ledger accounts: "user" (one per API user, the default), or "network" (users behind one client IPv4 /24 or IPv6 /64 share one account).</summary>
+    /// <summary>
+    /// Ledger accounts: "user" (one per API user, the default), "owner" (users that <see cref="Owners"/> maps to one owner
+    /// share one account), or "network" (users behind one client IPv4 /24 or IPv6 /64 share one account).
+    /// </summary>
     public string Accounts { get; init; } = "user";
+    /// <summary>For accounts = "owner": API user → owner (e.g. the customer who registered the keys); the ledger rows are "owner:/// <summary>For accounts = "owner": API user → owner (e.g. the customer who registered the keys); unmapped users keep their own account.</summary>lt;owner/// <summary>For accounts = "owner": API user → owner (e.g. the customer who registered the keys); unmapped users keep their own account.</summary>gt;", and "user:/// <summary>For accounts = "owner": API user → owner (e.g. the customer who registered the keys); unmapped users keep their own account.</summary>lt;name/// <summary>For accounts = "owner": API user → owner (e.g. the customer who registered the keys); unmapped users keep their own account.</summary>gt;" for unmapped users.</summary>
+    public Dictionary<string, string> Owners { get; init; } = new();
 
     public Engine.Guardian.TerminationPolicy ToPolicy() => new(Tau, Delta, SprtFpr is double fpr ? Engine.Guardian.SequentialBoundary.From(new Engine.Defenses.SprtRule(new Engine.Defenses.SprtOptions(fpr))) : null);
 
@@ -55,8 +60,9 @@ public sealed record PolicyConfig
     public Engine.Defenses.AccountGrouping ToGrouping() => Accounts switch
     {
         "user" => Engine.Defenses.AccountGrouping.Identity,
+        "owner" => Engine.Defenses.AccountGrouping.ByOwner(Owners),
         "network" => Engine.Defenses.AccountGrouping.ByNetworkPrefix(),
-        _ => throw new ArgumentException($"policy.accounts must be 'user' or 'network', got '{Accounts}'."),
+        _ => throw new ArgumentException($"policy.accounts must be 'user', 'owner' or 'network', got '{Accounts}'."),
     };
 }
 
@@ -147,7 +153,8 @@ public sealed record ServeConfig
         Check(Limits.RatePerSecond > 0 && Limits.RateBurst > 0, "limits: rate_per_second and rate_burst must be positive");
         Check(AdminKeyHash is null || AdminKeyHash.Length == 64 && AdminKeyHash.All(Uri.IsHexDigit), "admin_key_sha256: 64 hex digits (mg admin-key makes one)");
         Check(Policy.Deception is "dpreds" or "randomized", $"policy.deception: 'dpreds' or 'randomized', got '{Policy.Deception}'");
-        Check(Policy.Accounts is "user" or "network", $"policy.accounts: 'user' or 'network', got '{Policy.Accounts}'");
+        Check(Policy.Accounts is "user" or "owner" or "network", $"policy.accounts: 'user', 'owner' or 'network', got '{Policy.Accounts}'");
+        Check(Policy.Accounts == "owner" || Policy.Owners.Count == 0, "policy.owners applies to policy.accounts = \"owner\" only");
         Check(Policy.SprtFpr is null or (>= 0 and < 0.5), $"policy.sprt_fpr: the detector's measured false-positive rate, in [0, 0.5), got {Policy.SprtFpr}");
         if (problems.Count > 0) throw new InvalidDataException($"Config '{path}': {string.Join("; ", problems)}.");
     }
