@@ -9,10 +9,14 @@ namespace ModelGuardian.Engine.Attacks;
 /// <summary>
 /// An attacker's account on a running `mg serve`: each query is POSTed to /v1/predict as the JSON float
 /// tensor (values in 0…1, written with round-trip precision) under the account's API key. A 403
-/// user_terminated is a refusal; any other error stops the attack with the server's message.
+/// user_terminated is a refusal; 429 and 503 are retried after their Retry-After (the server never
+/// counts them); any other error stops the attack with the server's message.
 /// </summary>
 public sealed class HttpVictimClient(HttpClient http, Uri server, string apiKey, int classes) : IVictimClient
 {
+    /// <summary>Tries per query when the server answers 429 or 503 (each after its Retry-After).</summary>
+    public const int MaxAttempts = 10;
+
     public int Classes => classes;
 
     public async Task<VictimAnswer[]> QueryAsync(QueryBatch batch, CancellationToken cancellationToken = default)
@@ -20,13 +24,25 @@ public sealed class HttpVictimClient(HttpClient http, Uri server, string apiKey,
         var answers = new VictimAnswer[batch.Count];
         for (int i = 0; i < batch.Count; i++)
         {
-            using var request = new HttpRequestMessage(HttpMethod.Post, new Uri(server, "/v1/predict"))
+            string json = Json(batch.Image(i), batch.Side);
+            HttpResponseMessage response;
+            string body;
+            for (int attempt = 1; ; attempt++)
             {
-                Content = new StringContent(Json(batch.Image(i), batch.Side), Encoding.UTF8, "application/json"),
-            };
-            request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", apiKey);
-            using var response = await http.SendAsync(request, cancellationToken).ConfigureAwait(false);
-            string body = await response.Content.ReadAsStringAsync(cancellationToken).ConfigureAwait(false);
+                using var request = new HttpRequestMessage(HttpMethod.Post, new Uri(server, "/v1/predict"))
+                {
+                    Content = new StringContent(json, Encoding.UTF8, "application/json"),
+                };
+                request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", apiKey);
+                response = await http.SendAsync(request, cancellationToken).ConfigureAwait(false);
+                body = await response.Content.ReadAsStringAsync(cancellationToken).ConfigureAwait(false);
+                // 429 (rate limited) and 503 (overloaded, timeout) are never counted by the server: wait as told and send again.
+                if (response.StatusCode is not (HttpStatusCode.TooManyRequests or HttpStatusCode.ServiceUnavailable) || attempt == MaxAttempts) break;
+                var wait = response.Headers.RetryAfter?.Delta ?? TimeSpan.FromSeconds(1);
+                response.Dispose();
+                await Task.Delay(wait, cancellationToken).ConfigureAwait(false);
+            }
+            using var _ = response;
             if (response.StatusCode == HttpStatusCode.Forbidden && body.Contains("\"user_terminated\"", StringComparison.Ordinal))
             {
                 answers[i] = VictimAnswer.Refusal;

@@ -46,4 +46,23 @@ public sealed class HttpAttackTests
         Assert.Equal(a.Flagged, b.Flagged);
         Assert.InRange(a.Flagged, 1, 23);
     }
+
+    /// <summary>A rate-limited server answers 429 with Retry-After; the attacker waits and resends, and every query is counted exactly once.</summary>
+    [Fact]
+    public async Task TheHttpAttackerWaitsOutRateLimits()
+    {
+        await using var server = await ServerFixture.StartAsync(l => l with { RatePerSecond = 5, RateBurst = 2 }, tau: 1000);
+        string key = await server.AddUserAsync("patient");
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(60) };
+        using var k = new CpuKernels();
+        using var attack = AttackFactory.Create(AttackKind.Dfme, k, 3, TinyAttack.Options(AttackKind.Dfme, 16), new TinyAttack.SmoothProxy());
+        var t = TinyAttack.TestSet(3);
+        var result = await attack.RunAsync(new HttpVictimClient(http, server.BaseAddress, key, 3), new CloneTestSet(t.Images, t.Labels.Select(l => l % 3).ToList()));
+        Assert.Equal(16, result.QueriesAnswered);
+        Assert.Equal(16, (await server.Host.Ledger.GetAsync("patient"))!.Total);
+        // The limit was really hit: the server turned some requests away with 429.
+        string metrics = await http.GetStringAsync(new Uri(server.BaseAddress, "/metrics"));
+        var rejected = metrics.Split('\n').Single(l => l.StartsWith("mg_queries_total{outcome=\"rejected\"}", StringComparison.Ordinal));
+        Assert.True(long.Parse(rejected.Split(' ')[^1], System.Globalization.CultureInfo.InvariantCulture) > 0, rejected);
+    }
 }
