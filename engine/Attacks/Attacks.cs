@@ -24,6 +24,26 @@ public abstract class ZerothOrderAttack : DataFreeAttack
 
     protected virtual void Replay() { }
 
+    /// <summary>
+    /// DFME's forward-difference estimate of ∇L at each of n points: ĝ_i = (d / m) Σ_j (L(x_i + εu_j) − L(x_i)) / ε · u_j,
+    /// with u_j unit directions in d dimensions (E[u uᵀ] = I/d, hence the factor d). <paramref name="loss"/> holds, per point,
+    /// L at the point and then at its m displaced copies; <paramref name="directions"/> is (n, m, d).
+    /// </summary>
+    public static float[] EstimateGradient(ReadOnlySpan<double> loss, ReadOnlySpan<float> directions, int n, int m, int d, float epsilon)
+    {
+        if (loss.Length != n * (m + 1) || directions.Length != (long)n * m * d) throw new ArgumentException($"{loss.Length} losses and {directions.Length} direction values for {n} points, {m} directions, {d} dimensions.");
+        var g = new float[n * d];
+        for (int i = 0; i < n; i++)
+            for (int j = 0; j < m; j++)
+            {
+                float scale = (float)((double)d / m * (loss[i * (m + 1) + 1 + j] - loss[i * (m + 1)]) / epsilon);
+                var u = directions.Slice((i * m + j) * d, d);
+                var gi = g.AsSpan(i * d, d);
+                for (int t = 0; t < d; t++) gi[t] += scale * u[t];
+            }
+        return g;
+    }
+
     protected override async Task IterateAsync(BudgetedClient victim, CancellationToken cancellationToken)
     {
         int m = Options.Directions, d = PerImage;
@@ -52,17 +72,9 @@ public abstract class ZerothOrderAttack : DataFreeAttack
             var answers = await AskAsync(victim, points, n * (m + 1), cancellationToken).ConfigureAwait(false);
             if (answers == null) return;
             var loss = Disagreement(Outputs(Student, points, n * (m + 1)), answers);
-            // ĝ_i = (d / m) Σ_j (L(x_i + εu_j) − L(x_i)) / ε · u_j; the generator ascends the mean disagreement.
-            var dx = new float[n * d];
-            for (int i = 0; i < n; i++)
-                for (int j = 0; j < m; j++)
-                {
-                    double diff = (loss[i * (m + 1) + 1 + j] - loss[i * (m + 1)]) / Options.Epsilon;
-                    float scale = (float)(-(double)d / m * diff / n);
-                    var u = directions.AsSpan((i * m + j) * d, d);
-                    var g = dx.AsSpan(i * d, d);
-                    for (int t = 0; t < d; t++) g[t] += scale * u[t];
-                }
+            // The generator ascends the mean disagreement: its loss is −mean L, so ∂/∂x_i = −ĝ_i / n.
+            var dx = EstimateGradient(loss, directions, n, m, d, Options.Epsilon);
+            for (int i = 0; i < dx.Length; i++) dx[i] = -dx[i] / n;
             recorded.Backward(dx);
             GeneratorOptimizer.Step();
             var bases = new float[n * d];
