@@ -245,28 +245,9 @@ public abstract class DataFreeAttack : IDisposable
         return y;
     }
 
-    /// <summary>Images in 0…1 as a network of architecture <paramref name="a"/> takes them: (v − mean_c) / std_c.</summary>
-    protected static float[] ToNetworkInput(ArchitectureDescriptor a, ReadOnlySpan<float> images)
-    {
-        var norm = a.EffectiveNormalization;
-        var x = new float[images.Length];
-        int hw = Side * Side;
-        for (int i = 0; i < images.Length; i++)
-        {
-            int c = i / hw % 3;
-            x[i] = (images[i] - norm.Mean[c]) / norm.Std[c];
-        }
-        return x;
-    }
+    protected static float[] ToNetworkInput(ArchitectureDescriptor a, ReadOnlySpan<float> images) => NetworkInput.FromUnit(a, images, Side * Side);
 
-    /// <summary>∂/∂(images in 0…1) from ∂/∂(network input): the chain through <see cref="ToNetworkInput"/>, in place.</summary>
-    protected static float[] FromNetworkInputGradient(ArchitectureDescriptor a, float[] gradient)
-    {
-        var norm = a.EffectiveNormalization;
-        int hw = Side * Side;
-        for (int i = 0; i < gradient.Length; i++) gradient[i] /= norm.Std[i / hw % 3];
-        return gradient;
-    }
+    protected static float[] FromNetworkInputGradient(ArchitectureDescriptor a, float[] gradient) => NetworkInput.FromUnitBackward(a, gradient, Side * Side);
 
     protected static Shape4 ImageShape(int n) => new(n, 3, Side, Side);
 

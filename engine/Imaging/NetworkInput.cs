@@ -32,4 +32,36 @@ public static class NetworkInput
             ? Resampler.Bicubic(planar, 3, image.Height, image.Width, side, side)
             : Resampler.Bilinear(kernels, planar, 3, image.Height, image.Width, side, side);
     }
+
+    /// <summary>
+    /// Planar images with values in 0…1 — a generator's sigmoid output standing for p/255 — (N, 3, S, S) with S² =
+    /// <paramref name="planeSize"/>, as a network of architecture <paramref name="a"/> takes them: x = v/std_c − mean_c/std_c,
+    /// the map <see cref="FromPlanar(ArchitectureDescriptor, Kernels.IKernels, PlanarImage, ResizeFilter)"/> applies to p. No resize:
+    /// the images must already have the network's side.
+    /// </summary>
+    public static float[] FromUnit(ArchitectureDescriptor a, ReadOnlySpan<float> unit, int planeSize)
+    {
+        var (scale, shift) = UnitMap(a);
+        var x = new float[unit.Length];
+        for (int i = 0; i < x.Length; i++)
+        {
+            int c = i / planeSize % 3;
+            x[i] = unit[i] * scale[c] - shift[c];
+        }
+        return x;
+    }
+
+    /// <summary>The chain rule back through <see cref="FromUnit"/>: ∂/∂v = ∂/∂x / std_c, in place; returns <paramref name="gradient"/>.</summary>
+    public static float[] FromUnitBackward(ArchitectureDescriptor a, float[] gradient, int planeSize)
+    {
+        var (scale, _) = UnitMap(a);
+        for (int i = 0; i < gradient.Length; i++) gradient[i] *= scale[i / planeSize % 3];
+        return gradient;
+    }
+
+    private static (float[] Scale, float[] Shift) UnitMap(ArchitectureDescriptor a)
+    {
+        var norm = a.EffectiveNormalization;
+        return (norm.Std.Select(s => 1f / s).ToArray(), norm.Mean.Zip(norm.Std, (m, s) => m / s).ToArray());
+    }
 }

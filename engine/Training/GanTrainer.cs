@@ -43,7 +43,6 @@ public sealed class GanTrainer
 {
     private const long RealStream = 0, DiscriminatorNoise = 1_000_000, GeneratorNoise = 2_000_000;
     private readonly Func<Random, RgbImage> _realImage;
-    private readonly float[] _scale, _shift;
     private readonly int _side;
 
     public GanTrainer(ImageGenerator generator, TrainableStyleGanDiscriminator discriminator, Func<Random, RgbImage> realImage, GanOptions? options = null)
@@ -58,9 +57,6 @@ public sealed class GanTrainer
         if (!ReferenceEquals(generator.Kernels, discriminator.Kernels)) throw new ArgumentException("Generator and discriminator must share one backend.");
         (Generator, Discriminator, _realImage) = (generator, discriminator, realImage);
         _side = ImageGenerator.Side;
-        var norm = discriminator.Architecture.EffectiveNormalization;
-        _scale = norm.Std.Select(s => 1f / s).ToArray();
-        _shift = [.. norm.Mean.Zip(norm.Std, (m, s) => m / s)];
         GeneratorOptimizer = new AdamOptimizer(generator.Parameters, Options.LearningRate, Options.Beta1, Options.Beta2);
         DiscriminatorOptimizer = new AdamOptimizer(discriminator.Parameters, Options.LearningRate, Options.Beta1, Options.Beta2);
     }
@@ -127,10 +123,7 @@ public sealed class GanTrainer
         using var g = Generator.Record(noise, NoiseShape(n));
         using var d = Discriminator.Record(ToDiscriminatorInput(g.Outputs), InputShape(n));
         var (loss, dLogits) = Losses.BceWithLogits(d.Outputs, Enumerable.Repeat(1f, n).ToArray());
-        var dx = d.Backward(dLogits);
-        int plane = _side * _side;
-        for (int i = 0; i < dx.Length; i++) dx[i] *= _scale[i / plane % 3];
-        g.Backward(dx);
+        g.Backward(NetworkInput.FromUnitBackward(Discriminator.Architecture, d.Backward(dLogits), _side * _side));
         GeneratorOptimizer.Step();
         Discriminator.Parameters.ZeroGradients();
         return loss;
@@ -140,17 +133,7 @@ public sealed class GanTrainer
     public float[] Score(float[] inputs) => Discriminator.Forward(inputs, InputShape(inputs.Length / (3 * _side * _side)));
 
     /// <summary>Generator outputs (sigmoid, 0…1, standing for p/255) → D's input range, the map screening applies to p.</summary>
-    public float[] ToDiscriminatorInput(float[] generated)
-    {
-        var x = new float[generated.Length];
-        int plane = _side * _side;
-        for (int i = 0; i < x.Length; i++)
-        {
-            int c = i / plane % 3;
-            x[i] = generated[i] * _scale[c] - _shift[c];
-        }
-        return x;
-    }
+    public float[] ToDiscriminatorInput(float[] generated) => NetworkInput.FromUnit(Discriminator.Architecture, generated, _side * _side);
 
     /// <summary>The real batch of iteration <paramref name="iteration"/>: image i drawn from its own seeded stream, flipped at random, in D's input range.</summary>
     public float[] RealBatch(int iteration)
