@@ -103,19 +103,13 @@ public sealed unsafe partial class CpuKernels
     public void BatchNormTrainForward(int n, int c, int hw, float epsilon, float momentum, DeviceBuffer x, DeviceBuffer gamma, DeviceBuffer beta,
                                       DeviceBuffer runningMean, DeviceBuffer runningVar, DeviceBuffer saveMean, DeviceBuffer saveInvStd, DeviceBuffer y)
     {
-        int count = n * c * hw, m = n * hw;
+        int count = n * c * hw;
         var X = A(x, count, "bn x"); var G = A(gamma, c, "bn gamma"); var B = A(beta, c, "bn beta"); var Y = A(y, count, "bn y");
         var RM = A(runningMean, c, "bn running mean"); var RV = A(runningVar, c, "bn running var");
         var SM = A(saveMean, c, "bn save mean"); var SI = A(saveInvStd, c, "bn save istd");
         _pool.For(0, c, ch =>
         {
-            double sum = 0;
-            for (int i = 0; i < n; i++)
-                foreach (float v in X.AsSpan((i * c + ch) * hw, hw)) sum += v;
-            double mean = sum / m, sq = 0;
-            for (int i = 0; i < n; i++)
-                foreach (float v in X.AsSpan((i * c + ch) * hw, hw)) { double d = v - mean; sq += d * d; } // two passes: no cancellation
-            double variance = sq / m, istd = 1 / Math.Sqrt(variance + epsilon);
+            var (mean, _, istd) = ReferenceKernels.BatchNormStatistics(X, n, c, hw, ch, epsilon, momentum, SM, SI, RM, RV);
             float scale = (float)(istd * G[ch]), shift = (float)(B[ch] - mean * istd * G[ch]);
             for (int i = 0; i < n; i++)
             {
@@ -123,10 +117,6 @@ public sealed unsafe partial class CpuKernels
                 TensorPrimitives.Multiply(X.AsSpan((i * c + ch) * hw, hw), scale, dst);
                 TensorPrimitives.Add(dst, shift, dst);
             }
-            SM[ch] = (float)mean;
-            SI[ch] = (float)istd;
-            RM[ch] = (float)((1 - momentum) * RM[ch] + momentum * mean);
-            RV[ch] = (float)((1 - momentum) * RV[ch] + momentum * (m > 1 ? variance * m / (m - 1) : variance));
         });
     }
 

@@ -81,26 +81,39 @@ public sealed partial class ReferenceKernels
     public void BatchNormTrainForward(int n, int c, int hw, float epsilon, float momentum, DeviceBuffer x, DeviceBuffer gamma, DeviceBuffer beta,
                                       DeviceBuffer runningMean, DeviceBuffer runningVar, DeviceBuffer saveMean, DeviceBuffer saveInvStd, DeviceBuffer y)
     {
-        int count = n * c * hw, m = n * hw;
+        int count = n * c * hw;
         var X = A(x, count, "bn x"); var G = A(gamma, c, "bn gamma"); var B = A(beta, c, "bn beta"); var Y = A(y, count, "bn y");
         var RM = A(runningMean, c, "bn running mean"); var RV = A(runningVar, c, "bn running var");
         var SM = A(saveMean, c, "bn save mean"); var SI = A(saveInvStd, c, "bn save istd");
         for (int ch = 0; ch < c; ch++)
         {
-            double sum = 0, sq = 0;
-            for (int i = 0; i < n; i++)
-                for (int p = 0; p < hw; p++) sum += X[(i * c + ch) * hw + p];
-            double mean = sum / m;
-            for (int i = 0; i < n; i++)
-                for (int p = 0; p < hw; p++) { double d = X[(i * c + ch) * hw + p] - mean; sq += d * d; }
-            double variance = sq / m, istd = 1 / Math.Sqrt(variance + epsilon);
+            var (mean, variance, istd) = BatchNormStatistics(X, n, c, hw, ch, epsilon, momentum, SM, SI, RM, RV);
             for (int i = 0; i < n; i++)
                 for (int p = 0; p < hw; p++) Y[(i * c + ch) * hw + p] = (float)((X[(i * c + ch) * hw + p] - mean) * istd * G[ch] + B[ch]);
-            SM[ch] = (float)mean;
-            SI[ch] = (float)istd;
-            RM[ch] = (float)((1 - momentum) * RM[ch] + momentum * mean);
-            RV[ch] = (float)((1 - momentum) * RV[ch] + momentum * (m > 1 ? variance * m / (m - 1) : variance));
         }
+    }
+
+    /// <summary>
+    /// One channel's batch statistics, in double (two passes: no cancellation), saved for the backward, and PyTorch's
+    /// running-statistics update (unbiased variance). Shared by the reference and the CPU backend, which differ only in
+    /// how they normalise.
+    /// </summary>
+    internal static (double Mean, double Variance, double InvStd) BatchNormStatistics(float[] X, int n, int c, int hw, int ch, float epsilon, float momentum,
+                                                                                     float[] saveMean, float[] saveInvStd, float[] runningMean, float[] runningVar)
+    {
+        int m = n * hw;
+        double sum = 0, sq = 0;
+        for (int i = 0; i < n; i++)
+            for (int p = 0; p < hw; p++) sum += X[(i * c + ch) * hw + p];
+        double mean = sum / m;
+        for (int i = 0; i < n; i++)
+            for (int p = 0; p < hw; p++) { double d = X[(i * c + ch) * hw + p] - mean; sq += d * d; }
+        double variance = sq / m, istd = 1 / Math.Sqrt(variance + epsilon);
+        saveMean[ch] = (float)mean;
+        saveInvStd[ch] = (float)istd;
+        runningMean[ch] = (float)((1 - momentum) * runningMean[ch] + momentum * mean);
+        runningVar[ch] = (float)((1 - momentum) * runningVar[ch] + momentum * (m > 1 ? variance * m / (m - 1) : variance));
+        return (mean, variance, istd);
     }
 
     // dy: (N, C, HW) → dx: (N, C, HW); dgamma, dbeta: (C)
