@@ -47,6 +47,13 @@ internal static class LedgerRules
             throw new ArgumentException($"A key hash is a SHA-256 of {KeyHashLength} bytes, got {keySha256.Length} bytes.", parameter);
     }
 
+    /// <summary>
+    /// <see cref="TerminationPolicy.ShouldTerminate"/> as SQL over the new counts (parameters @tau, @delta, @bi, @bs:
+    /// τ, δ and the boundary's intercept and slope) — one text for every SQL store, so they all decide alike.
+    /// </summary>
+    public static string TerminationSql(string total, string flagged)
+        => $"({total} >= @tau AND {flagged} > @delta * ({total})) OR {flagged} >= @bi + @bs * ({total})";
+
     // ---- time: every store keeps instants in UTC with microsecond resolution -------------------------
 
     private static readonly long UnixEpochTicks = DateTimeOffset.UnixEpoch.UtcTicks;

@@ -49,12 +49,11 @@ public sealed partial class PostgresLedger : ILedgerStore
         _insertRequestSql = $"""INSERT INTO {_s}.requests ("user", request_id) VALUES (@u, @r) ON CONFLICT ("user", request_id) DO NOTHING""";
         _upsertSql = $"""
             INSERT INTO {_s}.ledger AS l ("user", total, flagged, terminated_at, reason)
-            VALUES (@u, 1, @f, CASE WHEN (1 >= @tau AND @f > @delta * 1) OR @f >= @bi + @bs * 1 THEN @now END, NULL)
+            VALUES (@u, 1, @f, CASE WHEN {LedgerRules.TerminationSql("1", "@f")} THEN @now END, NULL)
             ON CONFLICT ("user") DO UPDATE SET
                 total = l.total + 1,
                 flagged = l.flagged + @f,
-                terminated_at = CASE WHEN (l.total + 1 >= @tau AND l.flagged + @f > @delta * (l.total + 1)) OR l.flagged + @f >= @bi + @bs * (l.total + 1)
-                                     THEN @now END,
+                terminated_at = CASE WHEN {LedgerRules.TerminationSql("l.total + 1", "l.flagged + @f")} THEN @now END,
                 reason = NULL
             WHERE l.terminated_at IS NULL
             RETURNING l.total, l.flagged, l.terminated_at

@@ -69,14 +69,13 @@ public sealed class SqliteLedger : ILedgerStore
     /// terminated (Refused). SET expressions see the row before the update, so "the new counts" are
     /// <c>ledger.total + 1</c> and <c>ledger.flagged + @f</c>.
     /// </summary>
-    internal const string UpsertSql = """
+    internal static readonly string UpsertSql = $"""
         INSERT INTO ledger ("user", total, flagged, terminated_at, reason)
-        VALUES (@u, 1, @f, CASE WHEN (1 >= @tau AND @f > @delta * 1) OR @f >= @bi + @bs * 1 THEN @now END, NULL)
+        VALUES (@u, 1, @f, CASE WHEN {LedgerRules.TerminationSql("1", "@f")} THEN @now END, NULL)
         ON CONFLICT ("user") DO UPDATE SET
             total = ledger.total + 1,
             flagged = ledger.flagged + @f,
-            terminated_at = CASE WHEN (ledger.total + 1 >= @tau AND ledger.flagged + @f > @delta * (ledger.total + 1)) OR ledger.flagged + @f >= @bi + @bs * (ledger.total + 1)
-                                 THEN @now END,
+            terminated_at = CASE WHEN {LedgerRules.TerminationSql("ledger.total + 1", "ledger.flagged + @f")} THEN @now END,
             reason = NULL
         WHERE ledger.terminated_at IS NULL
         RETURNING total, flagged, terminated_at
