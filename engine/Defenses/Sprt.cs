@@ -79,21 +79,9 @@ public static class Sprt
     {
         ArgumentNullException.ThrowIfNull(rule);
         if (!(p >= 0 && p <= 1)) throw new ArgumentException($"The flag probability must be in [0, 1], got {p}.", nameof(p));
-        if (horizon < 0 || horizon > 1_000_000) throw new ArgumentException($"The horizon must be in 0…1000000 queries, got {horizon}.", nameof(horizon));
-        var alive = new double[horizon + 1]; // alive[k]: P(not yet terminated and k flagged)
-        alive[0] = 1;
-        double terminated = 0;
-        if (rule.ShouldTerminate(0, 0)) return 1;
-        for (int t = 1; t <= horizon; t++)
-        {
-            // Descending k so alive[k − 1] still holds the previous step's value.
-            for (int k = t; k >= 0; k--)
-            {
-                double mass = alive[k] * (1 - p) + (k > 0 ? alive[k - 1] * p : 0);
-                if (mass != 0 && rule.ShouldTerminate(t, k)) { terminated += mass; mass = 0; }
-                alive[k] = mass;
-            }
-        }
-        return terminated;
+        if (horizon < 0 || horizon > Guardian.TerminationRisk.MaxQueries)
+            throw new ArgumentException($"The horizon must be in 0…{Guardian.TerminationRisk.MaxQueries} queries, got {horizon}.", nameof(horizon));
+        // The ledger's own dynamic programme over (queries, flagged), with this line as the rule.
+        return Guardian.TerminationRisk.ProbabilityWithin(rule.ShouldTerminate, p, horizon);
     }
 }

@@ -8,10 +8,15 @@ namespace ModelGuardian.Engine.Guardian;
 /// </summary>
 public static class TerminationRisk
 {
-    public static double ProbabilityWithin(TerminationPolicy policy, double fpr, int queries)
+    public const int MaxQueries = 100_000;
+
+    public static double ProbabilityWithin(TerminationPolicy policy, double fpr, int queries) => ProbabilityWithin(policy.ShouldTerminate, fpr, queries);
+
+    /// <summary>The same for any rule on (total, flagged) — e.g. an SPRT line alone.</summary>
+    public static double ProbabilityWithin(Func<long, long, bool> shouldTerminate, double fpr, int queries)
     {
         if (!(fpr >= 0 && fpr <= 1)) throw new ArgumentException($"The false-positive rate must be in [0, 1], got {fpr}.");
-        if (queries < 0 || queries > 100_000) throw new ArgumentException($"Queries must be in 0…100000, got {queries}.");
+        if (queries < 0 || queries > MaxQueries) throw new ArgumentException($"Queries must be in 0…{MaxQueries}, got {queries}.");
         var alive = new double[queries + 2]; // alive[k]: P(not terminated, k flagged) after n queries
         alive[0] = 1;
         double terminated = 0;
@@ -20,7 +25,7 @@ public static class TerminationRisk
             for (int k = n; k >= 0; k--)
             {
                 double p = alive[k] * (1 - fpr) + (k > 0 ? alive[k - 1] * fpr : 0);
-                if (policy.ShouldTerminate(n, k)) { terminated += p; p = 0; }
+                if (shouldTerminate(n, k)) { terminated += p; p = 0; }
                 alive[k] = p;
             }
         }
