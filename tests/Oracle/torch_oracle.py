@@ -99,17 +99,22 @@ def layer(p, t):
     raise ValueError("unknown layer kind " + kind)
 
 
+def load_state(m, t):
+    """Every tensor of the request but x and g into m, strictly (num_batches_tracked aside)."""
+    state = {k: v for k, v in t.items() if k not in ("x", "g")}
+    missing, unexpected = m.load_state_dict(state, strict=False)
+    missing = [k for k in missing if not k.endswith("num_batches_tracked")]
+    if missing or unexpected:
+        raise ValueError("state dict mismatch: missing %s unexpected %s" % (missing, unexpected))
+
+
 def resnet(p, t):
     ctor = {18: torchvision.models.resnet18, 34: torchvision.models.resnet34, 50: torchvision.models.resnet50}[p["depth"]]
     m = ctor(num_classes=p["outputs"]).to(torch.get_default_dtype())
     if p["stem"] == "cifar":
         m.conv1 = torch.nn.Conv2d(3, 64, 3, 1, 1, bias=False)
         m.maxpool = torch.nn.Identity()
-    state = {k: v for k, v in t.items() if k not in ("x", "g")}
-    missing, unexpected = m.load_state_dict(state, strict=False)
-    missing = [k for k in missing if not k.endswith("num_batches_tracked")]
-    if missing or unexpected:
-        raise ValueError("state dict mismatch: missing %s unexpected %s" % (missing, unexpected))
+    load_state(m, t)
     m.eval()
     return m(t["x"])
 
@@ -155,11 +160,7 @@ def resnet_train_grads(p, t):
     """A torchvision-named ResNet in training mode (batch statistics): y, the gradient of sum(y * g) for
     every parameter ("d" + name) and the running statistics after the forward ("rs:" + name)."""
     m = scaled_resnet(p["depth"], p["width"], p["outputs"], p["stem"]).to(torch.get_default_dtype())
-    state = {k: v for k, v in t.items() if k not in ("x", "g")}
-    missing, unexpected = m.load_state_dict(state, strict=False)
-    missing = [k for k in missing if not k.endswith("num_batches_tracked")]
-    if missing or unexpected:
-        raise ValueError("state dict mismatch: missing %s unexpected %s" % (missing, unexpected))
+    load_state(m, t)
     m.train()
     params = dict(m.named_parameters())
     for name in params:
