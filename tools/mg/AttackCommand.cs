@@ -39,8 +39,7 @@ internal static class AttackCommand
             int k = parse.GetValue(classes);
             using var kernels = Backends.Create(Backends.Parse(parse.GetValue(backend)!));
             using var loaded = ModelFolder.Load(kernels, parse.GetValue(models)!);
-            var test = loaded.TestImages(parse.GetValue(testData));
-            var testSet = new CloneTestSet(Enumerable.Range(0, test.Count).Select(test.ToPlanar32).ToList(), Enumerable.Range(0, test.Count).Select(test.Label).ToList());
+            var testSet = loaded.CloneTestSet(parse.GetValue(testData));
             using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(120) };
             IVictimClient victim;
             if (parse.GetValue(server) is { } url)

@@ -68,10 +68,8 @@ internal static class EvalCommand
         var clock = Stopwatch.StartNew();
         using var kernels = Backends.Create(Backends.Parse(backend));
         using var models = ModelFolder.Load(kernels, folder);
-        var test = models.TestImages(testData);
-        if (testImages is < 1 || testImages > test.Count) throw new ArgumentException($"--test-images must be in 1…{test.Count}, got {testImages}.");
-        int testCount = testImages ?? test.Count;
-        var testSet = new CloneTestSet(Enumerable.Range(0, testCount).Select(test.ToPlanar32).ToList(), Enumerable.Range(0, testCount).Select(test.Label).ToList());
+        var testSet = models.CloneTestSet(testData, testImages);
+        int testCount = testSet.Images.Count;
         var guardianModels = models.GuardianModels();
         var setup = new EvaluationSetup(kernels, guardianModels.Victim, guardianModels.Detector, testSet, new LazyPhotoProxy(), models.TrainedGenerators);
         // What shapes the results: a rerun into the same folder must have the same settings.

@@ -66,6 +66,15 @@ internal sealed class ModelFolder : IDisposable
         var dir => dir,
     });
 
+    /// <summary>The first <paramref name="limit"/> (default all) of <see cref="TestImages"/> as the set a clone is measured on.</summary>
+    public Engine.Attacks.CloneTestSet CloneTestSet(string? source, int? limit = null)
+    {
+        var test = TestImages(source);
+        if (limit is < 1 || limit > test.Count) throw new ArgumentException($"--test-images must be in 1…{test.Count}, got {limit}.");
+        int count = limit ?? test.Count;
+        return new(Enumerable.Range(0, count).Select(test.ToPlanar32).ToList(), Enumerable.Range(0, count).Select(test.Label).ToList());
+    }
+
     public GuardianModels GuardianModels() => new(new VictimClassifier(Victim), new DfmsDetector(new GradientTransform(Transform), Detectors));
 
     private Network Keep(Network n)
