@@ -152,6 +152,9 @@ public sealed class RandomizedDeception
     public double TMin { get; }
     public double TMax { get; }
 
+    /// <summary>What `mg serve` (policy.deception = "randomized") and `mg eval` use: v over DPreds' Table X sweep (0.05…2), temperatures that flatten up to 4×.</summary>
+    public static RandomizedDeception Default { get; } = new(0.05, 2.0, 1.0, 4.0);
+
     public RandomizedDeception(double vMin, double vMax, double tMin, double tMax)
     {
         if (!(vMin > 0 && vMax >= vMin && double.IsFinite(vMax))) throw new ArgumentException($"Need 0 < vMin ≤ vMax < ∞, got [{vMin}, {vMax}].");

@@ -8,14 +8,11 @@ namespace ModelGuardian.Engine.Eval;
 /// <summary>The defences that sit in front of the victim without the Guardian, by id; one instance per account.</summary>
 public static class BaselineDefenses
 {
-    /// <summary>The randomised deception's ranges: v as DPreds' Table X sweeps it (0.05…2), temperatures that flatten up to 4×.</summary>
-    public static RandomizedDeception Randomized { get; } = new(0.05, 2.0, 1.0, 4.0);
-
     public static IOutputDefense Create(string id, double v, ulong seed, int classes) => id switch
     {
         DefenseIds.None => new NoDefense(),
         DefenseIds.DPreds => new DPredsDefense(v),
-        DefenseIds.DPredsRandomized => new RandomizedDeceptionDefense(Randomized, seed),
+        DefenseIds.DPredsRandomized => new RandomizedDeceptionDefense(RandomizedDeception.Default, seed),
         DefenseIds.RandomNoise => new RandomNoiseOutputDefense(new RandomNoiseDefense(new RandomNoiseOptions()), seed),
         DefenseIds.ReverseSigmoid => new ReverseSigmoidOutputDefense(new ReverseSigmoidDefense(new ReverseSigmoidOptions())),
         DefenseIds.Prada => new PradaDefense(new PradaDetector(new PradaOptions(3 * 32 * 32, classes))),

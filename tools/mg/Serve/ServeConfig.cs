@@ -53,7 +53,7 @@ public sealed record PolicyConfig
     public Engine.Defenses.RandomizedDeception? ToDeception() => Deception switch
     {
         "dpreds" => null,
-        "randomized" => Engine.Eval.BaselineDefenses.Randomized,
+        "randomized" => Engine.Defenses.RandomizedDeception.Default,
         _ => throw new ArgumentException($"policy.deception must be 'dpreds' or 'randomized', got '{Deception}'."),
     };
 
