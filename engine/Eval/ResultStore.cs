@@ -59,16 +59,7 @@ public sealed class ResultStore
 
     /// <summary>Raw float32 data (attack query samples) beside the results, written atomically too.</summary>
     public void SaveFloats(string key, ReadOnlySpan<float> values)
-    {
-        string path = Path.Combine(Directory, "cells", key + ".f32");
-        string tmp = path + ".tmp";
-        using (var f = new FileStream(tmp, FileMode.Create, FileAccess.Write))
-        {
-            f.Write(System.Runtime.InteropServices.MemoryMarshal.AsBytes(values));
-            f.Flush(flushToDisk: true);
-        }
-        File.Move(tmp, path, overwrite: true);
-    }
+        => WriteAtomically(Path.Combine(Directory, "cells", key + ".f32"), System.Runtime.InteropServices.MemoryMarshal.AsBytes(values));
 
     public float[]? LoadFloats(string key)
     {
@@ -81,21 +72,17 @@ public sealed class ResultStore
 
     public void WriteReport(string name, string text) => WriteAtomically(Path.Combine(Directory, name), text);
 
-    public void WriteReport(string name, byte[] data)
-    {
-        string path = Path.Combine(Directory, name), tmp = path + ".tmp";
-        File.WriteAllBytes(tmp, data);
-        File.Move(tmp, path, overwrite: true);
-    }
+    public void WriteReport(string name, byte[] data) => WriteAtomically(Path.Combine(Directory, name), data);
 
-    private static void WriteAtomically(string path, string text)
+    private static void WriteAtomically(string path, string text) => WriteAtomically(path, System.Text.Encoding.UTF8.GetBytes(text));
+
+    /// <summary>To a temporary name, flushed to disk, then renamed over the target: readers see the old file or the whole new one.</summary>
+    private static void WriteAtomically(string path, ReadOnlySpan<byte> data)
     {
         string tmp = path + ".tmp";
         using (var f = new FileStream(tmp, FileMode.Create, FileAccess.Write))
-        using (var w = new StreamWriter(f))
         {
-            w.Write(text);
-            w.Flush();
+            f.Write(data);
             f.Flush(flushToDisk: true);
         }
         File.Move(tmp, path, overwrite: true);
