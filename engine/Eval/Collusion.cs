@@ -1,4 +1,3 @@
-using ModelGuardian.Engine.Defenses;
 using ModelGuardian.Engine.Guardian;
 
 namespace ModelGuardian.Engine.Eval;
@@ -42,5 +41,5 @@ public static class CollusionSimulation
         Answered(verdicts, accounts, budget, ours), Answered(verdicts, 1, budget, ours));
 
     /// <summary>Our rule: the paper's, plus the SPRT line for the detector's measured false-positive rate (floored at 0.1 %).</summary>
-    public static TerminationPolicy Ours(int tau, double delta, double measuredFpr) => new(tau, delta, SequentialBoundary.From(new SprtRule(new SprtOptions(measuredFpr))));
+    public static TerminationPolicy Ours(int tau, double delta, double measuredFpr) => TerminationPolicy.WithSequentialTest(tau, delta, measuredFpr);
 }

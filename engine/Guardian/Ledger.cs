@@ -44,6 +44,10 @@ public sealed record TerminationPolicy
     public double Delta { get; }
     public SequentialBoundary? Sequential { get; }
 
+    /// <summary>The paper's rule plus Wald's SPRT line for a detector of the measured false-positive rate (SprtOptions' defaults: H1 0.5, α 0.001, β 0.01).</summary>
+    public static TerminationPolicy WithSequentialTest(int tau, double delta, double measuredFpr)
+        => new(tau, delta, SequentialBoundary.From(new Defenses.SprtRule(new Defenses.SprtOptions(measuredFpr))));
+
     internal double BoundarySlope => Sequential?.Slope ?? 0;
     internal double BoundaryIntercept => Sequential?.Intercept ?? NoBoundaryIntercept;
 

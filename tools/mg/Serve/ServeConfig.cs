@@ -48,7 +48,7 @@ public sealed record PolicyConfig
     /// <summary>For accounts = "owner": API user → owner (e.g. the customer who registered the keys); the ledger rows are "owner:/// <summary>For accounts = "owner": API user → owner (e.g. the customer who registered the keys); unmapped users keep their own account.</summary>lt;owner/// <summary>For accounts = "owner": API user → owner (e.g. the customer who registered the keys); unmapped users keep their own account.</summary>gt;", and "user:/// <summary>For accounts = "owner": API user → owner (e.g. the customer who registered the keys); unmapped users keep their own account.</summary>lt;name/// <summary>For accounts = "owner": API user → owner (e.g. the customer who registered the keys); unmapped users keep their own account.</summary>gt;" for unmapped users.</summary>
     public Dictionary<string, string> Owners { get; init; } = new();
 
-    public Engine.Guardian.TerminationPolicy ToPolicy() => new(Tau, Delta, SprtFpr is double fpr ? Engine.Guardian.SequentialBoundary.From(new Engine.Defenses.SprtRule(new Engine.Defenses.SprtOptions(fpr))) : null);
+    public Engine.Guardian.TerminationPolicy ToPolicy() => SprtFpr is double fpr ? Engine.Guardian.TerminationPolicy.WithSequentialTest(Tau, Delta, fpr) : new(Tau, Delta);
 
     public Engine.Defenses.RandomizedDeception? ToDeception() => Deception switch
     {
@@ -152,8 +152,10 @@ public sealed record ServeConfig
               "limits: every limit must be positive");
         Check(Limits.RatePerSecond > 0 && Limits.RateBurst > 0, "limits: rate_per_second and rate_burst must be positive");
         Check(AdminKeyHash is null || AdminKeyHash.Length == 64 && AdminKeyHash.All(Uri.IsHexDigit), "admin_key_sha256: 64 hex digits (mg admin-key makes one)");
-        Check(Policy.Deception is "dpreds" or "randomized", $"policy.deception: 'dpreds' or 'randomized', got '{Policy.Deception}'");
-        Check(Policy.Accounts is "user" or "owner" or "network", $"policy.accounts: 'user', 'owner' or 'network', got '{Policy.Accounts}'");
+        // The policy's own conversions name what they accept; their refusals are collected like the rest.
+        foreach (Action convert in new Action[] { () => Policy.ToDeception(), () => Policy.ToGrouping() })
+            try { convert(); }
+            catch (ArgumentException e) { problems.Add(e.Message.TrimEnd('.')); }
         Check(Policy.Accounts == "owner" || Policy.Owners.Count == 0, "policy.owners applies to policy.accounts = \"owner\" only");
         Check(Policy.SprtFpr is null or (>= 0 and < 0.5), $"policy.sprt_fpr: the detector's measured false-positive rate, in [0, 0.5), got {Policy.SprtFpr}");
         if (problems.Count > 0) throw new InvalidDataException($"Config '{path}': {string.Join("; ", problems)}.");
