@@ -3,6 +3,7 @@ using System.Runtime.InteropServices;
 using System.Text;
 using ModelGuardian.Engine.Core;
 using ModelGuardian.Engine.Networks;
+using ModelGuardian.Kernels;
 
 namespace ModelGuardian.Bench;
 
@@ -114,13 +115,30 @@ internal static class OnnxResNet
         graph.Message(GraphInput, ValueInfo(InputName, [batch, a.InputChannels, side, side]));
         graph.Message(GraphOutput, ValueInfo(OutputName, [batch, a.Outputs]));
 
-        var model = new ProtoWriter()
-            .Int(ModelIrVersion, 8)
-            .String(ModelProducerName, "ModelGuardian.Bench")
-            .Message(ModelGraph, graph)
-            .Message(ModelOpsetImport, new ProtoWriter().Int(OpsetVersion, 13));
-        return model.ToArray();
+        return Model(graph);
     }
+
+    /// <summary>One convolution with bias (and ReLU when asked) as a model: `bench --layers` times it alone.</summary>
+    public static byte[] BuildConvolution(Conv2dShape s, float[] weight, float[] bias, bool relu)
+    {
+        var g = new GraphBuilder(new TensorSet());
+        g.Initializer("w", [s.Cout, s.CinPerGroup, s.KH, s.KW], weight);
+        g.Initializer("b", [s.Cout], bias);
+        string y = g.Node("Conv", [InputName, "w", "b"], relu ? "conv" : OutputName, ("kernel_shape", new[] { s.KH, s.KW }),
+            ("strides", new[] { s.StrideH, s.StrideW }), ("pads", new[] { s.PadH, s.PadW, s.PadH, s.PadW }), ("group", (long)s.Groups));
+        if (relu) g.Node("Relu", [y], OutputName);
+        g.Graph.String(GraphName, "conv");
+        g.Graph.Message(GraphInput, ValueInfo(InputName, [s.N, s.Cin, s.H, s.W]));
+        g.Graph.Message(GraphOutput, ValueInfo(OutputName, [s.N, s.Cout, s.OutH, s.OutW]));
+        return Model(g.Graph);
+    }
+
+    private static byte[] Model(ProtoWriter graph) => new ProtoWriter()
+        .Int(ModelIrVersion, 8)
+        .String(ModelProducerName, "ModelGuardian.Bench")
+        .Message(ModelGraph, graph)
+        .Message(ModelOpsetImport, new ProtoWriter().Int(OpsetVersion, 13))
+        .ToArray();
 
     private static ProtoWriter ValueInfo(string name, long[] dims)
     {

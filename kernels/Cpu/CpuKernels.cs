@@ -20,10 +20,15 @@ public sealed unsafe partial class CpuKernels : IKernels
 {
     private readonly ReferenceKernels _reference = new();
     private readonly WorkerPool _pool;
+    private readonly ConvolutionAlgorithm _convolution;
 
-    public CpuKernels(int? threads = null)
+    /// <param name="threads">Cores to use; all of them by default.</param>
+    /// <param name="convolution">How a non-depthwise convolution with taps or strides runs its forward pass (auto by default; the others are for tests and measurements).</param>
+    public CpuKernels(int? threads = null, ConvolutionAlgorithm convolution = ConvolutionAlgorithm.Auto)
     {
+        if (!Enum.IsDefined(convolution)) throw new ArgumentOutOfRangeException(nameof(convolution), convolution, "Unknown convolution algorithm.");
         _pool = WorkerPool.Shared(threads ?? Environment.ProcessorCount);
+        _convolution = convolution;
     }
 
     public string Name => Vector512.IsHardwareAccelerated ? "cpu-avx512" : Vector256.IsHardwareAccelerated ? "cpu-avx2" : "cpu-scalar";
@@ -72,6 +77,12 @@ public sealed unsafe partial class CpuKernels : IKernels
 
         int m = s.CoutPerGroup, k = s.CinPerGroup * s.KH * s.KW, n = s.N * ohw;
         bool pointwise = s.KH == 1 && s.KW == 1 && s.StrideH == 1 && s.StrideW == 1 && s.PadH == 0 && s.PadW == 0;
+        var patches = new PaddedPatches(s);
+        if (!pointwise && _convolution switch { ConvolutionAlgorithm.Shifted => true, ConvolutionAlgorithm.Im2Col => false, _ => patches.Preferred })
+        {
+            ShiftedForward(s, patches, w, X, Wt, B, Y, R, leakyReluSlope ?? float.NaN);
+            return;
+        }
         for (int g = 0; g < s.Groups; g++)
         {
             var a = new RowMajorA(P(Wt) + (long)g * m * k, k);
@@ -83,6 +94,38 @@ public sealed unsafe partial class CpuKernels : IKernels
                 RunWithWeights(w, key, m, n, k, a, new BatchedPlanesB(P(X) + (long)g * k * ohw, ohw, s.Cin * ohw), c);
             else
                 RunWithWeights(w, key, m, n, k, a, new Im2ColB(P(X), PatchGeometry.Of(s), g * s.CinPerGroup), c);
+        }
+    }
+
+    [ThreadStatic] private static float[]? t_padded;
+    [ThreadStatic] private static int[]? t_tapOffsets;
+
+    // x: (N, Cin, H, W) · w: (Cout, Cin/G, KH, KW) · bias: (Cout) → y: (N, Cout, OH, OW), on wide outputs:
+    // x copied once into PaddedPatches, then a GEMM reading B in place (ShiftedGemm.cs) — no im2col panel.
+    private void ShiftedForward(in Conv2dShape s, PaddedPatches patches, DeviceBuffer w, float[] X, float[] Wt, float[]? B, float[] Y, float[]? R, float slope)
+    {
+        long length = patches.BufferLength;
+        if (length > Array.MaxLength) throw new ArgumentException($"Convolution {s}: its padded input ({length} floats) exceeds one array.");
+        if (t_padded is null || t_padded.Length < length) t_padded = GC.AllocateArray<float>((int)length, pinned: true);
+        int m = s.CoutPerGroup, k = s.CinPerGroup * s.KH * s.KW, plane = s.H * s.W, ohw = s.OutH * s.OutW;
+        if (t_tapOffsets is null || t_tapOffsets.Length < k) t_tapOffsets = GC.AllocateArray<int>(k, pinned: true);
+        float* padded = P(t_padded), x = P(X);
+        _pool.For(0, s.N * s.Cin, p => patches.CopyChannel(x + (long)p * plane, padded + (long)p * patches.ChannelLength));
+        int* offsets = (int*)Unsafe.AsPointer(ref t_tapOffsets[0]);
+        for (int g = 0; g < s.Groups; g++)
+        {
+            patches.TapOffsets(g * s.CinPerGroup, new Span<int>(offsets, k));
+            var a = new RowMajorA(P(Wt) + (long)g * m * k, k);
+            var c = new PitchedPlanesC(P(Y) + (long)g * m * ohw, s.OutH, s.OutW, patches.Pitch, patches.ColumnsPerImage, s.Cout * ohw,
+                B is null ? null : P(B) + g * m, slope, R is null ? null : P(R) + (long)g * m * ohw);
+            int n = s.N * patches.ColumnsPerImage;
+            // The same packed form as the im2col path's (same A, same key).
+            if (PackedWeights(w, new PackKey(s with { N = 1, H = 0, W = 0 }, Role: 0, g, 0, 0), m, k, a) is { } packed)
+            {
+                Gemm.RunInPlaceB(_pool, m, n, k, packed.AsSource(), padded, patches.ImageLength, patches.ColumnsPerImage, offsets, c);
+                GC.KeepAlive(packed);
+            }
+            else Gemm.RunInPlaceB(_pool, m, n, k, a, padded, patches.ImageLength, patches.ColumnsPerImage, offsets, c);
         }
     }
 
@@ -145,11 +188,14 @@ public sealed unsafe partial class CpuKernels : IKernels
     private void RunWithWeights<TA, TB, TC>(DeviceBuffer w, PackKey key, int m, int n, int k, TA a, TB b, TC c)
         where TA : struct, IPackA where TB : struct, IPackB where TC : struct, IStoreC
     {
-        if (!w.IsConstant) { Gemm.Run(_pool, m, n, k, a, b, c); return; }
-        var packed = _packedWeights.GetOrCreateValue(w).GetOrAdd(key, _ => PackedMatrix.Create(a, m, k));
+        if (PackedWeights(w, key, m, k, a) is not { } packed) { Gemm.Run(_pool, m, n, k, a, b, c); return; }
         Gemm.Run(_pool, m, n, k, packed.AsSource(), b, c);
         GC.KeepAlive(packed);
     }
+
+    // The packed form of A (derived from w) if w is constant, made on first use; null for weights that change (training).
+    private PackedMatrix? PackedWeights<TA>(DeviceBuffer w, PackKey key, int m, int k, TA a) where TA : struct, IPackA
+        => w.IsConstant ? _packedWeights.GetOrCreateValue(w).GetOrAdd(key, _ => PackedMatrix.Create(a, m, k)) : null;
 
     // Kernel taps k (ascending) that reach input pixels of parity r: (r + pad − k) divisible by the stride;
     // the first tap's output offset is (r + pad − k₀) / stride, each further tap one less.
@@ -366,31 +412,27 @@ public sealed unsafe partial class CpuKernels : IKernels
         _pool.For(0, s.N * s.C, p => MaxPoolPlane(shape, X.AsSpan(p * shape.H * shape.W, shape.H * shape.W), Y.AsSpan(p * shape.OutH * shape.OutW, shape.OutH * shape.OutW)));
     }
 
-    // x: one (H, W) plane → y: one (OH, OW) plane. Separable: the max over each window's columns for
-    // every input row, then the max over the window's rows, vectorised along the output row. Padding
-    // never wins (windows are clipped to the plane); a NaN wins, as in PyTorch.
+    // x: one (H, W) plane → y: one (OH, OW) plane. Separable: for each output row the max over the
+    // window's input rows, vectorised along the whole row, then the max over each window's columns of
+    // that — the scalar part runs on OH rows, not H. Padding never wins (windows are clipped to the
+    // plane); a NaN wins, as in PyTorch.
     private static void MaxPoolPlane(in Pool2dShape s, ReadOnlySpan<float> x, Span<float> y)
     {
         int oh = s.OutH, ow = s.OutW;
-        Span<float> rows = ow * s.H <= 16384 ? stackalloc float[ow * s.H] : new float[ow * s.H];
-        for (int iy = 0; iy < s.H; iy++)
-        {
-            var xr = x.Slice(iy * s.W, s.W);
-            var rr = rows.Slice(iy * ow, ow);
-            for (int ox = 0; ox < ow; ox++)
-            {
-                int x0 = Math.Max(0, ox * s.StrideW - s.PadW), x1 = Math.Min(s.W, ox * s.StrideW - s.PadW + s.KW);
-                float m = xr[x0];
-                for (int ix = x0 + 1; ix < x1; ix++) { float v = xr[ix]; if (v > m || float.IsNaN(v)) m = v; }
-                rr[ox] = m;
-            }
-        }
+        Span<float> column = s.W <= 4096 ? stackalloc float[s.W] : new float[s.W];
         for (int oy = 0; oy < oh; oy++)
         {
             int y0 = Math.Max(0, oy * s.StrideH - s.PadH), y1 = Math.Min(s.H, oy * s.StrideH - s.PadH + s.KH);
+            x.Slice(y0 * s.W, s.W).CopyTo(column);
+            for (int iy = y0 + 1; iy < y1; iy++) TensorPrimitives.Max(column, x.Slice(iy * s.W, s.W), column);
             var yr = y.Slice(oy * ow, ow);
-            rows.Slice(y0 * ow, ow).CopyTo(yr);
-            for (int iy = y0 + 1; iy < y1; iy++) TensorPrimitives.Max(yr, rows.Slice(iy * ow, ow), yr);
+            for (int ox = 0; ox < ow; ox++)
+            {
+                int x0 = Math.Max(0, ox * s.StrideW - s.PadW), x1 = Math.Min(s.W, ox * s.StrideW - s.PadW + s.KW);
+                float m = column[x0];
+                for (int ix = x0 + 1; ix < x1; ix++) { float v = column[ix]; if (v > m || float.IsNaN(v)) m = v; }
+                yr[ox] = m;
+            }
         }
     }
 
@@ -462,4 +504,19 @@ public sealed unsafe partial class CpuKernels : IKernels
         => Ref(x, dy, dx).MinibatchStddevBackward(n, c, h, w, groupSize, epsilon, x, dy, dx);
 
     public void Dispose() { }
+}
+
+/// <summary>
+/// The CPU backend's forward algorithms for convolutions other than depthwise and 1×1 stride-1 ones
+/// (those have their own). Both are exact GEMMs over the same packed weights; they differ in how
+/// the input reaches the micro-kernel.
+/// </summary>
+public enum ConvolutionAlgorithm
+{
+    /// <summary>Per convolution, the one measured faster for its shape (<c>PaddedPatches.Preferred</c>).</summary>
+    Auto,
+    /// <summary>Implicit im2col: the input is gathered into packed panels, tap by tap.</summary>
+    Im2Col,
+    /// <summary>The input copied once, zero-padded, so that each tap is a shift read in place (<c>ShiftedGemm.cs</c>).</summary>
+    Shifted,
 }

@@ -33,7 +33,28 @@ internal unsafe interface IStoreC
     void Add(int i0, int j0, int mr, int nr, float* tile, bool first, bool last);
 }
 
-internal static unsafe class Gemm
+/// <summary>
+/// Where the micro-kernel finds depth row p of its B sliver (NR floats): in a packed panel, or in place
+/// (<see cref="OffsetRows"/>). A struct parameter, so each micro-kernel is compiled once per kind.
+/// </summary>
+internal unsafe interface IDepthRows
+{
+    float* Row(int p);
+}
+
+/// <summary>A packed B sliver: row p at p·NR.</summary>
+internal readonly unsafe struct PackedRows(float* sliver) : IDepthRows
+{
+    public float* Row(int p) => sliver + p * Gemm.NR;
+}
+
+/// <summary>B read where it lies: row p at origin + offsets[p] (e.g. a kernel tap's shift in a padded image).</summary>
+internal readonly unsafe struct OffsetRows(float* origin, int* offsets) : IDepthRows
+{
+    public float* Row(int p) => origin + offsets[p];
+}
+
+internal static unsafe partial class Gemm
 {
     /// <summary>Rows of A per micro-tile.</summary>
     public const int MR = 12;
@@ -135,7 +156,7 @@ internal static unsafe class Gemm
             float* bSliver = pB + (long)(jr / NR) * kc * NR;
             for (int ir = 0; ir < mcur; ir += MR)
             {
-                MicroKernel(kc, Math.Min(MR, mcur - ir), Math.Min(NR, nc - jr), blockA + (ir / MR) * kc * MR, bSliver, tile);
+                MicroKernel(kc, Math.Min(MR, mcur - ir), Math.Min(NR, nc - jr), blockA + (ir / MR) * kc * MR, new PackedRows(bSliver), tile);
                 c.Add(i0 + ir, j0 + jr, Math.Min(MR, mcur - ir), Math.Min(NR, nc - jr), tile, k0 == 0, k0 + kc == k);
             }
         }
@@ -146,8 +167,16 @@ internal static unsafe class Gemm
     // rows, cols: the valid part of this tile. A short last A sliver (64 = 5·12 + 4 rows) runs a 4-row
     // kernel and a short last B sliver (196 = 6·32 + 4 columns) a 16-column one, instead of multiplying
     // zero padding; the tile beyond them is left unwritten.
-    private static void MicroKernel(int kc, int rows, int cols, float* a, float* b, float* tile)
+    internal static void MicroKernel<TB>(int kc, int rows, int cols, float* a, TB b, float* tile, bool accumulate = false) where TB : struct, IDepthRows
     {
+        if (accumulate)
+        {
+            // tile += aᵀ·b: through a second tile, since the kernels below keep their sums in registers from zero.
+            float* part = stackalloc float[MR * NR];
+            MicroKernel(kc, rows, cols, a, b, part);
+            for (int i = 0; i < MR * NR; i += 16) (Vector512.Load(tile + i) + Vector512.Load(part + i)).Store(tile + i);
+            return;
+        }
         if (!Vector512.IsHardwareAccelerated) MicroKernel256(kc, a, b, tile);
         else if (rows <= 4) MicroKernel512Rows4(kc, a, b, tile);
         else if (cols <= 16) MicroKernel512Cols16(kc, a, b, tile);
@@ -155,20 +184,20 @@ internal static unsafe class Gemm
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void MicroKernel512Cols16(int kc, float* a, float* b, float* tile)
+    private static void MicroKernel512Cols16<TB>(int kc, float* a, TB b, float* tile) where TB : struct, IDepthRows
     {
         Vector512<float> c0 = default, c1 = default, c2 = default, c3 = default, c4 = default, c5 = default;
         Vector512<float> c6 = default, c7 = default, c8 = default, c9 = default, c10 = default, c11 = default;
         for (int p = 0; p < kc; p++)
         {
-            var b0 = Vector512.Load(b);
+            var b0 = Vector512.Load(b.Row(p));
             c0 = Vector512.FusedMultiplyAdd(Vector512.Create(a[0]), b0, c0); c1 = Vector512.FusedMultiplyAdd(Vector512.Create(a[1]), b0, c1);
             c2 = Vector512.FusedMultiplyAdd(Vector512.Create(a[2]), b0, c2); c3 = Vector512.FusedMultiplyAdd(Vector512.Create(a[3]), b0, c3);
             c4 = Vector512.FusedMultiplyAdd(Vector512.Create(a[4]), b0, c4); c5 = Vector512.FusedMultiplyAdd(Vector512.Create(a[5]), b0, c5);
             c6 = Vector512.FusedMultiplyAdd(Vector512.Create(a[6]), b0, c6); c7 = Vector512.FusedMultiplyAdd(Vector512.Create(a[7]), b0, c7);
             c8 = Vector512.FusedMultiplyAdd(Vector512.Create(a[8]), b0, c8); c9 = Vector512.FusedMultiplyAdd(Vector512.Create(a[9]), b0, c9);
             c10 = Vector512.FusedMultiplyAdd(Vector512.Create(a[10]), b0, c10); c11 = Vector512.FusedMultiplyAdd(Vector512.Create(a[11]), b0, c11);
-            a += MR; b += NR;
+            a += MR;
         }
         c0.Store(tile); c1.Store(tile + NR); c2.Store(tile + 2 * NR); c3.Store(tile + 3 * NR);
         c4.Store(tile + 4 * NR); c5.Store(tile + 5 * NR); c6.Store(tile + 6 * NR); c7.Store(tile + 7 * NR);
@@ -176,17 +205,18 @@ internal static unsafe class Gemm
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void MicroKernel512Rows4(int kc, float* a, float* b, float* tile)
+    private static void MicroKernel512Rows4<TB>(int kc, float* a, TB b, float* tile) where TB : struct, IDepthRows
     {
         Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default, c30 = default, c31 = default;
         for (int p = 0; p < kc; p++)
         {
-            var b0 = Vector512.Load(b); var b1 = Vector512.Load(b + 16);
+            float* row = b.Row(p);
+            var b0 = Vector512.Load(row); var b1 = Vector512.Load(row + 16);
             var a0 = Vector512.Create(a[0]); c00 = Vector512.FusedMultiplyAdd(a0, b0, c00); c01 = Vector512.FusedMultiplyAdd(a0, b1, c01);
             var a1 = Vector512.Create(a[1]); c10 = Vector512.FusedMultiplyAdd(a1, b0, c10); c11 = Vector512.FusedMultiplyAdd(a1, b1, c11);
             var a2 = Vector512.Create(a[2]); c20 = Vector512.FusedMultiplyAdd(a2, b0, c20); c21 = Vector512.FusedMultiplyAdd(a2, b1, c21);
             var a3 = Vector512.Create(a[3]); c30 = Vector512.FusedMultiplyAdd(a3, b0, c30); c31 = Vector512.FusedMultiplyAdd(a3, b1, c31);
-            a += MR; b += NR;
+            a += MR;
         }
         c00.Store(tile); c01.Store(tile + 16);
         c10.Store(tile + NR); c11.Store(tile + NR + 16);
@@ -195,7 +225,7 @@ internal static unsafe class Gemm
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void MicroKernel512(int kc, float* a, float* b, float* tile)
+    private static void MicroKernel512<TB>(int kc, float* a, TB b, float* tile) where TB : struct, IDepthRows
     {
         // 12 rows × 2 vectors = 24 accumulators of the 32 zmm registers, leaving room for two B loads and a broadcast.
         Vector512<float> c00 = default, c01 = default;
@@ -212,7 +242,8 @@ internal static unsafe class Gemm
         Vector512<float> c110 = default, c111 = default;
         for (int p = 0; p < kc; p++)
         {
-            var b0 = Vector512.Load(b); var b1 = Vector512.Load(b + 16);
+            float* row = b.Row(p);
+            var b0 = Vector512.Load(row); var b1 = Vector512.Load(row + 16);
             var a0 = Vector512.Create(a[0]); c00 = Vector512.FusedMultiplyAdd(a0, b0, c00); c01 = Vector512.FusedMultiplyAdd(a0, b1, c01);
             var a1 = Vector512.Create(a[1]); c10 = Vector512.FusedMultiplyAdd(a1, b0, c10); c11 = Vector512.FusedMultiplyAdd(a1, b1, c11);
             var a2 = Vector512.Create(a[2]); c20 = Vector512.FusedMultiplyAdd(a2, b0, c20); c21 = Vector512.FusedMultiplyAdd(a2, b1, c21);
@@ -225,7 +256,7 @@ internal static unsafe class Gemm
             var a9 = Vector512.Create(a[9]); c90 = Vector512.FusedMultiplyAdd(a9, b0, c90); c91 = Vector512.FusedMultiplyAdd(a9, b1, c91);
             var a10 = Vector512.Create(a[10]); c100 = Vector512.FusedMultiplyAdd(a10, b0, c100); c101 = Vector512.FusedMultiplyAdd(a10, b1, c101);
             var a11 = Vector512.Create(a[11]); c110 = Vector512.FusedMultiplyAdd(a11, b0, c110); c111 = Vector512.FusedMultiplyAdd(a11, b1, c111);
-            a += MR; b += NR;
+            a += MR;
         }
         c00.Store(tile + 0 * NR); c01.Store(tile + 0 * NR + 16);
         c10.Store(tile + 1 * NR); c11.Store(tile + 1 * NR + 16);
@@ -242,21 +273,20 @@ internal static unsafe class Gemm
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void MicroKernel256(int kc, float* a, float* b, float* tile)
+    private static void MicroKernel256<TB>(int kc, float* a, TB b, float* tile) where TB : struct, IDepthRows
     {
         // Without AVX-512 only 16 ymm registers exist: one row at a time, 4 vectors wide.
         for (int r = 0; r < MR; r++)
         {
             Vector256<float> s0 = default, s1 = default, s2 = default, s3 = default;
-            float* bp = b;
             for (int p = 0; p < kc; p++)
             {
+                float* bp = b.Row(p);
                 var av = Vector256.Create(a[p * MR + r]);
                 s0 = Vector256.FusedMultiplyAdd(av, Vector256.Load(bp), s0);
                 s1 = Vector256.FusedMultiplyAdd(av, Vector256.Load(bp + 8), s1);
                 s2 = Vector256.FusedMultiplyAdd(av, Vector256.Load(bp + 16), s2);
                 s3 = Vector256.FusedMultiplyAdd(av, Vector256.Load(bp + 24), s3);
-                bp += NR;
             }
             s0.Store(tile + r * NR); s1.Store(tile + r * NR + 8); s2.Store(tile + r * NR + 16); s3.Store(tile + r * NR + 24);
         }
@@ -569,8 +599,6 @@ internal readonly unsafe struct BatchedPlanesC(float* p, int pixelsPerImage, int
 {
     public void Add(int i0, int j0, int mr, int nr, float* tile, bool first, bool last)
     {
-        bool activate = last && !float.IsNaN(slope);
-        var s = Vector256.Create(slope);
         for (int c = 0; c < nr;)
         {
             int j = j0 + c, image = j / pixelsPerImage, pixel = j - image * pixelsPerImage;
@@ -578,26 +606,35 @@ internal readonly unsafe struct BatchedPlanesC(float* p, int pixelsPerImage, int
             for (int r = 0; r < mr; r++)
             {
                 long offset = (long)image * imageStride + (long)(i0 + r) * pixelsPerImage + pixel;
-                float* dst = p + offset, src = tile + r * Gemm.NR + c;
-                // On the first chunk the "previous value" is bias (+ residual); afterwards it is dst itself.
-                float* prior = first ? residual == null ? null : residual + offset : dst;
-                float biasValue = first && bias != null ? bias[i0 + r] : 0f;
-                var b = Vector256.Create(biasValue);
-                int t = 0;
-                for (; t + 8 <= len; t += 8)
-                {
-                    var v = Vector256.Load(src + t) + b;
-                    if (prior != null) v += Vector256.Load(prior + t);
-                    if (activate) v = Vector256.ConditionalSelect(Vector256.GreaterThan(v, Vector256<float>.Zero), v, v * s);
-                    v.Store(dst + t);
-                }
-                for (; t < len; t++)
-                {
-                    float v = src[t] + biasValue + (prior != null ? prior[t] : 0f);
-                    dst[t] = activate && !(v > 0) ? v * slope : v;
-                }
+                Store(p + offset, tile + r * Gemm.NR + c, len, first, last, residual == null ? null : residual + offset,
+                    first && bias != null ? bias[i0 + r] : 0f, slope);
             }
             c += len;
+        }
+    }
+
+    /// <summary>
+    /// dst[0..len) ← src + prior: on the first depth chunk prior is bias + residual (if any) and dst is
+    /// overwritten, later it is dst itself; on the last chunk leaky-ReLU follows unless slope is NaN.
+    /// </summary>
+    internal static void Store(float* dst, float* src, int len, bool first, bool last, float* residual, float bias, float slope)
+    {
+        bool activate = last && !float.IsNaN(slope);
+        float* prior = first ? residual : dst;
+        var b = Vector256.Create(bias);
+        var s = Vector256.Create(slope);
+        int t = 0;
+        for (; t + 8 <= len; t += 8)
+        {
+            var v = Vector256.Load(src + t) + b;
+            if (prior != null) v += Vector256.Load(prior + t);
+            if (activate) v = Vector256.ConditionalSelect(Vector256.GreaterThan(v, Vector256<float>.Zero), v, v * s);
+            v.Store(dst + t);
+        }
+        for (; t < len; t++)
+        {
+            float v = src[t] + bias + (prior != null ? prior[t] : 0f);
+            dst[t] = activate && !(v > 0) ? v * slope : v;
         }
     }
 }

@@ -8,3 +8,18 @@ public sealed class CpuAgreementTests : KernelAgreementSuite
 {
     protected override IKernels CreateBackend() => new CpuKernels();
 }
+
+/// <summary>
+/// The CPU backend with every convolution forced onto one algorithm: the automatic choice picks by
+/// output width, so the suite's small shapes would otherwise test only im2col.
+/// </summary>
+public sealed class CpuShiftedConvolutionTests : KernelAgreementSuite
+{
+    protected override IKernels CreateBackend() => new CpuKernels(convolution: ConvolutionAlgorithm.Shifted);
+}
+
+/// <inheritdoc cref="CpuShiftedConvolutionTests"/>
+public sealed class CpuIm2ColConvolutionTests : KernelAgreementSuite
+{
+    protected override IKernels CreateBackend() => new CpuKernels(convolution: ConvolutionAlgorithm.Im2Col);
+}

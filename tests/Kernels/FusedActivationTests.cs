@@ -11,7 +11,7 @@ public sealed class FusedActivationTests
     public static TheoryData<string, int, int, int, int, float, bool> Cases()
     {
         var data = new TheoryData<string, int, int, int, int, float, bool>();
-        foreach (var backend in new[] { "cpu", "ilgpu-cpu", "reference" })
+        foreach (var backend in new[] { "cpu", "cpu-shifted", "ilgpu-cpu", "reference" })
         {
             // backend, cin, cout, kernel, groups, slope
             foreach (bool residual in new[] { false, true })
@@ -28,7 +28,13 @@ public sealed class FusedActivationTests
     [Theory, MemberData(nameof(Cases))]
     public void FusedEqualsConvThenLeakyRelu(string backend, int cin, int cout, int kernel, int groups, float slope, bool residual)
     {
-        using IKernels k = backend switch { "cpu" => new CpuKernels(), "reference" => new ReferenceKernels(), _ => IlgpuKernels.CreateCpuAccelerator() };
+        using IKernels k = backend switch
+        {
+            "cpu" => new CpuKernels(),
+            "cpu-shifted" => new CpuKernels(convolution: ConvolutionAlgorithm.Shifted),
+            "reference" => new ReferenceKernels(),
+            _ => IlgpuKernels.CreateCpuAccelerator(),
+        };
         using IKernels r = new ReferenceKernels();
         var s = Conv2dShape.Square(2, cin, 9, 7, cout, kernel, kernel == 4 ? 2 : 1, kernel / 2, groups);
         var x = TestUtil.Random(s.InputLength, 1); var w = TestUtil.Random(s.WeightLength, 2); var b = TestUtil.Random(cout, 3); var res = TestUtil.Random(s.OutputLength, 4);

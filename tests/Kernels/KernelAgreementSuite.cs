@@ -131,6 +131,10 @@ public abstract class KernelAgreementSuite : IDisposable
         [1, 2, 8, 6, 3, 3, 1, 2, 1, 1, 0, 1],   // rectangular kernel, mixed stride
         [1, 6, 5, 5, 3, 3, 3, 1, 1, 0, 0, 3],   // groups 3, one output channel per group, pad 0
         [1, 1, 3, 3, 2, 3, 3, 2, 2, 1, 1, 1],   // tiny image, kernel overhangs both sides
+        [2, 40, 20, 19, 70, 3, 3, 1, 1, 1, 1, 1],   // K = 360: two depth chunks; M = 70: a 10-row last tile; 2 images of 20×19
+        [3, 5, 17, 18, 13, 3, 3, 2, 2, 1, 1, 1],    // stride 2 on odd and even sides, 3 images
+        [1, 3, 50, 49, 64, 7, 7, 2, 2, 3, 3, 1],    // a stem 7×7 / 2 wide enough for the shifted layout under Auto
+        [2, 8, 21, 20, 16, 1, 1, 2, 2, 0, 0, 1],    // 1×1 / 2, ResNet's down-sampling shortcut
     }.Select(c => c.Cast<object>().ToArray());
 
     private static Conv2dShape Conv(int n, int cin, int h, int w, int cout, int kh, int kw, int sh, int sw, int ph, int pw, int g)

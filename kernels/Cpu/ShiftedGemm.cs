@@ -1,0 +1,182 @@
+using System.Runtime.CompilerServices;
+
+namespace ModelGuardian.Kernels.Cpu;
+
+// A convolution as a GEMM whose B is never packed. The input is copied once into a zero-padded
+// layout (PaddedPatches) in which every kernel tap (ci, ky, kx) is a constant shift: output pixel
+// j of a "pitched" grid reads input element origin + offset(ci, ky, kx) + j. The micro-kernel then
+// loads its B rows straight from that copy (OffsetRows), so what im2col packing wrote and read K×N
+// times over is one copy of the input. The price: the grid's rows are `Pitch` wide, and the
+// Pitch − OutW columns past each output row are computed and dropped.
+
+/// <summary>
+/// Zero-padded copy of a convolution's input laid out so that every tap is a shift. A stride-s input
+/// is split per channel into parity planes (iy mod s, ix mod s), s² of them at most (only those some
+/// tap reads), each of <see cref="Rows"/> × <see cref="Pitch"/>: tap (ky, kx) then reads plane
+/// (ky mod s, kx mod s) at row oy + ky / s, column ox + kx / s — a shift of the output grid again.
+/// </summary>
+internal readonly record struct PaddedPatches(Conv2dShape Shape)
+{
+    private int ParityY => Math.Min(Shape.StrideH, Shape.KH);
+    private int ParityX => Math.Min(Shape.StrideW, Shape.KW);
+
+    /// <summary>Width of a parity plane's rows and of the output grid's rows: OutW plus the columns the widest tap reaches beyond.</summary>
+    public int Pitch => Shape.OutW + (Shape.KW - 1) / Shape.StrideW;
+    /// <summary>Rows of a parity plane: OutH plus the rows the tallest tap reaches below.</summary>
+    public int Rows => Shape.OutH + (Shape.KH - 1) / Shape.StrideH;
+    public int PlaneLength => Rows * Pitch;
+    public int ChannelLength => ParityY * ParityX * PlaneLength;
+    public int ImageLength => Shape.Cin * ChannelLength;
+
+    /// <summary>GEMM columns per image: the pitched grid OutH × Pitch rounded up to whole NR slivers, so no sliver spans two images.</summary>
+    public int ColumnsPerImage => (Shape.OutH * Pitch + Gemm.NR - 1) / Gemm.NR * Gemm.NR;
+
+    /// <summary>
+    /// Floats to allocate: the images, plus slack for what the last slivers read past the last plane
+    /// (dropped columns of the grid and a last sliver's padding read real floats, never outside the buffer).
+    /// </summary>
+    public long BufferLength => (long)Shape.N * ImageLength + ColumnsPerImage + (long)Shape.KH * Pitch + Shape.KW + Gemm.NR;
+
+    /// <summary>
+    /// Whether the shifted layout is the faster one here, by the rule `bench -- --layers` measured (ResNet-50
+    /// b1, ResNet-34 CIFAR b64, 2 AVX-512 cores): the dropped columns must cost at most an eighth of the work
+    /// (wide outputs: 3×3 at 7×7 or 8×8 loses), and either the convolution has stride 1 and depth K ≥ 64
+    /// (3×3 from 64 channels up: 1.1 vs 1.3 ms at 56², 31 vs 40 ms at 32² b64; with 3 input channels the
+    /// copy outweighs the gather), or a kernel of 25 taps or more (the 7×7/2 stem: 1.2 vs 2.0 ms, where
+    /// im2col gathers 147 strided rows per sliver). Small strided kernels stay on im2col: the parity
+    /// planes cost more than its gather (3×3/2: 36 vs 26 ms at 32² b64; 1×1/2: 1.4 vs 0.9 ms).
+    /// </summary>
+    public bool Preferred =>
+        (Pitch - Shape.OutW) * 8 <= Shape.OutW
+        && ((Shape.StrideH == 1 && Shape.StrideW == 1 && Shape.CinPerGroup * Shape.KH * Shape.KW >= 64) || Shape.KH * Shape.KW >= 25);
+
+    /// <summary>offsets[k] for k = (ci, ky, kx) over channels [channelOffset, channelOffset + CinPerGroup): where tap k's shift starts.</summary>
+    public void TapOffsets(int channelOffset, Span<int> offsets)
+    {
+        int i = 0;
+        for (int ci = 0; ci < Shape.CinPerGroup; ci++)
+            for (int ky = 0; ky < Shape.KH; ky++)
+                for (int kx = 0; kx < Shape.KW; kx++)
+                {
+                    int plane = ky % Shape.StrideH * ParityX + kx % Shape.StrideW;
+                    offsets[i++] = (channelOffset + ci) * ChannelLength + plane * PlaneLength + ky / Shape.StrideH * Pitch + kx / Shape.StrideW;
+                }
+    }
+
+    // x: (H, W) one channel plane → padded: its parity planes (ParityY·ParityX, Rows, Pitch), zero where the taps read padding
+    public unsafe void CopyChannel(float* x, float* padded)
+    {
+        var s = Shape;
+        int pitch = Pitch, rows = Rows, planeLength = PlaneLength, parityY = ParityY, parityX = ParityX;
+        for (int ry = 0; ry < parityY; ry++)
+            for (int rx = 0; rx < parityX; rx++)
+            {
+                float* plane = padded + (ry * parityX + rx) * planeLength;
+                // Columns b whose input column b·stride + rx − pad lies inside the row: [lo, hi).
+                int lo = Math.Max(0, (s.PadW - rx + s.StrideW - 1) / s.StrideW);
+                int hi = Math.Max(lo, Math.Min(pitch, (s.W - 1 + s.PadW - rx) / s.StrideW + 1));
+                for (int a = 0; a < rows; a++)
+                {
+                    float* row = plane + a * pitch;
+                    int iy = a * s.StrideH + ry - s.PadH;
+                    if ((uint)iy >= (uint)s.H || hi == lo) { Unsafe.InitBlockUnaligned(row, 0, (uint)pitch * 4); continue; }
+                    float* src = x + iy * s.W + rx - s.PadW;
+                    Unsafe.InitBlockUnaligned(row, 0, (uint)lo * 4);
+                    if (s.StrideW == 1) Unsafe.CopyBlockUnaligned(row + lo, src + lo, (uint)(hi - lo) * 4);
+                    else if (s.StrideW == 2) for (int b = lo; b < hi; b++) row[b] = src[2 * b];
+                    else for (int b = lo; b < hi; b++) row[b] = src[b * s.StrideW];
+                    Unsafe.InitBlockUnaligned(row + hi, 0, (uint)(pitch - hi) * 4);
+                }
+            }
+    }
+}
+
+/// <summary>
+/// C[i, j] with j = (image, pitched pixel) stored into (N, Cout, OH, OW) planes: column j of image
+/// `image` is grid pixel (vy, vx) = (j / Pitch, j mod Pitch), kept when vy &lt; OH and vx &lt; OW.
+/// Same epilogue as <see cref="BatchedPlanesC"/> (bias and residual on the first depth chunk,
+/// leaky-ReLU on the last).
+/// </summary>
+internal readonly unsafe struct PitchedPlanesC(float* p, int outH, int outW, int pitch, int columnsPerImage, int imageStride,
+    float* bias = null, float slope = float.NaN, float* residual = null) : IStoreC
+{
+    public void Add(int i0, int j0, int mr, int nr, float* tile, bool first, bool last)
+    {
+        int image = j0 / columnsPerImage, v0 = j0 - image * columnsPerImage, ohw = outH * outW;
+        for (int c = 0; c < nr;)
+        {
+            int v = v0 + c, vy = v / pitch, vx = v - vy * pitch;
+            if (vy >= outH) break; // the sliver padding past the grid
+            int len = Math.Min(nr - c, pitch - vx), valid = Math.Min(len, outW - vx); // a run within one grid row; its first `valid` are pixels
+            for (int r = 0; r < mr && valid > 0; r++)
+            {
+                long offset = (long)image * imageStride + (long)(i0 + r) * ohw + vy * outW + vx;
+                BatchedPlanesC.Store(p + offset, tile + r * Gemm.NR + c, valid, first, last, residual == null ? null : residual + offset,
+                    first && bias != null ? bias[i0 + r] : 0f, slope);
+            }
+            c += len;
+        }
+    }
+}
+
+internal static unsafe partial class Gemm
+{
+    /// <summary>
+    /// C += A·B where B is read in place from <paramref name="source"/>, columnsPerImage columns (a
+    /// multiple of NR) per image of imageLength floats: B[k, j] = source[image·imageLength + offsets[k] + j
+    /// mod columnsPerImage] — the columns of a sliver are consecutive floats. Blocks and tasks as in
+    /// <see cref="Run"/> without the B panel: row blocks (MC, A packed or from a
+    /// <see cref="PackedMatrix"/>) × groups of slivers in parallel, each task running every depth chunk.
+    /// </summary>
+    public static void RunInPlaceB<TA, TC>(WorkerPool pool, int m, int n, int k, TA a, float* source, int imageLength, int columnsPerImage, int* offsets, TC c)
+        where TA : struct, IPackA where TC : struct, IStoreC
+    {
+        if (m <= 0 || n <= 0 || k <= 0) return;
+        if (columnsPerImage % NR != 0) throw new ArgumentException("Slivers must not span two images.", nameof(columnsPerImage));
+        int mBlocks = (m + MC - 1) / MC, slivers = (n + NR - 1) / NR;
+        int threads = 2.0 * m * n * k < ParallelFlops ? 1 : pool.Threads;
+        int groups = Math.Clamp((4 * threads + mBlocks - 1) / mBlocks, 1, slivers);
+        int sliversPerGroup = (slivers + groups - 1) / groups;
+        groups = (slivers + sliversPerGroup - 1) / sliversPerGroup;
+        int tasks = mBlocks * groups;
+        int chunks = (k + KC - 1) / KC;
+        void RunTask(int t)
+        {
+            float* tile = stackalloc float[MR * NR + 16];
+            tile = (float*)(((nint)tile + 63) & ~(nint)63);
+            int i0 = t / groups * MC, mcur = Math.Min(MC, m - i0);
+            int firstSliver = t % groups * sliversPerGroup, lastSliver = Math.Min(slivers, firstSliver + sliversPerGroup);
+            // Every depth chunk of this row block, packed: from the PackedMatrix, or here (weights that change).
+            float** blocks = stackalloc float*[chunks];
+            if (a.Packed(i0, 0) == null)
+            {
+                float* pA = Aligned(PackBuffer(ref t_packA, (long)chunks * KC * (MC + MR) + 16));
+                for (int kb = 0; kb < chunks; kb++)
+                {
+                    blocks[kb] = pA + (long)kb * KC * (MC + MR);
+                    a.Pack(i0, mcur, kb * KC, Math.Min(KC, k - kb * KC), blocks[kb]);
+                }
+            }
+            else for (int kb = 0; kb < chunks; kb++) blocks[kb] = a.Packed(i0, kb * KC);
+            for (int sliver = firstSliver; sliver < lastSliver; sliver++)
+            {
+                int j = sliver * NR, cols = Math.Min(NR, n - j), image = j / columnsPerImage;
+                float* origin = source + (long)image * imageLength + (j - image * columnsPerImage);
+                for (int ir = 0; ir < mcur; ir += MR)
+                {
+                    // The whole depth accumulates in the tile, chunk after chunk, and C is written once: its
+                    // store scatters runs of a pitched grid, too dear to repeat per chunk on narrow outputs.
+                    int mr = Math.Min(MR, mcur - ir);
+                    for (int kb = 0; kb < chunks; kb++)
+                    {
+                        int k0 = kb * KC, kc = Math.Min(KC, k - k0);
+                        MicroKernel(kc, mr, cols, blocks[kb] + (ir / MR) * kc * MR, new OffsetRows(origin, offsets + k0), tile, accumulate: kb > 0);
+                    }
+                    c.Add(i0 + ir, j, mr, cols, tile, first: true, last: true);
+                }
+            }
+        }
+        if (threads == 1 || tasks == 1) for (int t = 0; t < tasks; t++) RunTask(t);
+        else pool.For(0, tasks, RunTask);
+    }
+}
