@@ -45,6 +45,20 @@ public sealed class Pass(BufferPool pool) : IDisposable
         return t;
     }
 
+    /// <summary>
+    /// Gives a tensor's buffer back before the pass ends, for the next <see cref="New"/> to reuse while it
+    /// is still in cache: an inference pass (no tape) that kept every activation would write each layer's
+    /// output into memory not touched since the previous call. Only for a tensor nothing reads again —
+    /// never while a tape is recording, since backward steps read the forward's tensors.
+    /// </summary>
+    public void Release(Tensor t)
+    {
+        int i = _rented.LastIndexOf(t.Buffer);
+        if (i < 0) throw new InvalidOperationException("The tensor's buffer was not rented by this pass (or was released already).");
+        _rented.RemoveAt(i);
+        pool.Return(t.Buffer);
+    }
+
     public float[] Download(Tensor t)
     {
         var result = new float[t.Length];

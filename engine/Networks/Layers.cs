@@ -277,8 +277,20 @@ public sealed class Sequential(IReadOnlyList<ILayer> layers) : ILayer
 
     public Tensor Forward(Pass pass, Tensor x, Tape? tape)
     {
-        foreach (var l in Layers) x = l.Forward(pass, x, tape);
+        var input = x;
+        foreach (var l in Layers)
+        {
+            var y = l.Forward(pass, x, tape);
+            if (tape is null && x.Buffer != input.Buffer) ReleaseIfDead(pass, x, y);
+            x = y;
+        }
         return x;
+    }
+
+    /// <summary>Without a tape, a consumed intermediate is dead unless the result lives in its buffer (a view, an in-place layer).</summary>
+    internal static void ReleaseIfDead(Pass pass, Tensor consumed, Tensor result)
+    {
+        if (consumed.Buffer != result.Buffer) pass.Release(consumed);
     }
 }
 
@@ -316,8 +328,18 @@ public sealed class ResidualLayer : ILayer
         var shortcutTape = tape is null ? null : new Tape();
         var residual = _shortcut is null ? x : _shortcut.Forward(pass, x, shortcutTape);
         var h = x;
-        foreach (var layer in _head) h = layer.Forward(pass, h, bodyTape);
+        foreach (var layer in _head)
+        {
+            var next = layer.Forward(pass, h, bodyTape);
+            if (tape is null && h.Buffer != x.Buffer) Sequential.ReleaseIfDead(pass, h, next);
+            h = next;
+        }
         var y = _last.ForwardWithResidual(pass, h, residual, _slope, bodyTape);
+        if (tape is null)
+        {
+            if (h.Buffer != x.Buffer) Sequential.ReleaseIfDead(pass, h, y);
+            if (residual.Buffer != x.Buffer && residual.Buffer != h.Buffer) Sequential.ReleaseIfDead(pass, residual, y);
+        }
         tape?.Record(dy =>
         {
             pass.K.LeakyReluBackward(y.Length, _slope, y.Buffer, dy.Buffer, dy.Buffer);
