@@ -73,8 +73,8 @@ internal static unsafe partial class Gemm
 
     /// <summary>
     /// C += A·B. BLIS loop order: for each column panel (NC) the B panel is packed once, in parallel,
-    /// and shared; row blocks (MC) × column groups then run in parallel, each packing its own A block
-    /// (or using a <see cref="PackedMatrix"/>). When the panel's whole depth fits in
+    /// and shared; row pieces × column groups (a <see cref="TaskGrid"/>) then run in parallel, each
+    /// packing its own A rows (or using a <see cref="PackedMatrix"/>). When the panel's whole depth fits in
     /// <see cref="WholeDepthFloats"/> it is packed at once and each task runs every depth chunk of its
     /// tile: two parallel loops per panel instead of two per depth chunk, which is what small
     /// layers (7×7, 14×14 outputs, thousands deep) spend their time on otherwise. Every C element
@@ -84,18 +84,13 @@ internal static unsafe partial class Gemm
         where TA : struct, IPackA where TB : struct, IPackB where TC : struct, IStoreC
     {
         if (m <= 0 || n <= 0 || k <= 0) return;
-        const int mc = MC;
-        int mBlocks = (m + mc - 1) / mc, chunks = (k + KC - 1) / KC;
+        int chunks = (k + KC - 1) / KC;
         int threads = 2.0 * m * n * k < ParallelFlops ? 1 : pool.Threads;
         for (int j0 = 0; j0 < n; j0 += NC)
         {
             int nc = Math.Min(NC, n - j0), slivers = (nc + NR - 1) / NR;
-            // Column groups give every thread work when there are few row blocks (e.g. M = 64 channels), and
-            // about four tasks per thread let the pool even out a short last row block.
-            int groups = Math.Clamp((4 * threads + mBlocks - 1) / mBlocks, 1, slivers);
-            int sliversPerGroup = (slivers + groups - 1) / groups;
-            groups = (slivers + sliversPerGroup - 1) / sliversPerGroup;
-            int tasks = mBlocks * groups;
+            var grid = TaskGrid.Choose(m, k, nc, slivers, threads);
+            int tasks = grid.Tasks;
             long chunkFloats = (long)KC * slivers * NR;
             bool wholeDepth = chunks * chunkFloats <= WholeDepthFloats;
             int panelChunks = wholeDepth ? chunks : 1;
@@ -117,7 +112,7 @@ internal static unsafe partial class Gemm
                     for (int kb = kb0; kb < kb0 + panelChunks; kb++)
                     {
                         int k0 = kb * KC;
-                        Block(t, groups, sliversPerGroup, m, mc, j0, nc, k0, Math.Min(KC, k - k0), k, a, pB + (kb - kb0) * chunkFloats, c);
+                        Block(grid, t, m, j0, nc, k0, Math.Min(KC, k - k0), k, a, pB + (kb - kb0) * chunkFloats, c);
                     }
                 }
                 if (threads == 1 || pieces == 1) for (int t = 0; t < pieces; t++) PackPiece(t);
@@ -139,26 +134,80 @@ internal static unsafe partial class Gemm
     // costs two, and the micro-kernel loads B on every step. (The arrays are pinned, so this holds.)
     private static float* Aligned(float[] pinned) => (float*)(((nint)Unsafe.AsPointer(ref pinned[0]) + 63) & ~(nint)63);
 
-    // One row block × one group of column slivers of the packed B panel.
-    private static void Block<TA, TC>(int task, int groups, int sliversPerGroup, int m, int mc, int j0, int nc, int k0, int kc, int k, TA a, float* pB, TC c)
+    // One row piece × one group of column slivers of the packed B panel.
+    private static void Block<TA, TC>(TaskGrid grid, int task, int m, int j0, int nc, int k0, int kc, int k, TA a, float* pB, TC c)
         where TA : struct, IPackA where TC : struct, IStoreC
     {
-        float* pA = Aligned(PackBuffer(ref t_packA, KC * (MC + MR) + 16));
+        var (i0, rows) = grid.Rows(task, m);
+        if (rows == 0) return;
+        var (firstSliver, endSliver) = grid.Slivers(task);
         float* tile = stackalloc float[MR * NR + 16];
         tile = (float*)(((nint)tile + 63) & ~(nint)63);
-        int i0 = task / groups * mc, mcur = Math.Min(mc, m - i0);
-        int firstSliver = task % groups * sliversPerGroup;
-        int jEnd = Math.Min(nc, (firstSliver + sliversPerGroup) * NR);
-        float* blockA = a.Packed(i0, k0);
-        if (blockA == null) { a.Pack(i0, mcur, k0, kc, pA); blockA = pA; }
+        float* blockA = grid.PackedRows(a, i0, k0, kc);
+        if (blockA == null)
+        {
+            blockA = Aligned(PackBuffer(ref t_packA, KC * (MC + MR) + 16));
+            a.Pack(i0, rows, k0, kc, blockA);
+        }
+        int jEnd = Math.Min(nc, endSliver * NR);
         for (int jr = firstSliver * NR; jr < jEnd; jr += NR)
         {
             float* bSliver = pB + (long)(jr / NR) * kc * NR;
-            for (int ir = 0; ir < mcur; ir += MR)
+            for (int ir = 0; ir < rows; ir += MR)
             {
-                MicroKernel(kc, Math.Min(MR, mcur - ir), Math.Min(NR, nc - jr), blockA + (ir / MR) * kc * MR, new PackedRows(bSliver), tile);
-                c.Add(i0 + ir, j0 + jr, Math.Min(MR, mcur - ir), Math.Min(NR, nc - jr), tile, k0 == 0, k0 + kc == k);
+                MicroKernel(kc, Math.Min(MR, rows - ir), Math.Min(NR, nc - jr), blockA + (ir / MR) * kc * MR, new PackedRows(bSliver), tile);
+                c.Add(i0 + ir, j0 + jr, Math.Min(MR, rows - ir), Math.Min(NR, nc - jr), tile, k0 == 0, k0 + kc == k);
             }
+        }
+    }
+
+    /// <summary>
+    /// How C is cut into parallel tasks: row pieces (each MC row block cut into Split pieces of MC / Split
+    /// rows, whole MR slivers) × column groups. A task reads the A rows of its piece and the B columns of
+    /// its group, so row pieces re-read B and column groups re-read A; <see cref="Choose"/> takes the cut
+    /// that reads least while giving each thread about four tasks. Wide outputs (56², 3136 columns, 64
+    /// rows) get column groups; deep narrow ones (7², 49 columns, 512 rows × 4608: 9 MB of weights that
+    /// come cold from memory) get row pieces, so their weights are read once, not once per group.
+    /// </summary>
+    internal readonly record struct TaskGrid(int Split, int MBlocks, int Groups, int SliversPerGroup)
+    {
+        public int Tasks => MBlocks * Split * Groups;
+
+        public static TaskGrid Choose(int m, int k, int n, int slivers, int threads)
+        {
+            int mBlocks = (m + MC - 1) / MC;
+            TaskGrid best = default;
+            double bestCost = double.MaxValue;
+            foreach (int split in (ReadOnlySpan<int>)[1, 2, 4, 8])
+            {
+                int pieces = 0; // non-empty pieces: a short last block has fewer
+                for (int i = 0; i < mBlocks * split; i++) if (new TaskGrid(split, mBlocks, 1, slivers).Rows(i, m).Count > 0) pieces++;
+                int groups = Math.Clamp((4 * threads + pieces - 1) / pieces, 1, slivers);
+                int perGroup = (slivers + groups - 1) / groups;
+                groups = (slivers + perGroup - 1) / perGroup;
+                double cost = (double)pieces * k * n + (double)groups * m * k;
+                if (cost < bestCost) (best, bestCost) = (new TaskGrid(split, mBlocks, groups, perGroup), cost);
+            }
+            return best;
+        }
+
+        /// <summary>Rows [start, start + count) of a task; count 0 for a piece past a short last block.</summary>
+        public (int Start, int Count) Rows(int task, int m)
+        {
+            int piece = task / Groups, block = piece / Split, size = MC / Split;
+            int start = block * MC + piece % Split * size, end = Math.Min(Math.Min(m, (block + 1) * MC), start + size);
+            return (start, Math.Max(0, end - start));
+        }
+
+        /// <summary>Column slivers [first, end) of a task (end may pass the last sliver).</summary>
+        public (int First, int End) Slivers(int task) => (task % Groups * SliversPerGroup, (task % Groups + 1) * SliversPerGroup);
+
+        /// <summary>The packed A slivers of rows from <paramref name="i0"/> in depth chunk k0, if A is held packed; else null.</summary>
+        public float* PackedRows<TA>(TA a, int i0, int k0, int kc) where TA : struct, IPackA
+        {
+            int blockStart = i0 / MC * MC;
+            float* block = a.Packed(blockStart, k0);
+            return block == null ? null : block + (i0 - blockStart) / MR * kc * MR;
         }
     }
 

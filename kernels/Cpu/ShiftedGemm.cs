@@ -124,49 +124,47 @@ internal static unsafe partial class Gemm
     /// <summary>
     /// C += A·B where B is read in place from <paramref name="source"/>, columnsPerImage columns (a
     /// multiple of NR) per image of imageLength floats: B[k, j] = source[image·imageLength + offsets[k] + j
-    /// mod columnsPerImage] — the columns of a sliver are consecutive floats. Blocks and tasks as in
-    /// <see cref="Run"/> without the B panel: row blocks (MC, A packed or from a
-    /// <see cref="PackedMatrix"/>) × groups of slivers in parallel, each task running every depth chunk.
+    /// mod columnsPerImage] — the columns of a sliver are consecutive floats. Tasks as in <see cref="Run"/>
+    /// (a <see cref="TaskGrid"/>) without the B panel, each running every depth chunk.
     /// </summary>
     public static void RunInPlaceB<TA, TC>(WorkerPool pool, int m, int n, int k, TA a, float* source, int imageLength, int columnsPerImage, int* offsets, TC c)
         where TA : struct, IPackA where TC : struct, IStoreC
     {
         if (m <= 0 || n <= 0 || k <= 0) return;
         if (columnsPerImage % NR != 0) throw new ArgumentException("Slivers must not span two images.", nameof(columnsPerImage));
-        int mBlocks = (m + MC - 1) / MC, slivers = (n + NR - 1) / NR;
+        int slivers = (n + NR - 1) / NR, chunks = (k + KC - 1) / KC;
         int threads = 2.0 * m * n * k < ParallelFlops ? 1 : pool.Threads;
-        int groups = Math.Clamp((4 * threads + mBlocks - 1) / mBlocks, 1, slivers);
-        int sliversPerGroup = (slivers + groups - 1) / groups;
-        groups = (slivers + sliversPerGroup - 1) / sliversPerGroup;
-        int tasks = mBlocks * groups;
-        int chunks = (k + KC - 1) / KC;
+        var grid = TaskGrid.Choose(m, k, n, slivers, threads);
+        int tasks = grid.Tasks;
         void RunTask(int t)
         {
+            var (i0, rows) = grid.Rows(t, m);
+            if (rows == 0) return;
+            var (firstSliver, endSliver) = grid.Slivers(t);
+            endSliver = Math.Min(endSliver, slivers);
             float* tile = stackalloc float[MR * NR + 16];
             tile = (float*)(((nint)tile + 63) & ~(nint)63);
-            int i0 = t / groups * MC, mcur = Math.Min(MC, m - i0);
-            int firstSliver = t % groups * sliversPerGroup, lastSliver = Math.Min(slivers, firstSliver + sliversPerGroup);
-            // Every depth chunk of this row block, packed: from the PackedMatrix, or here (weights that change).
+            // Every depth chunk of this row piece, packed: from the PackedMatrix, or here (weights that change).
             float** blocks = stackalloc float*[chunks];
-            if (a.Packed(i0, 0) == null)
+            if (grid.PackedRows(a, i0, 0, Math.Min(KC, k)) == null)
             {
                 float* pA = Aligned(PackBuffer(ref t_packA, (long)chunks * KC * (MC + MR) + 16));
                 for (int kb = 0; kb < chunks; kb++)
                 {
                     blocks[kb] = pA + (long)kb * KC * (MC + MR);
-                    a.Pack(i0, mcur, kb * KC, Math.Min(KC, k - kb * KC), blocks[kb]);
+                    a.Pack(i0, rows, kb * KC, Math.Min(KC, k - kb * KC), blocks[kb]);
                 }
             }
-            else for (int kb = 0; kb < chunks; kb++) blocks[kb] = a.Packed(i0, kb * KC);
-            for (int sliver = firstSliver; sliver < lastSliver; sliver++)
+            else for (int kb = 0; kb < chunks; kb++) blocks[kb] = grid.PackedRows(a, i0, kb * KC, Math.Min(KC, k - kb * KC));
+            for (int sliver = firstSliver; sliver < endSliver; sliver++)
             {
                 int j = sliver * NR, cols = Math.Min(NR, n - j), image = j / columnsPerImage;
                 float* origin = source + (long)image * imageLength + (j - image * columnsPerImage);
-                for (int ir = 0; ir < mcur; ir += MR)
+                for (int ir = 0; ir < rows; ir += MR)
                 {
                     // The whole depth accumulates in the tile, chunk after chunk, and C is written once: its
                     // store scatters runs of a pitched grid, too dear to repeat per chunk on narrow outputs.
-                    int mr = Math.Min(MR, mcur - ir);
+                    int mr = Math.Min(MR, rows - ir);
                     for (int kb = 0; kb < chunks; kb++)
                     {
                         int k0 = kb * KC, kc = Math.Min(KC, k - k0);
