@@ -142,8 +142,9 @@ internal static unsafe partial class Gemm
             if (rows == 0) return;
             var (firstSliver, endSliver) = grid.Slivers(t);
             endSliver = Math.Min(endSliver, slivers);
-            float* tile = stackalloc float[MR * NR + 16];
-            tile = (float*)(((nint)tile + 63) & ~(nint)63);
+            int rowTiles = (rows + MR - 1) / MR;
+            float* tiles = stackalloc float[rowTiles * MR * NR + 16];
+            tiles = (float*)(((nint)tiles + 63) & ~(nint)63);
             // Every depth chunk of this row piece, packed: from the PackedMatrix, or here (weights that change).
             float** blocks = stackalloc float*[chunks];
             if (grid.PackedRows(a, i0, 0, Math.Min(KC, k)) == null)
@@ -160,18 +161,19 @@ internal static unsafe partial class Gemm
             {
                 int j = sliver * NR, cols = Math.Min(NR, n - j), image = j / columnsPerImage;
                 float* origin = source + (long)image * imageLength + (j - image * columnsPerImage);
-                for (int ir = 0; ir < rows; ir += MR)
+                // Depth chunk by chunk, every row tile of the piece: the chunk's B rows (a few dozen input
+                // lines) stay in L1 while the row tiles' A slivers stream past. The whole depth accumulates
+                // in the tiles and C is written once: its store scatters runs of a pitched grid, too dear
+                // to repeat per chunk on narrow outputs.
+                for (int kb = 0; kb < chunks; kb++)
                 {
-                    // The whole depth accumulates in the tile, chunk after chunk, and C is written once: its
-                    // store scatters runs of a pitched grid, too dear to repeat per chunk on narrow outputs.
-                    int mr = Math.Min(MR, rows - ir);
-                    for (int kb = 0; kb < chunks; kb++)
-                    {
-                        int k0 = kb * KC, kc = Math.Min(KC, k - k0);
-                        MicroKernel(kc, mr, cols, blocks[kb] + (ir / MR) * kc * MR, new OffsetRows(origin, offsets + k0), tile, accumulate: kb > 0);
-                    }
-                    c.Add(i0 + ir, j, mr, cols, tile, first: true, last: true);
+                    int k0 = kb * KC, kc = Math.Min(KC, k - k0);
+                    var depthRows = new OffsetRows(origin, offsets + k0);
+                    for (int ir = 0; ir < rows; ir += MR)
+                        MicroKernel(kc, Math.Min(MR, rows - ir), cols, blocks[kb] + (ir / MR) * kc * MR, depthRows, tiles + ir / MR * MR * NR, accumulate: kb > 0);
                 }
+                for (int ir = 0; ir < rows; ir += MR)
+                    c.Add(i0 + ir, j, Math.Min(MR, rows - ir), cols, tiles + ir / MR * MR * NR, first: true, last: true);
             }
         }
         if (threads == 1 || tasks == 1) for (int t = 0; t < tasks; t++) RunTask(t);
