@@ -16,7 +16,7 @@ public static class LayerProfile
 {
     private sealed record Layer(Conv2dShape Shape, bool Relu, int Count);
 
-    public static int Run(string which)
+    public static int Run(string which, string? only = null)
     {
         var (depth, imageNet, batch, side) = which switch
         {
@@ -26,6 +26,7 @@ public static class LayerProfile
             _ => throw new ArgumentException($"Unknown network '{which}': resnet50-b1, resnet50-b8 or resnet34-cifar-b64."),
         };
         var layers = Convolutions(depth, imageNet, batch, side);
+        if (only is not null) layers = layers.Where(l => Name(l).Contains(only, StringComparison.Ordinal)).ToList();
         // Ours under each forward algorithm (Auto picks one of the other two per layer).
         ConvolutionAlgorithm[] algorithms = [ConvolutionAlgorithm.Auto, ConvolutionAlgorithm.Im2Col, ConvolutionAlgorithm.Shifted];
         var backends = algorithms.Select(a => (IKernels)new CpuKernels(convolution: a)).ToArray();
@@ -87,11 +88,13 @@ public static class LayerProfile
             }
             double o = ours[0], t = theirs;
             totalOurs += o * layer.Count; totalTheirs += t * layer.Count;
-            string name = $"{s.Cin}→{s.Cout} {s.KH}×{s.KW}/{s.StrideH} p{s.PadH} {s.H}²→{s.OutH}² n{s.N}{(layer.Relu ? " relu" : "")}";
+            string name = Name(layer);
             Console.WriteLine($"{name,-44} {layer.Count,3} {flops / 1e9,6:F3} {o,7:F3} {ours[1],7:F3} {ours[2],7:F3} {t,7:F3} {o / t,6:F2} {flops / o / 1e6,5:F0} {o * layer.Count,7:F2} {t * layer.Count,7:F2}");
         }
         Console.WriteLine($"{"all convolutions (auto)",-44} {"",3} {"",6} {"",7} {"",7} {"",7} {"",7} {totalOurs / totalTheirs,6:F2} {"",5} {totalOurs,7:F2} {totalTheirs,7:F2}");
         foreach (var k in backends) k.Dispose();
+
+        if (only is not null) return 0;
 
         // The whole forward, same timing rule: what the network adds to its convolutions.
         var kind = which switch { "resnet50-b1" => WorkloadKind.ResNet50Batch1, "resnet50-b8" => WorkloadKind.ResNet50Batch8, _ => WorkloadKind.ResNet34CifarBatch64 };
@@ -107,6 +110,12 @@ public static class LayerProfile
         }
         Console.WriteLine($"{"whole network",-44} {"",3} {"",6} {"",7} {"",7} {"",7} {"",7} {wholeOurs / wholeTheirs,6:F2} {"",5} {wholeOurs,7:F2} {wholeTheirs,7:F2}");
         return 0;
+    }
+
+    private static string Name(Layer layer)
+    {
+        var s = layer.Shape;
+        return $"{s.Cin}→{s.Cout} {s.KH}×{s.KW}/{s.StrideH} p{s.PadH} {s.H}²→{s.OutH}² n{s.N}{(layer.Relu ? " relu" : "")}";
     }
 
     private static double Time(Action a)

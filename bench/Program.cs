@@ -21,7 +21,7 @@
 //       or --anyCategories 'StyleGAN D 256² b1 grad'.
 //   dotnet run -c Release --project bench -- --filter '*' --job dry
 //       one invocation per benchmark: proves the harness works (results are not timings).
-//   dotnet run -c Release --project bench -- --layers [resnet50-b1|resnet50-b8|resnet34-cifar-b64]
+//   dotnet run -c Release --project bench -- --layers [resnet50-b1|resnet50-b8|resnet34-cifar-b64] [name filter, e.g. "3×3/1"]
 //       a diagnostic: every distinct convolution of that forward, ours beside ONNX Runtime running it
 //       alone (Stopwatch medians; say where a ratio is lost, not what goes in README).
 //   dotnet run -c Release --project bench -- --patch-torchsharp
@@ -52,7 +52,7 @@ if (args.Contains("--patch-torchsharp"))
 if (args.Contains("--verify")) return VerifyMode.Run();
 
 if (Array.IndexOf(args, "--layers") is var layersAt and >= 0)
-    return LayerProfile.Run(layersAt + 1 < args.Length ? args[layersAt + 1] : "resnet50-b1");
+    return LayerProfile.Run(layersAt + 1 < args.Length ? args[layersAt + 1] : "resnet50-b1", layersAt + 2 < args.Length ? args[layersAt + 2] : null);
 
 var bdnArgs = args.ToList();
 if (!bdnArgs.Any(a => a is "--inProcess" or "-i")) bdnArgs.Add("--inProcess");
