@@ -32,7 +32,7 @@ public static class LayerProfile
         var backends = algorithms.Select(a => (IKernels)new CpuKernels(convolution: a)).ToArray();
         using var options = new SessionOptions { IntraOpNumThreads = 2, InterOpNumThreads = 1, GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL };
         Console.WriteLine($"{which}: {layers.Sum(l => l.Count)} convolutions, {layers.Count} distinct; fastest of 5 runs of consecutive calls, alternating (ms)");
-        Console.WriteLine($"{"convolution",-44} {"×",3} {"GFLOP",6} {"auto",7} {"im2col",7} {"shifted",7} {"ORT",7} {"ratio",6} {"GF/s",5} {"Σ auto",7} {"Σ ORT",7}");
+        Console.WriteLine($"{"convolution",-44} {"×",3} {"GFLOP",6} {"auto",7} {"im2col",7} {"shifted",7} {"ORT",7} {"ratio",6} {"GF/s",5} {"Σ auto",7} {"Σ ORT",7} {"med/min auto",6} {"ORT",6}");
         double totalOurs = 0, totalTheirs = 0;
         foreach (var layer in layers)
         {
@@ -52,6 +52,7 @@ public static class LayerProfile
             int reps = Math.Clamp((int)(4e9 / flops), 3, 40);
             var ours = new double[backends.Length];
             var theirs = double.MaxValue;
+            List<double> autoSamples = [], theirSamples = [];
             var buffers = new List<DeviceBuffer>();
             try
             {
@@ -76,10 +77,20 @@ public static class LayerProfile
                     for (int i = 0; i < calls.Length; i++)
                     {
                         calls[i]();
-                        for (int r = 0; r < reps; r++) ours[i] = Math.Min(ours[i], Time(calls[i]));
+                        for (int r = 0; r < reps; r++)
+                        {
+                            double time = Time(calls[i]);
+                            ours[i] = Math.Min(ours[i], time);
+                            if (i == 0) autoSamples.Add(time);
+                        }
                     }
                     Theirs();
-                    for (int r = 0; r < reps; r++) theirs = Math.Min(theirs, Time(Theirs));
+                    for (int r = 0; r < reps; r++)
+                    {
+                        double time = Time(Theirs);
+                        theirs = Math.Min(theirs, time);
+                        theirSamples.Add(time);
+                    }
                 }
             }
             finally
@@ -89,7 +100,7 @@ public static class LayerProfile
             double o = ours[0], t = theirs;
             totalOurs += o * layer.Count; totalTheirs += t * layer.Count;
             string name = Name(layer);
-            Console.WriteLine($"{name,-44} {layer.Count,3} {flops / 1e9,6:F3} {o,7:F3} {ours[1],7:F3} {ours[2],7:F3} {t,7:F3} {o / t,6:F2} {flops / o / 1e6,5:F0} {o * layer.Count,7:F2} {t * layer.Count,7:F2}");
+            Console.WriteLine($"{name,-44} {layer.Count,3} {flops / 1e9,6:F3} {o,7:F3} {ours[1],7:F3} {ours[2],7:F3} {t,7:F3} {o / t,6:F2} {flops / o / 1e6,5:F0} {o * layer.Count,7:F2} {t * layer.Count,7:F2} {Median(autoSamples) / o,6:F2} {Median(theirSamples) / t,6:F2}");
         }
         Console.WriteLine($"{"all convolutions (auto)",-44} {"",3} {"",6} {"",7} {"",7} {"",7} {"",7} {totalOurs / totalTheirs,6:F2} {"",5} {totalOurs,7:F2} {totalTheirs,7:F2}");
         foreach (var k in backends) k.Dispose();
@@ -116,6 +127,12 @@ public static class LayerProfile
     {
         var s = layer.Shape;
         return $"{s.Cin}→{s.Cout} {s.KH}×{s.KW}/{s.StrideH} p{s.PadH} {s.H}²→{s.OutH}² n{s.N}{(layer.Relu ? " relu" : "")}";
+    }
+
+    private static double Median(List<double> v)
+    {
+        v.Sort();
+        return v[v.Count / 2];
     }
 
     private static double Time(Action a)

@@ -54,6 +54,9 @@ internal readonly unsafe struct OffsetRows(float* origin, int* offsets) : IDepth
     public float* Row(int p) => origin + offsets[p];
 }
 
+// No zeroing of stackalloc'd tiles and tables: every one is written before it is read (a tile's unwritten
+// rows and columns are never read, accumulating or storing), and zeroing them cost a pass per call.
+[SkipLocalsInit]
 internal static unsafe partial class Gemm
 {
     /// <summary>Rows of A per micro-tile.</summary>
@@ -211,32 +214,30 @@ internal static unsafe partial class Gemm
         }
     }
 
-    // a: (kc, MR) packed · b: (kc, NR) packed → tile: (MR, NR) = aᵀ·b, overwritten
+    // a: (kc, MR) packed · b: (kc, NR) packed → tile: (MR, NR) = aᵀ·b, overwritten, or tile += aᵀ·b when accumulating
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     // rows, cols: the valid part of this tile. A short last A sliver (64 = 5·12 + 4 rows) runs a 4-row
     // kernel and a short last B sliver (196 = 6·32 + 4 columns) a 16-column one, instead of multiplying
-    // zero padding; the tile beyond them is left unwritten.
+    // zero padding; the tile beyond them is left unwritten (and, accumulating, unread).
     internal static void MicroKernel<TB>(int kc, int rows, int cols, float* a, TB b, float* tile, bool accumulate = false) where TB : struct, IDepthRows
     {
-        if (accumulate)
-        {
-            // tile += aᵀ·b: through a second tile, since the kernels below keep their sums in registers from zero.
-            float* part = stackalloc float[MR * NR];
-            MicroKernel(kc, rows, cols, a, b, part);
-            for (int i = 0; i < MR * NR; i += 16) (Vector512.Load(tile + i) + Vector512.Load(part + i)).Store(tile + i);
-            return;
-        }
-        if (!Vector512.IsHardwareAccelerated) MicroKernel256(kc, a, b, tile);
-        else if (rows <= 4) MicroKernel512Rows4(kc, a, b, tile);
-        else if (cols <= 16) MicroKernel512Cols16(kc, a, b, tile);
-        else MicroKernel512(kc, a, b, tile);
+        if (!Vector512.IsHardwareAccelerated) MicroKernel256(kc, a, b, tile, accumulate);
+        else if (rows <= 4) MicroKernel512Rows4(kc, a, b, tile, accumulate);
+        else if (cols <= 16) MicroKernel512Cols16(kc, a, b, tile, accumulate);
+        else MicroKernel512(kc, a, b, tile, accumulate);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void MicroKernel512Cols16<TB>(int kc, float* a, TB b, float* tile) where TB : struct, IDepthRows
+    private static void MicroKernel512Cols16<TB>(int kc, float* a, TB b, float* tile, bool accumulate) where TB : struct, IDepthRows
     {
         Vector512<float> c0 = default, c1 = default, c2 = default, c3 = default, c4 = default, c5 = default;
         Vector512<float> c6 = default, c7 = default, c8 = default, c9 = default, c10 = default, c11 = default;
+        if (accumulate)
+        {
+            c0 = Vector512.Load(tile); c1 = Vector512.Load(tile + NR); c2 = Vector512.Load(tile + 2 * NR); c3 = Vector512.Load(tile + 3 * NR);
+            c4 = Vector512.Load(tile + 4 * NR); c5 = Vector512.Load(tile + 5 * NR); c6 = Vector512.Load(tile + 6 * NR); c7 = Vector512.Load(tile + 7 * NR);
+            c8 = Vector512.Load(tile + 8 * NR); c9 = Vector512.Load(tile + 9 * NR); c10 = Vector512.Load(tile + 10 * NR); c11 = Vector512.Load(tile + 11 * NR);
+        }
         for (int p = 0; p < kc; p++)
         {
             var b0 = Vector512.Load(b.Row(p));
@@ -254,9 +255,14 @@ internal static unsafe partial class Gemm
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void MicroKernel512Rows4<TB>(int kc, float* a, TB b, float* tile) where TB : struct, IDepthRows
+    private static void MicroKernel512Rows4<TB>(int kc, float* a, TB b, float* tile, bool accumulate) where TB : struct, IDepthRows
     {
         Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default, c30 = default, c31 = default;
+        if (accumulate)
+        {
+            c00 = Vector512.Load(tile); c01 = Vector512.Load(tile + 16); c10 = Vector512.Load(tile + NR); c11 = Vector512.Load(tile + NR + 16);
+            c20 = Vector512.Load(tile + 2 * NR); c21 = Vector512.Load(tile + 2 * NR + 16); c30 = Vector512.Load(tile + 3 * NR); c31 = Vector512.Load(tile + 3 * NR + 16);
+        }
         for (int p = 0; p < kc; p++)
         {
             float* row = b.Row(p);
@@ -274,7 +280,7 @@ internal static unsafe partial class Gemm
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void MicroKernel512<TB>(int kc, float* a, TB b, float* tile) where TB : struct, IDepthRows
+    private static void MicroKernel512<TB>(int kc, float* a, TB b, float* tile, bool accumulate) where TB : struct, IDepthRows
     {
         // 12 rows × 2 vectors = 24 accumulators of the 32 zmm registers, leaving room for two B loads and a broadcast.
         Vector512<float> c00 = default, c01 = default;
@@ -289,6 +295,15 @@ internal static unsafe partial class Gemm
         Vector512<float> c90 = default, c91 = default;
         Vector512<float> c100 = default, c101 = default;
         Vector512<float> c110 = default, c111 = default;
+        if (accumulate)
+        {
+            c00 = Vector512.Load(tile); c01 = Vector512.Load(tile + 16); c10 = Vector512.Load(tile + NR); c11 = Vector512.Load(tile + NR + 16);
+            c20 = Vector512.Load(tile + 2 * NR); c21 = Vector512.Load(tile + 2 * NR + 16); c30 = Vector512.Load(tile + 3 * NR); c31 = Vector512.Load(tile + 3 * NR + 16);
+            c40 = Vector512.Load(tile + 4 * NR); c41 = Vector512.Load(tile + 4 * NR + 16); c50 = Vector512.Load(tile + 5 * NR); c51 = Vector512.Load(tile + 5 * NR + 16);
+            c60 = Vector512.Load(tile + 6 * NR); c61 = Vector512.Load(tile + 6 * NR + 16); c70 = Vector512.Load(tile + 7 * NR); c71 = Vector512.Load(tile + 7 * NR + 16);
+            c80 = Vector512.Load(tile + 8 * NR); c81 = Vector512.Load(tile + 8 * NR + 16); c90 = Vector512.Load(tile + 9 * NR); c91 = Vector512.Load(tile + 9 * NR + 16);
+            c100 = Vector512.Load(tile + 10 * NR); c101 = Vector512.Load(tile + 10 * NR + 16); c110 = Vector512.Load(tile + 11 * NR); c111 = Vector512.Load(tile + 11 * NR + 16);
+        }
         for (int p = 0; p < kc; p++)
         {
             float* row = b.Row(p);
@@ -322,12 +337,17 @@ internal static unsafe partial class Gemm
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void MicroKernel256<TB>(int kc, float* a, TB b, float* tile) where TB : struct, IDepthRows
+    private static void MicroKernel256<TB>(int kc, float* a, TB b, float* tile, bool accumulate) where TB : struct, IDepthRows
     {
         // Without AVX-512 only 16 ymm registers exist: one row at a time, 4 vectors wide.
         for (int r = 0; r < MR; r++)
         {
             Vector256<float> s0 = default, s1 = default, s2 = default, s3 = default;
+            if (accumulate)
+            {
+                s0 = Vector256.Load(tile + r * NR); s1 = Vector256.Load(tile + r * NR + 8);
+                s2 = Vector256.Load(tile + r * NR + 16); s3 = Vector256.Load(tile + r * NR + 24);
+            }
             for (int p = 0; p < kc; p++)
             {
                 float* bp = b.Row(p);
@@ -505,6 +525,7 @@ internal readonly unsafe struct BatchedPlanesB(float* p, int pixelsPerImage, int
 /// A sliver's columns are split into runs that share one output row; for stride 1 each run of a
 /// tap is a contiguous piece of one input row, copied as a block with zeros where it hangs over the edge.
 /// </summary>
+[SkipLocalsInit] // its run and tap tables are filled before they are read
 internal readonly unsafe struct Im2ColB(float* x, PatchGeometry s, int channelOffset) : IPackB
 {
     public void Pack(int k0, int kc, int j0, int nc, float* dst)
