@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace ModelGuardian.Kernels.Cpu;
 
@@ -582,6 +583,7 @@ internal readonly unsafe struct Im2ColB(float* x, PatchGeometry s, int channelOf
                         Unsafe.CopyBlockUnaligned(d + c0 + lo, row + ix0 + lo, (uint)(hi - lo) * 4);
                         if (hi < len) Unsafe.InitBlockUnaligned(d + c0 + hi, 0, (uint)(len - hi) * 4);
                     }
+                    else if (s.StrideW == 2) StridedGather.EveryOther(row, ix0, s.W, d + c0, len);
                     else
                         for (int c = 0, ix = ix0; c < len; c++, ix += s.StrideW) d[c0 + c] = (uint)ix < (uint)s.W ? row[ix] : 0f;
                 }
@@ -589,6 +591,31 @@ internal readonly unsafe struct Im2ColB(float* x, PatchGeometry s, int channelOf
             }
             dst += kc * Gemm.NR;
         }
+    }
+}
+
+/// <summary>Stride-2 gathers: the even elements of 32 consecutive floats in two loads and one two-source permute.</summary>
+internal static unsafe class StridedGather
+{
+    private static readonly Vector512<int> Evens = Vector512.Create(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+
+    // row: one input row of w floats → d[c] = row[ix0 + 2c] for c in [0, len), 0 where that falls outside [0, w)
+    public static void EveryOther(float* row, int ix0, int w, float* d, int len)
+    {
+        // Columns whose input lies inside the row: [lo, hi).
+        int lo = Math.Clamp((-ix0 + 1) / 2, 0, len);
+        int hi = Math.Clamp(w - 1 - ix0 < 0 ? 0 : (w - 1 - ix0) / 2 + 1, lo, len);
+        int c = 0;
+        for (; c < lo; c++) d[c] = 0f;
+        if (Avx512F.IsSupported)
+            // 16 outputs read ix0 + 2c … ix0 + 2c + 31: only while that stays inside the row (never past the buffer).
+            for (; c + 16 <= hi && ix0 + 2 * c + 31 < w; c += 16)
+            {
+                float* src = row + ix0 + 2 * c;
+                Avx512F.PermuteVar16x32x2(Vector512.Load(src), Evens, Vector512.Load(src + 16)).Store(d + c);
+            }
+        for (; c < hi; c++) d[c] = row[ix0 + 2 * c];
+        for (; c < len; c++) d[c] = 0f;
     }
 }
 
