@@ -233,12 +233,6 @@ internal static unsafe partial class Gemm
     {
         Vector512<float> c0 = default, c1 = default, c2 = default, c3 = default, c4 = default, c5 = default;
         Vector512<float> c6 = default, c7 = default, c8 = default, c9 = default, c10 = default, c11 = default;
-        if (accumulate)
-        {
-            c0 = Vector512.Load(tile); c1 = Vector512.Load(tile + NR); c2 = Vector512.Load(tile + 2 * NR); c3 = Vector512.Load(tile + 3 * NR);
-            c4 = Vector512.Load(tile + 4 * NR); c5 = Vector512.Load(tile + 5 * NR); c6 = Vector512.Load(tile + 6 * NR); c7 = Vector512.Load(tile + 7 * NR);
-            c8 = Vector512.Load(tile + 8 * NR); c9 = Vector512.Load(tile + 9 * NR); c10 = Vector512.Load(tile + 10 * NR); c11 = Vector512.Load(tile + 11 * NR);
-        }
         for (int p = 0; p < kc; p++)
         {
             var b0 = Vector512.Load(b.Row(p));
@@ -250,20 +244,15 @@ internal static unsafe partial class Gemm
             c10 = Vector512.FusedMultiplyAdd(Vector512.Create(a[10]), b0, c10); c11 = Vector512.FusedMultiplyAdd(Vector512.Create(a[11]), b0, c11);
             a += MR;
         }
-        c0.Store(tile); c1.Store(tile + NR); c2.Store(tile + 2 * NR); c3.Store(tile + 3 * NR);
-        c4.Store(tile + 4 * NR); c5.Store(tile + 5 * NR); c6.Store(tile + 6 * NR); c7.Store(tile + 7 * NR);
-        c8.Store(tile + 8 * NR); c9.Store(tile + 9 * NR); c10.Store(tile + 10 * NR); c11.Store(tile + 11 * NR);
+        Put(tile, c0, accumulate); Put(tile + NR, c1, accumulate); Put(tile + 2 * NR, c2, accumulate); Put(tile + 3 * NR, c3, accumulate);
+        Put(tile + 4 * NR, c4, accumulate); Put(tile + 5 * NR, c5, accumulate); Put(tile + 6 * NR, c6, accumulate); Put(tile + 7 * NR, c7, accumulate);
+        Put(tile + 8 * NR, c8, accumulate); Put(tile + 9 * NR, c9, accumulate); Put(tile + 10 * NR, c10, accumulate); Put(tile + 11 * NR, c11, accumulate);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void MicroKernel512Rows4<TB>(int kc, float* a, TB b, float* tile, bool accumulate) where TB : struct, IDepthRows
     {
         Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default, c30 = default, c31 = default;
-        if (accumulate)
-        {
-            c00 = Vector512.Load(tile); c01 = Vector512.Load(tile + 16); c10 = Vector512.Load(tile + NR); c11 = Vector512.Load(tile + NR + 16);
-            c20 = Vector512.Load(tile + 2 * NR); c21 = Vector512.Load(tile + 2 * NR + 16); c30 = Vector512.Load(tile + 3 * NR); c31 = Vector512.Load(tile + 3 * NR + 16);
-        }
         for (int p = 0; p < kc; p++)
         {
             float* row = b.Row(p);
@@ -274,10 +263,10 @@ internal static unsafe partial class Gemm
             var a3 = Vector512.Create(a[3]); c30 = Vector512.FusedMultiplyAdd(a3, b0, c30); c31 = Vector512.FusedMultiplyAdd(a3, b1, c31);
             a += MR;
         }
-        c00.Store(tile); c01.Store(tile + 16);
-        c10.Store(tile + NR); c11.Store(tile + NR + 16);
-        c20.Store(tile + 2 * NR); c21.Store(tile + 2 * NR + 16);
-        c30.Store(tile + 3 * NR); c31.Store(tile + 3 * NR + 16);
+        Put(tile, c00, accumulate); Put(tile + 16, c01, accumulate);
+        Put(tile + NR, c10, accumulate); Put(tile + NR + 16, c11, accumulate);
+        Put(tile + 2 * NR, c20, accumulate); Put(tile + 2 * NR + 16, c21, accumulate);
+        Put(tile + 3 * NR, c30, accumulate); Put(tile + 3 * NR + 16, c31, accumulate);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
@@ -296,15 +285,6 @@ internal static unsafe partial class Gemm
         Vector512<float> c90 = default, c91 = default;
         Vector512<float> c100 = default, c101 = default;
         Vector512<float> c110 = default, c111 = default;
-        if (accumulate)
-        {
-            c00 = Vector512.Load(tile); c01 = Vector512.Load(tile + 16); c10 = Vector512.Load(tile + NR); c11 = Vector512.Load(tile + NR + 16);
-            c20 = Vector512.Load(tile + 2 * NR); c21 = Vector512.Load(tile + 2 * NR + 16); c30 = Vector512.Load(tile + 3 * NR); c31 = Vector512.Load(tile + 3 * NR + 16);
-            c40 = Vector512.Load(tile + 4 * NR); c41 = Vector512.Load(tile + 4 * NR + 16); c50 = Vector512.Load(tile + 5 * NR); c51 = Vector512.Load(tile + 5 * NR + 16);
-            c60 = Vector512.Load(tile + 6 * NR); c61 = Vector512.Load(tile + 6 * NR + 16); c70 = Vector512.Load(tile + 7 * NR); c71 = Vector512.Load(tile + 7 * NR + 16);
-            c80 = Vector512.Load(tile + 8 * NR); c81 = Vector512.Load(tile + 8 * NR + 16); c90 = Vector512.Load(tile + 9 * NR); c91 = Vector512.Load(tile + 9 * NR + 16);
-            c100 = Vector512.Load(tile + 10 * NR); c101 = Vector512.Load(tile + 10 * NR + 16); c110 = Vector512.Load(tile + 11 * NR); c111 = Vector512.Load(tile + 11 * NR + 16);
-        }
         for (int p = 0; p < kc; p++)
         {
             float* row = b.Row(p);
@@ -323,18 +303,18 @@ internal static unsafe partial class Gemm
             var a11 = Vector512.Create(a[11]); c110 = Vector512.FusedMultiplyAdd(a11, b0, c110); c111 = Vector512.FusedMultiplyAdd(a11, b1, c111);
             a += MR;
         }
-        c00.Store(tile + 0 * NR); c01.Store(tile + 0 * NR + 16);
-        c10.Store(tile + 1 * NR); c11.Store(tile + 1 * NR + 16);
-        c20.Store(tile + 2 * NR); c21.Store(tile + 2 * NR + 16);
-        c30.Store(tile + 3 * NR); c31.Store(tile + 3 * NR + 16);
-        c40.Store(tile + 4 * NR); c41.Store(tile + 4 * NR + 16);
-        c50.Store(tile + 5 * NR); c51.Store(tile + 5 * NR + 16);
-        c60.Store(tile + 6 * NR); c61.Store(tile + 6 * NR + 16);
-        c70.Store(tile + 7 * NR); c71.Store(tile + 7 * NR + 16);
-        c80.Store(tile + 8 * NR); c81.Store(tile + 8 * NR + 16);
-        c90.Store(tile + 9 * NR); c91.Store(tile + 9 * NR + 16);
-        c100.Store(tile + 10 * NR); c101.Store(tile + 10 * NR + 16);
-        c110.Store(tile + 11 * NR); c111.Store(tile + 11 * NR + 16);
+        Put(tile + 0 * NR, c00, accumulate); Put(tile + 0 * NR + 16, c01, accumulate);
+        Put(tile + 1 * NR, c10, accumulate); Put(tile + 1 * NR + 16, c11, accumulate);
+        Put(tile + 2 * NR, c20, accumulate); Put(tile + 2 * NR + 16, c21, accumulate);
+        Put(tile + 3 * NR, c30, accumulate); Put(tile + 3 * NR + 16, c31, accumulate);
+        Put(tile + 4 * NR, c40, accumulate); Put(tile + 4 * NR + 16, c41, accumulate);
+        Put(tile + 5 * NR, c50, accumulate); Put(tile + 5 * NR + 16, c51, accumulate);
+        Put(tile + 6 * NR, c60, accumulate); Put(tile + 6 * NR + 16, c61, accumulate);
+        Put(tile + 7 * NR, c70, accumulate); Put(tile + 7 * NR + 16, c71, accumulate);
+        Put(tile + 8 * NR, c80, accumulate); Put(tile + 8 * NR + 16, c81, accumulate);
+        Put(tile + 9 * NR, c90, accumulate); Put(tile + 9 * NR + 16, c91, accumulate);
+        Put(tile + 10 * NR, c100, accumulate); Put(tile + 10 * NR + 16, c101, accumulate);
+        Put(tile + 11 * NR, c110, accumulate); Put(tile + 11 * NR + 16, c111, accumulate);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
@@ -344,11 +324,6 @@ internal static unsafe partial class Gemm
         for (int r = 0; r < MR; r++)
         {
             Vector256<float> s0 = default, s1 = default, s2 = default, s3 = default;
-            if (accumulate)
-            {
-                s0 = Vector256.Load(tile + r * NR); s1 = Vector256.Load(tile + r * NR + 8);
-                s2 = Vector256.Load(tile + r * NR + 16); s3 = Vector256.Load(tile + r * NR + 24);
-            }
             for (int p = 0; p < kc; p++)
             {
                 float* bp = b.Row(p);
@@ -358,9 +333,18 @@ internal static unsafe partial class Gemm
                 s2 = Vector256.FusedMultiplyAdd(av, Vector256.Load(bp + 16), s2);
                 s3 = Vector256.FusedMultiplyAdd(av, Vector256.Load(bp + 24), s3);
             }
-            s0.Store(tile + r * NR); s1.Store(tile + r * NR + 8); s2.Store(tile + r * NR + 16); s3.Store(tile + r * NR + 24);
+            Put(tile + r * NR, s0, accumulate); Put(tile + r * NR + 8, s1, accumulate); Put(tile + r * NR + 16, s2, accumulate); Put(tile + r * NR + 24, s3, accumulate);
         }
     }
+
+    // The end of a micro-kernel: its sums overwrite the tile, or — accumulating a later depth chunk — are added
+    // to it. Each chunk's sums start from zero, so a long depth is summed in blocks of KC (as when the chunks
+    // go through C), not in one running sum that loses more to rounding.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Put(float* p, Vector512<float> sums, bool accumulate) => (accumulate ? sums + Vector512.Load(p) : sums).Store(p);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Put(float* p, Vector256<float> sums, bool accumulate) => (accumulate ? sums + Vector256.Load(p) : sums).Store(p);
 }
 
 /// <summary>
