@@ -83,7 +83,7 @@ internal readonly record struct PaddedPatches(Conv2dShape Shape)
                     float* src = x + iy * s.W + rx - s.PadW;
                     Unsafe.InitBlockUnaligned(row, 0, (uint)lo * 4);
                     if (s.StrideW == 1) Unsafe.CopyBlockUnaligned(row + lo, src + lo, (uint)(hi - lo) * 4);
-                    else if (s.StrideW == 2) for (int b = lo; b < hi; b++) row[b] = src[2 * b];
+                    else if (s.StrideW == 2) StridedGather.EveryOther(x + iy * s.W, 2 * lo + rx - s.PadW, s.W, row + lo, hi - lo);
                     else for (int b = lo; b < hi; b++) row[b] = src[b * s.StrideW];
                     Unsafe.InitBlockUnaligned(row + hi, 0, (uint)(pitch - hi) * 4);
                 }
