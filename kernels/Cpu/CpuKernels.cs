@@ -426,6 +426,7 @@ public sealed unsafe partial class CpuKernels : IKernels
             x.Slice(y0 * s.W, s.W).CopyTo(column);
             for (int iy = y0 + 1; iy < y1; iy++) TensorPrimitives.Max(column, x.Slice(iy * s.W, s.W), column);
             var yr = y.Slice(oy * ow, ow);
+            if (s.KW == 3 && s.StrideW == 2 && ow <= 2048) { Max3Stride2(column.Slice(0, s.W), s.PadW, yr); continue; }
             for (int ox = 0; ox < ow; ox++)
             {
                 int x0 = Math.Max(0, ox * s.StrideW - s.PadW), x1 = Math.Min(s.W, ox * s.StrideW - s.PadW + s.KW);
@@ -434,6 +435,27 @@ public sealed unsafe partial class CpuKernels : IKernels
                 yr[ox] = m;
             }
         }
+    }
+
+    // y[ox] = max(x[2ox − pad], x[2ox − pad + 1], x[2ox − pad + 2]) over the taps inside x — ResNet's 3×3/2 pool
+    // along a row, vectorised: the even and odd taps gathered (StridedGather), padding set to −∞ so it never
+    // wins, then two element-wise maxima (which keep a NaN, as PyTorch does).
+    private static unsafe void Max3Stride2(ReadOnlySpan<float> x, int pad, Span<float> y)
+    {
+        int ow = y.Length, w = x.Length;
+        Span<float> even = stackalloc float[ow + 1]; // even[c] = x[2c − pad]
+        Span<float> odd = stackalloc float[ow];      // odd[c] = x[2c − pad + 1]
+        fixed (float* px = x, pe = even, po = odd)
+        {
+            StridedGather.EveryOther(px, -pad, w, pe, ow + 1);
+            StridedGather.EveryOther(px, 1 - pad, w, po, ow);
+        }
+        for (int c = 0; c <= ow; c++) { int ix = 2 * c - pad; if (ix >= 0) break; even[c] = float.NegativeInfinity; }
+        for (int c = ow; c >= 0; c--) { int ix = 2 * c - pad; if (ix < w) break; even[c] = float.NegativeInfinity; }
+        for (int c = 0; c < ow; c++) { int ix = 2 * c - pad + 1; if (ix >= 0) break; odd[c] = float.NegativeInfinity; }
+        for (int c = ow - 1; c >= 0; c--) { int ix = 2 * c - pad + 1; if (ix < w) break; odd[c] = float.NegativeInfinity; }
+        TensorPrimitives.Max(even.Slice(0, ow), odd, y);
+        TensorPrimitives.Max(y, even.Slice(1, ow), y);
     }
 
     public void MaxPool2dBackward(in Pool2dShape s, DeviceBuffer x, DeviceBuffer dy, DeviceBuffer dx)

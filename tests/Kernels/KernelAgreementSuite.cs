@@ -252,6 +252,8 @@ public abstract class KernelAgreementSuite : IDisposable
         [3, 1, 8, 7, 3, 2, 2, 1, 1, 1],  // rectangular window and stride
         [1, 1, 6, 6, 4, 4, 3, 3, 2, 2],  // pad = k / 2, windows reaching into the far padding
         [1, 2, 4, 4, 4, 4, 4, 4, 0, 0],  // one window = whole image
+        [1, 2, 6, 40, 3, 3, 2, 2, 1, 1], // 3×3 / 2 rows wide enough for the CPU backend's vector path, even width
+        [2, 1, 5, 37, 3, 3, 2, 2, 0, 0], // the same without padding, odd width
     }.Select(c => c.Cast<object>().ToArray());
 
     private static Pool2dShape Pool(int n, int c, int h, int w, int kh, int kw, int sh, int sw, int ph, int pw) => new(n, c, h, w, kh, kw, sh, sw, ph, pw);
