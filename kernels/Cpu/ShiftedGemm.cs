@@ -34,8 +34,10 @@ internal readonly record struct PaddedPatches(Conv2dShape Shape)
     /// <summary>
     /// Floats to allocate: the images, plus slack for what the last slivers read past the last plane
     /// (dropped columns of the grid and a last sliver's padding read real floats, never outside the buffer).
+    /// Computed in 64 bits from the shape, so that a caller that checks it against the largest array
+    /// knows every int quantity here (plane, channel and image lengths, tap offsets) fits.
     /// </summary>
-    public long BufferLength => (long)Shape.N * ImageLength + ColumnsPerImage + (long)Shape.KH * Pitch + Shape.KW + Gemm.NR;
+    public long BufferLength => (long)Shape.N * Shape.Cin * ParityY * ParityX * Rows * Pitch + ColumnsPerImage + (long)Shape.KH * Pitch + Shape.KW + Gemm.NR;
 
     /// <summary>
     /// Whether the shifted layout is the faster one here, by the rule `bench -- --layers` measured (ResNet-50
@@ -162,10 +164,10 @@ internal static unsafe partial class Gemm
             {
                 int j = sliver * NR, cols = Math.Min(NR, n - j), image = j / columnsPerImage;
                 float* origin = source + (long)image * imageLength + (j - image * columnsPerImage);
-                // Depth chunk by chunk, every row tile of the piece: the chunk's B rows (a few dozen input
-                // lines) stay in L1 while the row tiles' A slivers stream past. The whole depth accumulates
-                // in the tiles and C is written once: its store scatters runs of a pitched grid, too dear
-                // to repeat per chunk on narrow outputs.
+                // Depth chunk by chunk, every row tile of the piece: the chunk's B rows (for 3×3, about
+                // 16 KB of input lines) stay in L1 while the row tiles' A slivers stream past. Each chunk's
+                // sums are added to the tiles and C is written once: its store scatters runs of a pitched
+                // grid, too dear to repeat per chunk on narrow outputs.
                 for (int kb = 0; kb < chunks; kb++)
                 {
                     int k0 = kb * KC, kc = Math.Min(KC, k - k0);
