@@ -6,11 +6,13 @@ using ModelGuardian.Kernels.Cpu;
 namespace ModelGuardian.Bench;
 
 /// <summary>
-/// `bench -- --layers [resnet50-b1|resnet50-b8|resnet34-cifar-b64]`: a diagnostic, not a benchmark.
-/// Every distinct convolution of a ResNet forward, ours (CpuKernels under each forward algorithm,
-/// weights constant so they are packed once, ReLU fused as the network fuses it) beside ONNX Runtime
-/// running that one Conv (+Relu) alone; the fastest Stopwatch time over alternating runs of consecutive calls. It says which layers a whole-network ratio is
-/// lost on; the figures for README come from the BenchmarkDotNet run only.
+/// `bench -- --layers [resnet50-b1|resnet50-b8|resnet34-cifar-b64] [name filter]`: a diagnostic, not a
+/// benchmark. Every distinct convolution of a ResNet forward, ours (CpuKernels under each forward
+/// algorithm, weights constant so they are packed once, ReLU fused as the network fuses it) beside ONNX
+/// Runtime running that one Conv (+Relu) alone: the fastest Stopwatch time over alternating runs of
+/// consecutive calls, and each side's median/fastest; then the whole network timed the same way. It
+/// says which layers a whole-network ratio is lost on; the figures for README come from the
+/// BenchmarkDotNet run only.
 /// </summary>
 public static class LayerProfile
 {
@@ -33,77 +35,83 @@ public static class LayerProfile
         using var options = new SessionOptions { IntraOpNumThreads = 2, InterOpNumThreads = 1, GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL };
         Console.WriteLine($"{which}: {layers.Sum(l => l.Count)} convolutions, {layers.Count} distinct; fastest of 5 runs of consecutive calls, alternating (ms)");
         Console.WriteLine($"{"convolution",-44} {"×",3} {"GFLOP",6} {"auto",7} {"im2col",7} {"shifted",7} {"ORT",7} {"ratio",6} {"GF/s",5} {"Σ auto",7} {"Σ ORT",7} {"med/min auto",6} {"ORT",6}");
-        double totalOurs = 0, totalTheirs = 0;
-        foreach (var layer in layers)
+        try
         {
-            var s = layer.Shape;
-            var x = Workload.RandomInput(s.InputLength, 1, -1f, 1f);
-            var w = Workload.RandomInput(s.WeightLength, 2, -0.05f, 0.05f);
-            var b = Workload.RandomInput(s.Cout, 3, -0.1f, 0.1f);
-            using var session = new InferenceSession(OnnxResNet.BuildConvolution(s, w, b, layer.Relu), options);
-            var output = new float[s.OutputLength];
-            using var input = OrtValue.CreateTensorValueFromMemory(x, [s.N, s.Cin, s.H, s.W]);
-            using var result = OrtValue.CreateTensorValueFromMemory(output, [s.N, s.Cout, s.OutH, s.OutW]);
-            using var run = new RunOptions();
-            void Theirs() => session.Run(run, [OnnxResNet.InputName], [input], [OnnxResNet.OutputName], [result]);
-            Theirs();
-
-            double flops = 2.0 * s.N * s.Cout * s.OutH * s.OutW * s.CinPerGroup * s.KH * s.KW;
-            int reps = Math.Clamp((int)(4e9 / flops), 3, 40);
-            var ours = new double[backends.Length];
-            var theirs = double.MaxValue;
-            List<double> autoSamples = [], theirSamples = [];
-            var buffers = new List<DeviceBuffer>();
-            try
+            double totalOurs = 0, totalTheirs = 0;
+            foreach (var layer in layers)
             {
-                var calls = backends.Select(k =>
+                var s = layer.Shape;
+                var x = Workload.RandomInput(s.InputLength, 1, -1f, 1f);
+                var w = Workload.RandomInput(s.WeightLength, 2, -0.05f, 0.05f);
+                var b = Workload.RandomInput(s.Cout, 3, -0.1f, 0.1f);
+                using var session = new InferenceSession(OnnxResNet.BuildConvolution(s, w, b, layer.Relu), options);
+                var output = new float[s.OutputLength];
+                using var input = OrtValue.CreateTensorValueFromMemory(x, [s.N, s.Cin, s.H, s.W]);
+                using var result = OrtValue.CreateTensorValueFromMemory(output, [s.N, s.Cout, s.OutH, s.OutW]);
+                using var run = new RunOptions();
+                void Theirs() => session.Run(run, [OnnxResNet.InputName], [input], [OnnxResNet.OutputName], [result]);
+                Theirs();
+
+                double flops = 2.0 * s.N * s.Cout * s.OutH * s.OutW * s.CinPerGroup * s.KH * s.KW;
+                int reps = Math.Clamp((int)(4e9 / flops), 3, 40);
+                var ours = new double[backends.Length];
+                var theirs = double.MaxValue;
+                List<double> autoSamples = [], theirSamples = [];
+                var buffers = new List<DeviceBuffer>();
+                try
                 {
-                    var X = k.Allocate(s.InputLength); var W = k.AllocateConstant(w); var B = k.AllocateConstant(b); var Y = k.Allocate(s.OutputLength);
-                    buffers.AddRange([X, W, B, Y]);
-                    k.Upload(x, X);
-                    Action call = () => k.Conv2dForward(s, X, W, B, Y, layer.Relu ? 0f : null);
-                    call();
-                    var y = new float[s.OutputLength];
-                    k.Download(Y, y);
-                    var agreement = Agreement.Compare($"{k.Name} {s}", y, output, 1e-4);
-                    if (!agreement.Passed) throw new InvalidOperationException(agreement.ToString());
-                    return call;
-                }).ToArray();
-                Array.Fill(ours, double.MaxValue);
-                // Runs of consecutive calls, alternating: each side's threads stay as warm as within a network.
-                // The fastest call: on this shared VM a slow one says more about the neighbours than the code.
-                for (int round = 0; round < 5; round++)
-                {
-                    for (int i = 0; i < calls.Length; i++)
+                    var calls = backends.Select(k =>
                     {
-                        calls[i]();
+                        var X = k.Allocate(s.InputLength); var W = k.AllocateConstant(w); var B = k.AllocateConstant(b); var Y = k.Allocate(s.OutputLength);
+                        buffers.AddRange([X, W, B, Y]);
+                        k.Upload(x, X);
+                        Action call = () => k.Conv2dForward(s, X, W, B, Y, layer.Relu ? 0f : null);
+                        call();
+                        var y = new float[s.OutputLength];
+                        k.Download(Y, y);
+                        var agreement = Agreement.Compare($"{k.Name} {s}", y, output, 1e-4);
+                        if (!agreement.Passed) throw new InvalidOperationException(agreement.ToString());
+                        return call;
+                    }).ToArray();
+                    Array.Fill(ours, double.MaxValue);
+                    // Runs of consecutive calls, alternating: each side's threads stay as warm as within a network.
+                    // The fastest call: on this shared VM a slow one says more about the neighbours than the code.
+                    for (int round = 0; round < 5; round++)
+                    {
+                        for (int i = 0; i < calls.Length; i++)
+                        {
+                            calls[i]();
+                            for (int r = 0; r < reps; r++)
+                            {
+                                double time = Time(calls[i]);
+                                ours[i] = Math.Min(ours[i], time);
+                                if (i == 0) autoSamples.Add(time);
+                            }
+                        }
+                        Theirs();
                         for (int r = 0; r < reps; r++)
                         {
-                            double time = Time(calls[i]);
-                            ours[i] = Math.Min(ours[i], time);
-                            if (i == 0) autoSamples.Add(time);
+                            double time = Time(Theirs);
+                            theirs = Math.Min(theirs, time);
+                            theirSamples.Add(time);
                         }
                     }
-                    Theirs();
-                    for (int r = 0; r < reps; r++)
-                    {
-                        double time = Time(Theirs);
-                        theirs = Math.Min(theirs, time);
-                        theirSamples.Add(time);
-                    }
                 }
+                finally
+                {
+                    foreach (var buffer in buffers) buffer.Dispose();
+                }
+                double o = ours[0], t = theirs;
+                totalOurs += o * layer.Count; totalTheirs += t * layer.Count;
+                string name = Name(layer);
+                Console.WriteLine($"{name,-44} {layer.Count,3} {flops / 1e9,6:F3} {o,7:F3} {ours[1],7:F3} {ours[2],7:F3} {t,7:F3} {o / t,6:F2} {flops / o / 1e6,5:F0} {o * layer.Count,7:F2} {t * layer.Count,7:F2} {Median(autoSamples) / o,6:F2} {Median(theirSamples) / t,6:F2}");
             }
-            finally
-            {
-                foreach (var buffer in buffers) buffer.Dispose();
-            }
-            double o = ours[0], t = theirs;
-            totalOurs += o * layer.Count; totalTheirs += t * layer.Count;
-            string name = Name(layer);
-            Console.WriteLine($"{name,-44} {layer.Count,3} {flops / 1e9,6:F3} {o,7:F3} {ours[1],7:F3} {ours[2],7:F3} {t,7:F3} {o / t,6:F2} {flops / o / 1e6,5:F0} {o * layer.Count,7:F2} {t * layer.Count,7:F2} {Median(autoSamples) / o,6:F2} {Median(theirSamples) / t,6:F2}");
+            Console.WriteLine($"{"all convolutions (auto)",-44} {"",3} {"",6} {"",7} {"",7} {"",7} {"",7} {totalOurs / totalTheirs,6:F2} {"",5} {totalOurs,7:F2} {totalTheirs,7:F2}");
         }
-        Console.WriteLine($"{"all convolutions (auto)",-44} {"",3} {"",6} {"",7} {"",7} {"",7} {"",7} {totalOurs / totalTheirs,6:F2} {"",5} {totalOurs,7:F2} {totalTheirs,7:F2}");
-        foreach (var k in backends) k.Dispose();
+        finally
+        {
+            foreach (var k in backends) k.Dispose();
+        }
 
         if (only is not null) return 0;
 
