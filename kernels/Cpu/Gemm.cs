@@ -184,8 +184,9 @@ internal static unsafe partial class Gemm
             double bestCost = double.MaxValue;
             foreach (int split in (ReadOnlySpan<int>)[1, 2, 4, 8])
             {
-                int pieces = 0; // non-empty pieces: a short last block has fewer
-                for (int i = 0; i < mBlocks * split; i++) if (new TaskGrid(split, mBlocks, 1, slivers).Rows(i, m).Count > 0) pieces++;
+                // Non-empty pieces: every block's, but a short last block fills only some of its own.
+                int size = MC / split, lastRows = m - (mBlocks - 1) * MC;
+                int pieces = (mBlocks - 1) * split + (lastRows + size - 1) / size;
                 int groups = Math.Clamp((4 * threads + pieces - 1) / pieces, 1, slivers);
                 int perGroup = (slivers + groups - 1) / groups;
                 groups = (slivers + perGroup - 1) / perGroup;

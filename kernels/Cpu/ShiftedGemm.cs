@@ -56,14 +56,17 @@ internal readonly record struct PaddedPatches(Conv2dShape Shape)
     /// <summary>offsets[k] for k = (ci, ky, kx) over channels [channelOffset, channelOffset + CinPerGroup): where tap k's shift starts.</summary>
     public void TapOffsets(int channelOffset, Span<int> offsets)
     {
-        int i = 0;
+        // The shift of each tap within a channel, once; then one add per (channel, tap).
+        int taps = Shape.KH * Shape.KW, channelLength = ChannelLength, planeLength = PlaneLength, pitch = Pitch;
+        Span<int> tap = taps <= 1024 ? stackalloc int[taps] : new int[taps];
+        for (int ky = 0; ky < Shape.KH; ky++)
+            for (int kx = 0; kx < Shape.KW; kx++)
+                tap[ky * Shape.KW + kx] = (ky % Shape.StrideH * ParityX + kx % Shape.StrideW) * planeLength + ky / Shape.StrideH * pitch + kx / Shape.StrideW;
         for (int ci = 0; ci < Shape.CinPerGroup; ci++)
-            for (int ky = 0; ky < Shape.KH; ky++)
-                for (int kx = 0; kx < Shape.KW; kx++)
-                {
-                    int plane = ky % Shape.StrideH * ParityX + kx % Shape.StrideW;
-                    offsets[i++] = (channelOffset + ci) * ChannelLength + plane * PlaneLength + ky / Shape.StrideH * Pitch + kx / Shape.StrideW;
-                }
+        {
+            int channel = (channelOffset + ci) * channelLength;
+            for (int t = 0; t < taps; t++) offsets[ci * taps + t] = channel + tap[t];
+        }
     }
 
     // x: (H, W) one channel plane → padded: its parity planes (ParityY·ParityX, Rows, Pitch), zero where the taps read padding
@@ -150,7 +153,7 @@ internal static unsafe partial class Gemm
             tiles = (float*)(((nint)tiles + 63) & ~(nint)63);
             // Every depth chunk of this row piece, packed: from the PackedMatrix, or here (weights that change).
             float** blocks = stackalloc float*[chunks];
-            if (grid.PackedRows(a, i0, 0, Math.Min(KC, k)) == null)
+            if (a.Packed(i0 / MC * MC, 0) == null)
             {
                 float* pA = Aligned(PackBuffer(ref t_packA, (long)chunks * KC * (MC + MR) + 16));
                 for (int kb = 0; kb < chunks; kb++)
