@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Microsoft.ML.OnnxRuntime;
+using ModelGuardian.Engine.Networks;
 using ModelGuardian.Kernels;
 using ModelGuardian.Kernels.Cpu;
 
@@ -20,20 +21,21 @@ public static class LayerProfile
 
     public static int Run(string which, string? only = null)
     {
-        var (depth, imageNet, batch, side) = which switch
+        var (architecture, batch) = which switch
         {
-            "resnet50-b1" => (50, true, 1, 224),
-            "resnet50-b8" => (50, true, 8, 224),
-            "resnet34-cifar-b64" => (34, false, 64, 32),
+            "resnet50-b1" => (ArchitectureDescriptor.ResNet(50, 1), 1),
+            "resnet50-b8" => (ArchitectureDescriptor.ResNet(50, 1), 8),
+            "resnet34-cifar-b64" => (ArchitectureDescriptor.ResNet(34, 10, ResNetStem.Cifar), 64),
             _ => throw new ArgumentException($"Unknown network '{which}': resnet50-b1, resnet50-b8 or resnet34-cifar-b64."),
         };
-        var layers = Convolutions(depth, imageNet, batch, side);
+        var layers = Convolutions(architecture, batch);
+        string network = $"{layers.Sum(l => l.Count)} convolutions, {layers.Count} distinct";
         if (only is not null) layers = layers.Where(l => Name(l).Contains(only, StringComparison.Ordinal)).ToList();
         // Ours under each forward algorithm (Auto picks one of the other two per layer).
         ConvolutionAlgorithm[] algorithms = [ConvolutionAlgorithm.Auto, ConvolutionAlgorithm.Im2Col, ConvolutionAlgorithm.Shifted];
         var backends = algorithms.Select(a => (IKernels)new CpuKernels(convolution: a)).ToArray();
         using var options = new SessionOptions { IntraOpNumThreads = 2, InterOpNumThreads = 1, GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL };
-        Console.WriteLine($"{which}: {layers.Sum(l => l.Count)} convolutions, {layers.Count} distinct; fastest of 5 runs of consecutive calls, alternating (ms)");
+        Console.WriteLine($"{which}: {network}{(only is null ? "" : $", {layers.Count} matching '{only}'")}; fastest of 5 runs of consecutive calls, alternating (ms)");
         Console.WriteLine($"{"convolution",-44} {"×",3} {"GFLOP",6} {"auto",7} {"im2col",7} {"shifted",7} {"ORT",7} {"ratio",6} {"GF/s",5} {"Σ auto",7} {"Σ ORT",7} {"med/min auto",6} {"ORT",6}");
         try
         {
@@ -150,48 +152,37 @@ public static class LayerProfile
         return Stopwatch.GetElapsedTime(start).TotalMilliseconds;
     }
 
-    // The convolutions of a torchvision ResNet in the order OnnxResNet writes them, equal ones merged.
-    private static List<Layer> Convolutions(int depth, bool imageNet, int n, int side)
+    // The convolutions of a torchvision ResNet, from the descriptor's own block walk, equal ones merged.
+    private static List<Layer> Convolutions(ArchitectureDescriptor a, int n)
     {
-        var (bottleneck, blocks) = depth switch
-        {
-            18 => (false, new[] { 2, 2, 2, 2 }), 34 => (false, new[] { 3, 4, 6, 3 }),
-            50 => (true, new[] { 3, 4, 6, 3 }), _ => throw new ArgumentOutOfRangeException(nameof(depth)),
-        };
         var all = new List<(Conv2dShape, bool)>();
-        int h = side;
+        int h = a.InputSide, width = a.Width;
         Conv2dShape Conv(int cin, int cout, int k, int stride, int pad) => new(n, cin, h, h, cout, k, k, stride, stride, pad, pad);
-        if (imageNet)
+        if (a.Stem == ResNetStem.ImageNet)
         {
-            var stem = Conv(3, 64, 7, 2, 3);
+            var stem = Conv(a.InputChannels, width, 7, 2, 3);
             all.Add((stem, true));
             h = (stem.OutH + 2 - 3) / 2 + 1; // max-pool 3×3/2 pad 1
         }
-        else all.Add((Conv(3, 64, 3, 1, 1), true));
-        int inplanes = 64, expansion = bottleneck ? 4 : 1;
-        int[] planes = [64, 128, 256, 512];
-        for (int stage = 0; stage < 4; stage++)
-            for (int b = 0; b < blocks[stage]; b++)
+        else all.Add((Conv(a.InputChannels, width, 3, 1, 1), true));
+        foreach (var block in a.ResNetBlocks())
+        {
+            int hOut = (h - 1) / block.Stride + 1;
+            if (block.HasDownsample) all.Add((Conv(block.InPlanes, block.OutChannels, 1, block.Stride, 0), false));
+            if (block.Bottleneck)
             {
-                int stride = b == 0 && stage > 0 ? 2 : 1, p = planes[stage], outC = p * expansion;
-                int hOut = (h - 1) / stride + 1;
-                if (stride != 1 || inplanes != outC) all.Add((Conv(inplanes, outC, 1, stride, 0), false));
-                if (bottleneck)
-                {
-                    all.Add((Conv(inplanes, p, 1, 1, 0), true));
-                    all.Add((Conv(p, p, 3, stride, 1), true));
-                    h = hOut;
-                    all.Add((Conv(p, outC, 1, 1, 0), false));
-                }
-                else
-                {
-                    all.Add((Conv(inplanes, p, 3, stride, 1), true));
-                    h = hOut;
-                    all.Add((Conv(p, p, 3, 1, 1), false));
-                }
+                all.Add((Conv(block.InPlanes, block.Width, 1, 1, 0), true));
+                all.Add((Conv(block.Width, block.Width, 3, block.Stride, 1), true));
                 h = hOut;
-                inplanes = outC;
+                all.Add((Conv(block.Width, block.OutChannels, 1, 1, 0), false));
             }
+            else
+            {
+                all.Add((Conv(block.InPlanes, block.Width, 3, block.Stride, 1), true));
+                h = hOut;
+                all.Add((Conv(block.Width, block.OutChannels, 3, 1, 1), false));
+            }
+        }
         return all.GroupBy(l => l).Select(g => new Layer(g.Key.Item1, g.Key.Item2, g.Count())).ToList();
     }
 }
