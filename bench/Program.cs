@@ -1,5 +1,6 @@
 // ModelGuardian.Bench — our CPU backend side by side with the strongest yardstick, in ONE
-// BenchmarkDotNet run; per category the yardstick is the baseline, so Ratio = ours / theirs.
+// BenchmarkDotNet run; per category the yardstick is the baseline, so Ratio = ours / theirs (of means;
+// "Ratio (median)" divides medians, the statistic issue 2 gives its yardstick figures in).
 //
 //   (a) ResNet-50 (1 logit, ImageNet stem) 224² forward, batch 1 and 8: ours vs ONNX Runtime 1.31.1
 //       (ONNX graph written here from the same TensorSet, BN folded; 2 intra-op threads, 1 inter-op,
@@ -70,6 +71,7 @@ if (!bdnArgs.Any(a => a is "--job" or "-j" || a.StartsWith("--job=", StringCompa
         .AsDefault());
 config = config
     .WithOptions(ConfigOptions.JoinSummary)
+    .AddColumn(BenchmarkDotNet.Columns.StatisticColumn.Median, new MedianRatioColumn())
     .WithSummaryStyle(BenchmarkDotNet.Reports.SummaryStyle.Default.WithRatioStyle(BenchmarkDotNet.Columns.RatioStyle.Value));
 
 var summaries = BenchmarkSwitcher.FromAssembly(typeof(OursVsYardstick).Assembly).Run(bdnArgs.ToArray(), config);
