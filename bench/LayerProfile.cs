@@ -13,13 +13,16 @@ namespace ModelGuardian.Bench;
 /// Runtime running that one Conv (+Relu) alone: the fastest Stopwatch time over alternating runs of
 /// consecutive calls, and each side's median/fastest; then the whole network timed the same way. It
 /// says which layers a whole-network ratio is lost on; the figures for README come from the
-/// BenchmarkDotNet run only.
+/// BenchmarkDotNet run only. With --cold every timed call (both sides) starts after 64 MB have been
+/// written elsewhere, so its weights and activations come from memory as they do inside a network
+/// (each conv's weights are read once per forward); the cold sums come close to the network's.
+/// --threads N runs both sides on N threads (2 by default, as in the benchmark).
 /// </summary>
 public static class LayerProfile
 {
     private sealed record Layer(Conv2dShape Shape, bool Relu, int Count);
 
-    public static int Run(string which, string? only = null)
+    public static int Run(string which, string? only = null, bool cold = false, int threads = 2)
     {
         var (architecture, batch) = which switch
         {
@@ -28,14 +31,15 @@ public static class LayerProfile
             "resnet34-cifar-b64" => (ArchitectureDescriptor.ResNet(34, 10, ResNetStem.Cifar), 64),
             _ => throw new ArgumentException($"Unknown network '{which}': resnet50-b1, resnet50-b8 or resnet34-cifar-b64."),
         };
+        s_cold = cold;
         var layers = Convolutions(architecture, batch);
         string network = $"{layers.Sum(l => l.Count)} convolutions, {layers.Count} distinct";
         if (only is not null) layers = layers.Where(l => Name(l).Contains(only, StringComparison.Ordinal)).ToList();
         // Ours under each forward algorithm (Auto picks one of the other two per layer).
         ConvolutionAlgorithm[] algorithms = [ConvolutionAlgorithm.Auto, ConvolutionAlgorithm.Im2Col, ConvolutionAlgorithm.Shifted];
-        var backends = algorithms.Select(a => (IKernels)new CpuKernels(convolution: a)).ToArray();
-        using var options = new SessionOptions { IntraOpNumThreads = 2, InterOpNumThreads = 1, GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL };
-        Console.WriteLine($"{which}: {network}{(only is null ? "" : $", {layers.Count} matching '{only}'")}; fastest of 5 runs of consecutive calls, alternating (ms)");
+        var backends = algorithms.Select(a => (IKernels)new CpuKernels(threads, convolution: a)).ToArray();
+        using var options = new SessionOptions { IntraOpNumThreads = threads, InterOpNumThreads = 1, GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL };
+        Console.WriteLine($"{which}: {network}{(only is null ? "" : $", {layers.Count} matching '{only}'")}{(cold ? ", caches evicted before each call" : "")}, {threads} thread(s) each side; fastest of 5 runs of consecutive calls, alternating (ms)");
         Console.WriteLine($"{"convolution",-44} {"×",3} {"GFLOP",6} {"auto",7} {"im2col",7} {"shifted",7} {"ORT",7} {"ratio",6} {"GF/s",5} {"Σ auto",7} {"Σ ORT",7} {"med/min auto",6} {"ORT",6}");
         try
         {
@@ -145,8 +149,16 @@ public static class LayerProfile
         return v[v.Count / 2];
     }
 
+    private static bool s_cold;
+    private static long[]? s_evict;
+
     private static double Time(Action a)
     {
+        if (s_cold)
+        {
+            s_evict ??= new long[8 << 20]; // 64 MB: more than this VM's share of the last-level cache
+            for (int i = 0; i < s_evict.Length; i += 8) s_evict[i]++;
+        }
         long start = Stopwatch.GetTimestamp();
         a();
         return Stopwatch.GetElapsedTime(start).TotalMilliseconds;

@@ -22,9 +22,11 @@
 //       or --anyCategories 'StyleGAN D 256² b1 grad'.
 //   dotnet run -c Release --project bench -- --filter '*' --job dry
 //       one invocation per benchmark: proves the harness works (results are not timings).
-//   dotnet run -c Release --project bench -- --layers [resnet50-b1|resnet50-b8|resnet34-cifar-b64] [name filter, e.g. "3×3/1"]
+//   dotnet run -c Release --project bench -- --layers [resnet50-b1|resnet50-b8|resnet34-cifar-b64] [name filter, e.g. "3×3/1"] [--cold] [--threads N]
 //       a diagnostic: every distinct convolution of that forward, ours beside ONNX Runtime running it
-//       alone (Stopwatch medians; say where a ratio is lost, not what goes in README).
+//       alone (fastest Stopwatch times; --cold evicts the caches before each call, as inside a network;
+//       --threads N: both sides on N threads instead of 2;
+//       they say where a ratio is lost, not what goes in README).
 //   dotnet run -c Release --project bench -- --patch-torchsharp
 //       only patches the output folder's libLibTorchSharp.so and prints its path (for `ldd`).
 // Other BenchmarkDotNet options pass through (--list flat, --exporters json, …). Benchmarks always
@@ -53,7 +55,22 @@ if (args.Contains("--patch-torchsharp"))
 if (args.Contains("--verify")) return VerifyMode.Run();
 
 if (Array.IndexOf(args, "--layers") is var layersAt and >= 0)
-    return LayerProfile.Run(layersAt + 1 < args.Length ? args[layersAt + 1] : "resnet50-b1", layersAt + 2 < args.Length ? args[layersAt + 2] : null);
+{
+    // Positional: network, then an optional name filter; flags anywhere after --layers.
+    var positional = new List<string>();
+    int threads = 2;
+    for (int i = layersAt + 1; i < args.Length; i++)
+    {
+        if (args[i] == "--cold") continue;
+        if (args[i] == "--threads")
+        {
+            if (++i >= args.Length || !int.TryParse(args[i], out threads) || threads < 1) throw new ArgumentException("--threads takes a positive number.");
+            continue;
+        }
+        positional.Add(args[i]);
+    }
+    return LayerProfile.Run(positional.Count > 0 ? positional[0] : "resnet50-b1", positional.Count > 1 ? positional[1] : null, cold: args.Contains("--cold"), threads);
+}
 
 var bdnArgs = args.ToList();
 if (!bdnArgs.Any(a => a is "--inProcess" or "-i")) bdnArgs.Add("--inProcess");
