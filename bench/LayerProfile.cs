@@ -123,7 +123,7 @@ public static class LayerProfile
 
         // The whole forward, same timing rule: what the network adds to its convolutions.
         var kind = which switch { "resnet50-b1" => WorkloadKind.ResNet50Batch1, "resnet50-b8" => WorkloadKind.ResNet50Batch8, _ => WorkloadKind.ResNet34CifarBatch64 };
-        using var workload = Workload.Create(kind);
+        using var workload = Workload.Create(kind, threads);
         workload.VerifyOrThrow();
         double wholeOurs = double.MaxValue, wholeTheirs = double.MaxValue;
         for (int round = 0; round < 5; round++)

@@ -62,11 +62,13 @@ public abstract class Workload : IDisposable
 
     public abstract void Dispose();
 
-    public static Workload Create(WorkloadKind kind) => kind switch
+    /// <param name="threads">Threads on each side (ResNet forwards only; `--layers --threads`): the benchmark's 2 by default.</param>
+    public static Workload Create(WorkloadKind kind, int threads = 2) => kind switch
     {
-        WorkloadKind.ResNet50Batch1 => new ResNetWorkload(kind, ArchitectureDescriptor.ResNet(50, 1), batch: 1),
-        WorkloadKind.ResNet50Batch8 => new ResNetWorkload(kind, ArchitectureDescriptor.ResNet(50, 1), batch: 8),
-        WorkloadKind.ResNet34CifarBatch64 => new ResNetWorkload(kind, ArchitectureDescriptor.ResNet(34, 10, ResNetStem.Cifar), batch: 64),
+        WorkloadKind.ResNet50Batch1 => new ResNetWorkload(kind, ArchitectureDescriptor.ResNet(50, 1), batch: 1, threads),
+        WorkloadKind.ResNet50Batch8 => new ResNetWorkload(kind, ArchitectureDescriptor.ResNet(50, 1), batch: 8, threads),
+        WorkloadKind.ResNet34CifarBatch64 => new ResNetWorkload(kind, ArchitectureDescriptor.ResNet(34, 10, ResNetStem.Cifar), batch: 64, threads),
+        _ when threads != 2 => throw new ArgumentException($"{kind}: only the ResNet forwards take a thread count.", nameof(threads)),
         WorkloadKind.StyleGanGradient => new StyleGanWorkload(ArchitectureDescriptor.StyleGanD(256, 16384, 512, mbstdGroupSize: 1), batch: 1),
         WorkloadKind.ResNet18CifarTrainBatch64 => new TrainingWorkload(ArchitectureDescriptor.ResNet(18, 10, ResNetStem.Cifar), batch: 64),
         _ => throw new ArgumentOutOfRangeException(nameof(kind)),
@@ -139,12 +141,12 @@ public sealed class ResNetWorkload : Workload
     private readonly string[] _inputNames = [OnnxResNet.InputName], _outputNames = [OnnxResNet.OutputName];
     private readonly OrtValue[] _inputs, _outputs;
 
-    public ResNetWorkload(WorkloadKind kind, ArchitectureDescriptor a, int batch)
+    public ResNetWorkload(WorkloadKind kind, ArchitectureDescriptor a, int batch, int threads = 2)
     {
         Kind = kind;
         int side = a.InputSide;
         Description = $"{a} {side}² batch {batch} forward";
-        var (net, tensors) = RandomWeights.Create(new CpuKernels(), a, WeightSeed);
+        var (net, tensors) = RandomWeights.Create(new CpuKernels(threads), a, WeightSeed);
         _net = net;
         _shape = new Shape4(batch, a.InputChannels, side, side);
         // ImageNet-normalised pixels span roughly [−2.1, 2.6].
@@ -154,7 +156,7 @@ public sealed class ResNetWorkload : Workload
         var model = OnnxResNet.Build(a, tensors, batch, side);
         _options = new SessionOptions
         {
-            IntraOpNumThreads = 2,
+            IntraOpNumThreads = threads,
             InterOpNumThreads = 1,
             ExecutionMode = ExecutionMode.ORT_SEQUENTIAL,
             GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL,
