@@ -9,7 +9,8 @@
 //       input, batch 1: ours vs libtorch 2.10 through TorchSharp 0.107 (2 threads)
 //   (c) ResNet-34 CIFAR stem (10 classes) 32² forward, batch 64: ours vs ONNX Runtime
 // Same seeded random weights (RandomWeights.Create(kernels, arch, seed)) and input on both sides;
-// ours = Network on new CpuKernels() (Environment.ProcessorCount threads).
+// ours = Network on CpuKernels: 2 threads for the ResNet forwards (as ONNX Runtime), Environment.ProcessorCount
+// threads for the StyleGAN gradient and the training step (libtorch: 2; the same on this 2-core machine).
 //
 // Usage (from the repository root):
 //   dotnet run -c Release --project bench -- --verify

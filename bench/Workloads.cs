@@ -313,7 +313,7 @@ public static class VerifyMode
         {
             var sw = Stopwatch.StartNew();
             using var w = Workload.Create(kind);
-            Console.WriteLine($"{w.Description} — ours (CpuKernels, {Environment.ProcessorCount} threads) vs {w.Yardstick} (built in {sw.Elapsed.TotalSeconds:F1} s)");
+            Console.WriteLine($"{w.Description} — ours (CpuKernels) vs {w.Yardstick} (built in {sw.Elapsed.TotalSeconds:F1} s)");
             sw.Restart();
             var result = w.Verify();
             foreach (var a in result) Console.WriteLine("  " + a);
