@@ -68,7 +68,6 @@ internal static class OnnxResNet
     public static byte[] Build(ArchitectureDescriptor a, TensorSet t, int batch, int side)
     {
         if (a.Kind != NetworkKind.ResNet) throw new ArgumentException($"{a} is not a ResNet.");
-        var (bottleneck, blocks) = a.ResNetStages;
         var g = new GraphBuilder(t);
         string x = InputName;
         if (a.Stem == ResNetStem.ImageNet)
@@ -78,31 +77,23 @@ internal static class OnnxResNet
         }
         else x = g.Relu(g.ConvBn(x, "conv1", "bn1", 1, 1));
 
-        int inplanes = 64, expansion = bottleneck ? 4 : 1;
-        int[] planes = [64, 128, 256, 512];
-        for (int stage = 0; stage < 4; stage++)
+        // The descriptor's own block walk (names, widths, strides, shortcuts), as the network and the parameter schema use it.
+        foreach (var block in a.ResNetBlocks())
         {
-            for (int b = 0; b < blocks[stage]; b++)
+            string p = block.Prefix, body;
+            if (block.Bottleneck)
             {
-                int stride = b == 0 && stage > 0 ? 2 : 1;
-                string p = $"layer{stage + 1}.{b}";
-                int outC = planes[stage] * expansion;
-                string body;
-                if (bottleneck)
-                {
-                    body = g.Relu(g.ConvBn(x, $"{p}.conv1", $"{p}.bn1", 1, 0));
-                    body = g.Relu(g.ConvBn(body, $"{p}.conv2", $"{p}.bn2", stride, 1));
-                    body = g.ConvBn(body, $"{p}.conv3", $"{p}.bn3", 1, 0);
-                }
-                else
-                {
-                    body = g.Relu(g.ConvBn(x, $"{p}.conv1", $"{p}.bn1", stride, 1));
-                    body = g.ConvBn(body, $"{p}.conv2", $"{p}.bn2", 1, 1);
-                }
-                string shortcut = stride != 1 || inplanes != outC ? g.ConvBn(x, $"{p}.downsample.0", $"{p}.downsample.1", stride, 0) : x;
-                x = g.Relu(g.Node("Add", [body, shortcut]));
-                inplanes = outC;
+                body = g.Relu(g.ConvBn(x, $"{p}.conv1", $"{p}.bn1", 1, 0));
+                body = g.Relu(g.ConvBn(body, $"{p}.conv2", $"{p}.bn2", block.Stride, 1));
+                body = g.ConvBn(body, $"{p}.conv3", $"{p}.bn3", 1, 0);
             }
+            else
+            {
+                body = g.Relu(g.ConvBn(x, $"{p}.conv1", $"{p}.bn1", block.Stride, 1));
+                body = g.ConvBn(body, $"{p}.conv2", $"{p}.bn2", 1, 1);
+            }
+            string shortcut = block.HasDownsample ? g.ConvBn(x, $"{p}.downsample.0", $"{p}.downsample.1", block.Stride, 0) : x;
+            x = g.Relu(g.Node("Add", [body, shortcut]));
         }
         x = g.Node("GlobalAveragePool", [x]);
         x = g.Node("Flatten", [x], ("axis", 1L));
