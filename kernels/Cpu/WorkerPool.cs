@@ -30,8 +30,7 @@ public sealed class WorkerPool : IDisposable
             int i;
             while ((i = Interlocked.Increment(ref Next) - 1) < To)
             {
-                try { Body(i); }
-                catch (Exception e) { Interlocked.CompareExchange(ref Error, ExceptionDispatchInfo.Capture(e), null); }
+                try { Run(Body, i, ref Error); }
                 finally { Interlocked.Decrement(ref Pending); }
             }
         }
@@ -64,19 +63,29 @@ public sealed class WorkerPool : IDisposable
 
     public int Threads { get; }
 
-    /// <summary>Runs body(i) for i in [from, to) on the caller and the workers; rethrows the first exception.</summary>
+    /// <summary>
+    /// Runs body(i) for every i in [from, to) on the caller and the workers, then rethrows the first
+    /// exception as thrown. Every item runs even when one throws, whichever path runs the job (the pool,
+    /// the caller alone, or the Parallel.For fallback when the pool is busy), so a caller never sees a
+    /// different exception type, or a half-run job, depending on what else the process was doing.
+    /// </summary>
     public void For(int from, int to, Action<int> body)
     {
         if (to - from <= 0) return;
         if (Threads == 1 || to - from == 1)
         {
-            for (int i = from; i < to; i++) body(i);
+            ExceptionDispatchInfo? error = null;
+            for (int i = from; i < to; i++) Run(body, i, ref error);
+            error?.Throw();
             return;
         }
         ObjectDisposedException.ThrowIf(_disposed, this);
         if (!Monitor.TryEnter(_gate))
         {
-            Parallel.For(from, to, _fallback, body);
+            // Parallel.For would stop scheduling at the first exception and wrap it in an AggregateException.
+            ExceptionDispatchInfo? error = null;
+            Parallel.For(from, to, _fallback, i => Run(body, i, ref error));
+            error?.Throw();
             return;
         }
         try
@@ -93,6 +102,13 @@ public sealed class WorkerPool : IDisposable
         {
             Monitor.Exit(_gate);
         }
+    }
+
+    // One item; the first exception of a job is kept (later ones are dropped).
+    private static void Run(Action<int> body, int i, ref ExceptionDispatchInfo? error)
+    {
+        try { body(i); }
+        catch (Exception e) { Interlocked.CompareExchange(ref error, ExceptionDispatchInfo.Capture(e), null); }
     }
 
     private void WorkerLoop()

@@ -33,6 +33,49 @@ public sealed class WorkerPoolTests
     }
 
     [Fact]
+    public void OnOneThreadEveryItemStillRunsAndTheFirstExceptionIsRethrownAsThrown()
+    {
+        var pool = WorkerPool.Shared(1);
+        int ran = 0;
+        var e = Assert.Throws<InvalidOperationException>(() => pool.For(0, 50, i =>
+        {
+            Interlocked.Increment(ref ran);
+            if (i == 7 || i == 9) throw new InvalidOperationException($"item {i}");
+        }));
+        Assert.Equal("item 7", e.Message);
+        Assert.Equal(50, ran);
+    }
+
+    [Fact]
+    public async Task ACallerThatFindsThePoolBusyGetsTheSameContract()
+    {
+        // Hold the shared pool with a job that waits, so the next caller takes the Parallel.For fallback:
+        // it must still run every item and rethrow the first exception itself, not an AggregateException
+        // (which a concurrent test's job made this test see once, depending on timing).
+        var pool = WorkerPool.Shared(2);
+        using var holding = new ManualResetEventSlim();
+        using var release = new ManualResetEventSlim();
+        var holder = Task.Run(() => pool.For(0, 2, _ => { holding.Set(); release.Wait(); }));
+        try
+        {
+            Assert.True(holding.Wait(TimeSpan.FromSeconds(30)), "the holding job never started");
+            int ran = 0;
+            var e = Assert.Throws<InvalidOperationException>(() => pool.For(0, 50, i =>
+            {
+                Interlocked.Increment(ref ran);
+                if (i == 7) throw new InvalidOperationException("item 7");
+            }));
+            Assert.Equal("item 7", e.Message);
+            Assert.Equal(50, ran);
+        }
+        finally
+        {
+            release.Set();
+            await holder.WaitAsync(TimeSpan.FromSeconds(30));
+        }
+    }
+
+    [Fact]
     public void ConcurrentCallersAllComplete()
     {
         // Callers that find the pool busy fall back to Parallel.For instead of waiting for it.
