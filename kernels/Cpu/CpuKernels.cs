@@ -89,7 +89,7 @@ public sealed unsafe partial class CpuKernels : IKernels
             // Bias and activation are the GEMM's epilogue: y is written once, never initialised or re-read for them.
             var c = new BatchedPlanesC(P(Y) + (long)g * m * ohw, ohw, s.Cout * ohw, B is null ? null : P(B) + g * m, leakyReluSlope ?? float.NaN,
                 R is null ? null : P(R) + (long)g * m * ohw);
-            var key = new PackKey(s with { N = 1, H = 0, W = 0 }, Role: 0, g, 0, 0);
+            var key = PackKey.Of(s, PackRole.Forward, g);
             if (pointwise)
                 RunWithWeights(w, key, m, n, k, a, new BatchedPlanesB(P(X) + (long)g * k * ohw, ohw, s.Cin * ohw), c);
             else
@@ -120,7 +120,7 @@ public sealed unsafe partial class CpuKernels : IKernels
                 B is null ? null : P(B) + g * m, slope, R is null ? null : P(R) + (long)g * m * ohw);
             int n = s.N * patches.ColumnsPerImage;
             // The same packed form as the im2col path's (same A, same key).
-            if (PackedWeights(w, new PackKey(s with { N = 1, H = 0, W = 0 }, Role: 0, g, 0, 0), m, k, a) is { } packed)
+            if (PackedWeights(w, PackKey.Of(s, PackRole.Forward, g), m, k, a) is { } packed)
             {
                 Gemm.RunInPlaceB(_pool, m, n, k, packed.AsSource(), padded, patches.ImageLength, patches.ColumnsPerImage, offsets, c);
                 GC.KeepAlive(packed);
@@ -142,7 +142,7 @@ public sealed unsafe partial class CpuKernels : IKernels
             // dx = Wᵀ · dy directly: a 1×1 stride-1 convolution's gradient is a plain GEMM.
             int m = s.CinPerGroup, k = s.CoutPerGroup, n = s.N * ohw;
             for (int g = 0; g < s.Groups; g++)
-                RunWithWeights(w, new PackKey(s with { N = 1, H = 0, W = 0 }, Role: 1, g, 0, 0), m, n, k, new TransposedA(P(Wt) + (long)g * k * m, m),
+                RunWithWeights(w, PackKey.Of(s, PackRole.Transposed, g), m, n, k, new TransposedA(P(Wt) + (long)g * k * m, m),
                     new BatchedPlanesB(P(DY) + (long)g * k * ohw, ohw, s.Cout * ohw),
                     new BatchedPlanesC(P(DX) + (long)g * m * ohw, ohw, s.Cin * ohw));
             return;
@@ -170,7 +170,7 @@ public sealed unsafe partial class CpuKernels : IKernels
                         columnOffset[(co * ty + a) * tx + b] = (co * s.CinPerGroup * s.KH + tapsY[ty - 1 - a]) * s.KW + tapsX[tx - 1 - b];
             int* offsets = (int*)Unsafe.AsPointer(ref columnOffset[0]);
             for (int g = 0; g < s.Groups; g++)
-                RunWithWeights(w, new PackKey(s with { N = 1, H = 0, W = 0 }, Role: 2, g, ry, rx), m, n, k,
+                RunWithWeights(w, PackKey.Of(s, PackRole.TransposedParity, g, ry, rx), m, n, k,
                     new GatherA(P(Wt) + (long)g * s.CoutPerGroup * s.CinPerGroup * khw, khw, offsets),
                     new Im2ColB(P(DY), patch, g * s.CoutPerGroup),
                     new StridedPlanesC(P(DX) + (long)g * s.CinPerGroup * s.H * s.W, s.Cin, s.H, s.W, s.StrideH, s.StrideW, ry, rx, gridH, gridW));
@@ -179,7 +179,14 @@ public sealed unsafe partial class CpuKernels : IKernels
     }
 
     /// <summary>Which packing of which weights: the conv geometry (sizes that do not change the weights zeroed), role and parity.</summary>
-    private readonly record struct PackKey(Conv2dShape Shape, int Role, int Group, int Ry, int Rx);
+    private readonly record struct PackKey(Conv2dShape Shape, PackRole Role, int Group, int Ry, int Rx)
+    {
+        // Batch and input size do not change how the weights are packed: one entry serves every input size.
+        public static PackKey Of(in Conv2dShape s, PackRole role, int group, int ry = 0, int rx = 0) => new(s with { N = 1, H = 0, W = 0 }, role, group, ry, rx);
+    }
+
+    /// <summary>W as the forward GEMM's A (both forward algorithms share it), Wᵀ for a 1×1 input gradient, or one parity class of Wᵀ.</summary>
+    private enum PackRole { Forward, Transposed, TransposedParity }
 
     // Packed forms of constant weight buffers; the table holds its keys weakly, so a disposed network's entries go with it.
     private readonly ConditionalWeakTable<DeviceBuffer, ConcurrentDictionary<PackKey, PackedMatrix>> _packedWeights = new();
