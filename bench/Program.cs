@@ -60,9 +60,10 @@ if (Array.IndexOf(args, "--layers") is var layersAt and >= 0)
     // Positional: network, then an optional name filter; flags anywhere after --layers.
     var positional = new List<string>();
     int threads = 2;
+    bool cold = false;
     for (int i = layersAt + 1; i < args.Length; i++)
     {
-        if (args[i] == "--cold") continue;
+        if (args[i] == "--cold") { cold = true; continue; }
         if (args[i] == "--threads")
         {
             if (++i >= args.Length || !int.TryParse(args[i], out threads) || threads < 1) throw new ArgumentException("--threads takes a positive number.");
@@ -70,7 +71,7 @@ if (Array.IndexOf(args, "--layers") is var layersAt and >= 0)
         }
         positional.Add(args[i]);
     }
-    return LayerProfile.Run(positional.Count > 0 ? positional[0] : "resnet50-b1", positional.Count > 1 ? positional[1] : null, cold: args.Contains("--cold"), threads);
+    return LayerProfile.Run(positional.Count > 0 ? positional[0] : "resnet50-b1", positional.Count > 1 ? positional[1] : null, cold, threads);
 }
 
 var bdnArgs = args.ToList();
