@@ -11,7 +11,7 @@ public sealed class FusedActivationTests
     public static TheoryData<string, int, int, int, int, float, bool> Cases()
     {
         var data = new TheoryData<string, int, int, int, int, float, bool>();
-        foreach (var backend in new[] { "cpu", "cpu-shifted", "ilgpu-cpu", "reference" })
+        foreach (var backend in new[] { "cpu", "cpu-shifted", "cpu-shifted-chunked", "ilgpu-cpu", "reference" })
         {
             // backend, cin, cout, kernel, groups, slope
             foreach (bool residual in new[] { false, true })
@@ -32,6 +32,7 @@ public sealed class FusedActivationTests
         {
             "cpu" => new CpuKernels(),
             "cpu-shifted" => new CpuKernels(convolution: ConvolutionAlgorithm.Shifted),
+            "cpu-shifted-chunked" => new CpuKernels(convolution: ConvolutionAlgorithm.Shifted) { PaddedChunkFloats = 1 }, // one image at a time: bias, residual and output offsets per chunk
             "reference" => new ReferenceKernels(),
             _ => IlgpuKernels.CreateCpuAccelerator(),
         };
