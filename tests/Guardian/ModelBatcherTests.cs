@@ -31,7 +31,7 @@ public sealed class ModelBatcherTests
         var models = TinyModels(k);
         var images = Enumerable.Range(0, 12).Select(i => Noise(i)).ToArray();
         var alone = images.Select(i => models.Evaluate([i])[0]).ToArray();
-        using var batcher = new ModelBatcher(models, new BatchingOptions { MaxBatch = 8, MaxWait = TimeSpan.FromMilliseconds(50) });
+        using var batcher = new ModelBatcher(models, new BatchingOptions { MaxBatch = 8, MaxWait = TimeSpan.FromMilliseconds(500) }); // generous: 12 Task.Run starts on a busy 2-core machine
         var together = await Task.WhenAll(images.Select(i => Task.Run(() => batcher.EvaluateAsync([i]))));
         Assert.True(batcher.BatchesRun < images.Length, $"{batcher.BatchesRun} batches for {images.Length} queries: nothing was batched");
         for (int i = 0; i < images.Length; i++)
@@ -46,13 +46,17 @@ public sealed class ModelBatcherTests
     public async Task AFullQueueRefusesInsteadOfWaiting()
     {
         using var gate = new ManualResetEventSlim();
+        using var entered = new ManualResetEventSlim();
         using var batcher = new ModelBatcher(images =>
         {
+            entered.Set();
             gate.Wait();
             return images.Select(_ => new Evaluation([1.0], new DetectorVerdict(false, [0.0], 0f))).ToArray();
         }, new BatchingOptions { MaxBatch = 1, MaxWait = TimeSpan.Zero, QueueCapacity = 2 });
         var first = batcher.EvaluateAsync([Noise(1)]); // taken by the worker, which then blocks
-        await Task.Delay(100);
+        // Wait until the worker holds it (not a fixed delay: on a loaded machine the worker may take longer,
+        // and the first query would still fill a queue slot).
+        Assert.True(entered.Wait(TimeSpan.FromSeconds(30)), "the worker never took the first query");
         var queued = new[] { batcher.EvaluateAsync([Noise(2)]), batcher.EvaluateAsync([Noise(3)]) };
         await Assert.ThrowsAsync<GuardianOverloadedException>(() => batcher.EvaluateAsync([Noise(4)]));
         gate.Set();

@@ -250,7 +250,10 @@ public sealed class ServerTests
             Assert.Equal(ok + overloaded.Count, responses.Length);
             Assert.Equal(ok, (await s.Host.Ledger.GetAsync("u"))!.Total);
         }
-        await using (var s = await ServerFixture.StartAsync(l => l with { RequestTimeoutMs = 1 }))
+        // The batcher holds a lone query for up to MaxWait waiting for company, so with MaxWait far past the
+        // timeout the query cannot be screened in time whatever the machine's speed (a 1 ms timeout on its
+        // own raced a tiny model that screens in under a millisecond, and lost in CI).
+        await using (var s = await ServerFixture.StartAsync(l => l with { RequestTimeoutMs = 100, MaxWaitMs = 20_000 }))
         {
             using var c = s.Client(await s.AddUserAsync("u"));
             await AssertError(await c.PostAsync("/v1/predict", ServerFixture.Png(s.Natural[0])), HttpStatusCode.ServiceUnavailable, "timeout");
