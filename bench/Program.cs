@@ -28,6 +28,9 @@
 //       alone (fastest Stopwatch times; --cold evicts the caches before each call, as inside a network;
 //       --threads N: both sides on N threads instead of 2;
 //       they say where a ratio is lost, not what goes in README).
+//   dotnet run -c Release --project bench -- --loop [resnet50-b1|resnet50-b8|resnet34-cifar-b64] [seconds] [--theirs] [--threads N]
+//       one side's forward back to back (default 20 s), then its median, mean and fastest call: a target
+//       for a sampling profiler (README, "Profiling"), not a benchmark.
 //   dotnet run -c Release --project bench -- --patch-torchsharp
 //       only patches the output folder's libLibTorchSharp.so and prints its path (for `ldd`).
 // Other BenchmarkDotNet options pass through (--list flat, --exporters json, …). Benchmarks always
@@ -72,6 +75,50 @@ if (Array.IndexOf(args, "--layers") is var layersAt and >= 0)
         positional.Add(args[i]);
     }
     return LayerProfile.Run(positional.Count > 0 ? positional[0] : "resnet50-b1", positional.Count > 1 ? positional[1] : null, cold, threads);
+}
+
+if (Array.IndexOf(args, "--loop") is var loopAt and >= 0)
+{
+    // --loop <resnet50-b1|resnet50-b8|resnet34-cifar-b64> [seconds] [--theirs] [--threads N]: one side,
+    // called back to back for that long — something for a sampling profiler to attach to (README). Prints
+    // the median, mean and fastest call; not a benchmark.
+    var positional = new List<string>();
+    int threads = 2;
+    bool theirs = false;
+    for (int i = loopAt + 1; i < args.Length; i++)
+    {
+        if (args[i] == "--theirs") { theirs = true; continue; }
+        if (args[i] == "--threads")
+        {
+            if (++i >= args.Length || !int.TryParse(args[i], out threads) || threads < 1) throw new ArgumentException("--threads takes a positive number.");
+            continue;
+        }
+        positional.Add(args[i]);
+    }
+    var kind = (positional.Count > 0 ? positional[0] : "resnet50-b1") switch
+    {
+        "resnet50-b1" => WorkloadKind.ResNet50Batch1, "resnet50-b8" => WorkloadKind.ResNet50Batch8,
+        "resnet34-cifar-b64" => WorkloadKind.ResNet34CifarBatch64,
+        var other => throw new ArgumentException($"--loop: unknown network '{other}'."),
+    };
+    double seconds = positional.Count > 1 ? double.Parse(positional[1], System.Globalization.CultureInfo.InvariantCulture) : 20;
+    using var workload = Workload.Create(kind, threads);
+    workload.VerifyOrThrow();
+    Action call = theirs ? () => workload.RunTheirs() : () => workload.RunOurs();
+    for (int i = 0; i < 3; i++) call();
+    var clock = System.Diagnostics.Stopwatch.StartNew();
+    int calls = 0;
+    var times = new List<double>();
+    while (clock.Elapsed.TotalSeconds < seconds)
+    {
+        long start = System.Diagnostics.Stopwatch.GetTimestamp();
+        call();
+        times.Add(System.Diagnostics.Stopwatch.GetElapsedTime(start).TotalMilliseconds);
+        calls++;
+    }
+    times.Sort();
+    Console.WriteLine($"{(theirs ? workload.Yardstick : "ours")}: {calls} calls, median {times[calls / 2]:F2} ms, mean {times.Average():F2}, fastest {times[0]:F2}");
+    return 0;
 }
 
 var bdnArgs = args.ToList();

@@ -31,7 +31,7 @@ public sealed unsafe partial class CpuKernels
                     fixed (float* colP = col)
                     {
                         var a = new RowMajorA(P(DY) + ((long)image * s.Cout + group * coutG) * p, p);
-                        Gemm.Run(_pool, coutG, k, p, a, new TransposedB(colP, p), new AccumulateC(P(DW) + (long)group * coutG * k, k));
+                        Gemm.Run(_pool, coutG, k, p, a, new TransposedB(colP, p), new AccumulateC(P(DW) + (long)group * coutG * k, k, DirectTileStores));
                     }
                 }
             }

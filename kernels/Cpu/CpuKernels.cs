@@ -88,7 +88,7 @@ public sealed unsafe partial class CpuKernels : IKernels
             var a = new RowMajorA(P(Wt) + (long)g * m * k, k);
             // Bias and activation are the GEMM's epilogue: y is written once, never initialised or re-read for them.
             var c = new BatchedPlanesC(P(Y) + (long)g * m * ohw, ohw, s.Cout * ohw, B is null ? null : P(B) + g * m, leakyReluSlope ?? float.NaN,
-                R is null ? null : P(R) + (long)g * m * ohw);
+                R is null ? null : P(R) + (long)g * m * ohw, DirectTileStores);
             var key = PackKey.Of(s, PackRole.Forward, g);
             if (pointwise)
                 RunWithWeights(w, key, m, n, k, a, new BatchedPlanesB(P(X) + (long)g * k * ohw, ohw, s.Cin * ohw), c);
@@ -108,6 +108,14 @@ public sealed unsafe partial class CpuKernels : IKernels
     /// ms before and after, 2 threads). Internal so that tests can force one image per chunk.
     /// </summary>
     internal int PaddedChunkFloats { get; init; } = 1 << 18;
+
+    /// <summary>
+    /// Whether the packed GEMM writes full tiles into C straight from the micro-kernel's registers where
+    /// their rows are runs in C (<see cref="IStoreC.Direct"/>). Off: every tile goes through the tile
+    /// buffer and its store — the same bits, ~6 % slower on a ResNet-50 forward. Internal so that tests
+    /// can check the two routes against each other.
+    /// </summary>
+    internal bool DirectTileStores { get; init; } = true;
 
     // x: (N, Cin, H, W) · w: (Cout, Cin/G, KH, KW) · bias: (Cout) → y: (N, Cout, OH, OW), on wide outputs:
     // x copied into PaddedPatches a chunk of images at a time, each chunk then a GEMM reading B in place
@@ -161,7 +169,7 @@ public sealed unsafe partial class CpuKernels : IKernels
             for (int g = 0; g < s.Groups; g++)
                 RunWithWeights(w, PackKey.Of(s, PackRole.Transposed, g), m, n, k, new TransposedA(P(Wt) + (long)g * k * m, m),
                     new BatchedPlanesB(P(DY) + (long)g * k * ohw, ohw, s.Cout * ohw),
-                    new BatchedPlanesC(P(DX) + (long)g * m * ohw, ohw, s.Cin * ohw));
+                    new BatchedPlanesC(P(DX) + (long)g * m * ohw, ohw, s.Cin * ohw, direct: DirectTileStores));
             return;
         }
         Array.Clear(DX, 0, s.InputLength); // the parity classes add into dx, and pixels no tap reaches stay 0

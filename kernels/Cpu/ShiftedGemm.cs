@@ -106,6 +106,9 @@ internal readonly record struct PaddedPatches(Conv2dShape Shape)
 internal readonly unsafe struct PitchedPlanesC(float* p, int outH, int outW, int pitch, int columnsPerImage, int imageStride,
     float* bias = null, float slope = float.NaN, float* residual = null) : IStoreC
 {
+    // RunInPlaceB sums every depth chunk in the tile buffer and stores once: never asked.
+    public bool Direct(int i0, int j0, bool first, bool last, out TileTarget target) { target = default; return false; }
+
     public void Add(int i0, int j0, int mr, int nr, float* tile, bool first, bool last)
     {
         int image = j0 / columnsPerImage, v0 = j0 - image * columnsPerImage, ohw = outH * outW;

@@ -55,3 +55,64 @@ public sealed class CpuShiftedChunkedConvolutionTests : KernelAgreementSuite
         Assert.Equal(Run(whole), Run(chunked));
     }
 }
+
+/// <summary>
+/// The CPU backend with every packed-GEMM tile going through the tile buffer and its store, through the
+/// same suite — the route partial tiles always take — and bit for bit against the default, where full
+/// tiles whose rows are runs in C are written straight from the micro-kernel's registers.
+/// </summary>
+public sealed class CpuTileBufferConvolutionTests : KernelAgreementSuite
+{
+    protected override IKernels CreateBackend() => new CpuKernels(convolution: ConvolutionAlgorithm.Im2Col) { DirectTileStores = false };
+
+    // Shapes with full 12×32 tiles inside an image (≥ 12 output channels per group, ≥ 32 output pixels),
+    // tiles that cross into the next image (100 or 121 pixels per image), partial row tiles (40 = 3·12 + 4),
+    // and depths over one 256-deep chunk, so later chunks add to C's own sums.
+    public static TheoryData<string, int, int, int, int, int, int> Shapes() => new()
+    {
+        { "1×1 forward", 300, 40, 10, 1, 1, 1 },
+        { "1×1 forward, 2 groups", 600, 80, 10, 1, 1, 2 },
+        { "3×3/2 forward (im2col)", 40, 40, 21, 3, 2, 1 },
+        { "3×3/1 forward, deep (im2col)", 64, 24, 8, 3, 1, 1 },
+    };
+
+    [Theory, MemberData(nameof(Shapes))]
+    public void DirectTileStoresChangeNoBit(string what, int cin, int cout, int side, int kernel, int stride, int groups)
+    {
+        var s = Conv2dShape.Square(3, cin, side, side, cout, kernel, stride, kernel / 2, groups);
+        var x = TestUtil.Random(s.InputLength, 1); var w = TestUtil.Random(s.WeightLength, 2); var b = TestUtil.Random(s.Cout, 3);
+        var res = TestUtil.Random(s.OutputLength, 4); var dy = TestUtil.Random(s.OutputLength, 5);
+        // Forward with every epilogue combination, the input gradient, and the weight gradient (its GEMM adds into dw).
+        float[][] Run(IKernels k)
+        {
+            using var X = k.Allocate(x.Length); using var W = k.AllocateConstant(w); using var B = k.AllocateConstant(b);
+            using var R = k.Allocate(res.Length); using var Y = k.Allocate(s.OutputLength); using var DY = k.Allocate(dy.Length);
+            using var DX = k.Allocate(s.InputLength); using var DW = k.Allocate(s.WeightLength); using var DB = k.Allocate(s.Cout);
+            k.Upload(x, X); k.Upload(res, R); k.Upload(dy, DY);
+            var results = new List<float[]>();
+            float[] Take(DeviceBuffer buffer, int length)
+            {
+                var values = new float[length];
+                k.Download(buffer, values);
+                return values;
+            }
+            foreach (var (bias, slope, residual) in new (DeviceBuffer?, float?, DeviceBuffer?)[] { (B, 0.2f, R), (B, null, null), (null, 0f, R), (null, null, null) })
+            {
+                k.Conv2dForward(s, X, W, bias, Y, slope, residual);
+                results.Add(Take(Y, s.OutputLength));
+            }
+            k.Conv2dBackwardInput(s, DY, W, DX);
+            results.Add(Take(DX, s.InputLength));
+            k.Conv2dBackwardWeight(s, X, DY, DW, DB);
+            results.Add(Take(DW, s.WeightLength));
+            return results.ToArray();
+        }
+        using var direct = new CpuKernels(convolution: ConvolutionAlgorithm.Im2Col);
+        using var buffered = new CpuKernels(convolution: ConvolutionAlgorithm.Im2Col) { DirectTileStores = false };
+        var expected = Run(buffered);
+        var actual = Run(direct);
+        // Bits, not float equality (which takes −0 for +0).
+        for (int i = 0; i < expected.Length; i++)
+            Assert.True(expected[i].Select(BitConverter.SingleToInt32Bits).SequenceEqual(actual[i].Select(BitConverter.SingleToInt32Bits)), $"{what}: result {i} differs between the two store routes");
+    }
+}
