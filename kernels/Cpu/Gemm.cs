@@ -43,16 +43,18 @@ internal unsafe interface IStoreC
 }
 
 /// <summary>
-/// Where the 12×32 micro-kernel leaves its sums, row r at Dst + r·RowStride (NR floats). On the way, in
-/// this order: Bias[r] is added (when AddBias; a null Bias adds 0, as BatchedPlanesC.Store does), then the
-/// row at Prior + r·RowStride (when Prior is set: the tile itself when accumulating a depth chunk, C's
-/// own sums, or a residual), then leaky-ReLU when Slope is a number. Same arithmetic in the same order
-/// as the tile buffer followed by <see cref="IStoreC.Add"/>, so either route gives C the same bits.
+/// Where the 12×32 micro-kernel leaves its sums: row r's first 16 at Dst + r·RowStride, its last 16 at
+/// HalfOffset floats further (16 when the row is one run; else where the next image's plane starts, for
+/// images of 16 to 31 pixels). On the way, in this order: Bias[r] is added (when AddBias; a null Bias adds
+/// 0, as BatchedPlanesC.Store does), then the row at the same offsets from Prior (when Prior is set: the
+/// tile itself when accumulating a depth chunk, C's own sums, or a residual), then leaky-ReLU when Slope
+/// is a number. Same arithmetic in the same order as the tile buffer followed by
+/// <see cref="IStoreC.Add"/>, so either route gives C the same bits.
 /// </summary>
-internal readonly unsafe struct TileTarget(float* dst, long rowStride, float* prior = null, bool addBias = false, float* bias = null, float slope = float.NaN)
+internal readonly unsafe struct TileTarget(float* dst, long rowStride, float* prior = null, bool addBias = false, float* bias = null, float slope = float.NaN, long halfOffset = 16)
 {
     public readonly float* Dst = dst, Prior = prior, Bias = bias;
-    public readonly long RowStride = rowStride;
+    public readonly long RowStride = rowStride, HalfOffset = halfOffset;
     public readonly bool AddBias = addBias;
     public readonly float Slope = slope;
 
@@ -398,7 +400,7 @@ internal static unsafe partial class Gemm
         {
             float* prior = t.Prior + r * t.RowStride;
             lo += Vector512.Load(prior);
-            hi += Vector512.Load(prior + 16);
+            hi += Vector512.Load(prior + t.HalfOffset);
         }
         if (!float.IsNaN(t.Slope))
         {
@@ -408,7 +410,7 @@ internal static unsafe partial class Gemm
         }
         float* dst = t.Dst + r * t.RowStride;
         lo.Store(dst);
-        hi.Store(dst + 16);
+        hi.Store(dst + t.HalfOffset);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -777,15 +779,23 @@ internal readonly unsafe struct BatchedPlanesC(float* p, int pixelsPerImage, int
 
     public bool Direct(int i0, int j0, bool first, bool last, out TileTarget target)
     {
-        int image = j0 / pixelsPerImage, pixel = j0 - image * pixelsPerImage;
-        // Not when the run crosses into the next image (or the caller wants every tile through Add).
-        if (!direct || pixel + Gemm.NR > pixelsPerImage) { target = default; return false; }
-        long offset = (long)image * imageStride + (long)i0 * pixelsPerImage + pixel;
+        // Each 16-column half of the tile's rows must be one run: within an image, or (images of 16–31
+        // pixels, e.g. ResNet-34 CIFAR's 4×4 layers at batch 64) one half per image. Else (or when the caller
+        // wants every tile through Add) the tile buffer.
+        long offset = HalfOffset(j0, i0), upper = HalfOffset(j0 + 16, i0);
+        if (!direct || offset < 0 || upper < 0) { target = default; return false; }
         float* dst = p + offset;
         // As Store: (sums + (first ? bias : 0)) + (first ? residual : dst), then leaky-ReLU on the last chunk.
         target = new TileTarget(dst, pixelsPerImage, prior: first ? (residual == null ? null : residual + offset) : dst,
-            addBias: true, bias: first && bias != null ? bias + i0 : null, slope: last ? slope : float.NaN);
+            addBias: true, bias: first && bias != null ? bias + i0 : null, slope: last ? slope : float.NaN, halfOffset: upper - offset);
         return true;
+    }
+
+    // Where C[i0, j .. j + 16) starts, or −1 when those 16 columns are not one run (they cross an image's end).
+    private long HalfOffset(int j, int i0)
+    {
+        int image = j / pixelsPerImage, pixel = j - image * pixelsPerImage;
+        return pixel + 16 > pixelsPerImage ? -1 : (long)image * imageStride + (long)i0 * pixelsPerImage + pixel;
     }
 
     /// <summary>

@@ -66,14 +66,17 @@ public sealed class CpuTileBufferConvolutionTests : KernelAgreementSuite
     protected override IKernels CreateBackend() => new CpuKernels(convolution: ConvolutionAlgorithm.Im2Col) { DirectTileStores = false };
 
     // Shapes with full 12×32 tiles inside an image (≥ 12 output channels per group, ≥ 32 output pixels),
-    // tiles that cross into the next image (100 or 121 pixels per image), partial row tiles (40 = 3·12 + 4),
-    // and depths over one 256-deep chunk, so later chunks add to C's own sums.
+    // tiles that cross into the next image (100 or 121 pixels per image), tiles whose halves lie in two
+    // images (16 pixels) or cross (25), partial row tiles (40 = 3·12 + 4), and depths over one 256-deep
+    // chunk, so later chunks add to C's own sums.
     public static TheoryData<string, int, int, int, int, int, int> Shapes() => new()
     {
         { "1×1 forward", 300, 40, 10, 1, 1, 1 },
         { "1×1 forward, 2 groups", 600, 80, 10, 1, 1, 2 },
         { "3×3/2 forward (im2col)", 40, 40, 21, 3, 2, 1 },
         { "3×3/1 forward, deep (im2col)", 64, 24, 8, 3, 1, 1 },
+        { "1×1 forward, 4×4 images (a tile's halves in two images)", 40, 24, 4, 1, 1, 1 },
+        { "1×1 forward, 5×5 images (halves that cross)", 40, 24, 5, 1, 1, 1 },
     };
 
     [Theory, MemberData(nameof(Shapes))]
