@@ -110,10 +110,11 @@ public sealed unsafe partial class CpuKernels : IKernels
     internal int PaddedChunkFloats { get; init; } = 1 << 18;
 
     /// <summary>
-    /// Whether the packed GEMM writes full tiles into C straight from the micro-kernel's registers where
-    /// their rows are runs in C (<see cref="IStoreC.Direct"/>). Off: every tile goes through the tile
-    /// buffer and its store — the same bits, ~6 % slower on a ResNet-50 forward. Internal so that tests
-    /// can check the two routes against each other.
+    /// Whether the GEMMs write full tiles into C straight from the micro-kernel's registers, with the
+    /// epilogue (<see cref="IStoreC.Direct"/>): where their rows are runs in C, and on the shifted path
+    /// packing a pitched grid's pixels on store. Off: every tile goes through the tile buffer and its
+    /// store — the same bits, ~6 % slower on a ResNet-50 forward. Internal so that tests can check the
+    /// two routes against each other.
     /// </summary>
     internal bool DirectTileStores { get; init; } = true;
 
@@ -141,7 +142,7 @@ public sealed unsafe partial class CpuKernels : IKernels
                 patches.TapOffsets(g * s.CinPerGroup, new Span<int>(offsets, k));
                 var a = new RowMajorA(P(Wt) + (long)g * m * k, k);
                 var c = new PitchedPlanesC(P(Y) + outputOffset + (long)g * m * ohw, s.OutH, s.OutW, patches.Pitch, patches.ColumnsPerImage, s.Cout * ohw,
-                    B is null ? null : P(B) + g * m, slope, R is null ? null : P(R) + outputOffset + (long)g * m * ohw);
+                    B is null ? null : P(B) + g * m, slope, R is null ? null : P(R) + outputOffset + (long)g * m * ohw, DirectTileStores);
                 int n = images * patches.ColumnsPerImage;
                 // The same packed form as the im2col path's (same A, same key).
                 if (PackedWeights(w, PackKey.Of(s, PackRole.Forward, g), m, k, a) is { } packed)

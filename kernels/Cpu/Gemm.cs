@@ -45,21 +45,30 @@ internal unsafe interface IStoreC
 /// <summary>
 /// Where the 12×32 micro-kernel leaves its sums: row r's first 16 at Dst + r·RowStride, its last 16 at
 /// HalfOffset floats further (16 when the row is one run; else where the next image's plane starts, for
-/// images of 16 to 31 pixels). On the way, in this order: Bias[r] is added (when AddBias; a null Bias adds
-/// 0, as BatchedPlanesC.Store does), then the row at the same offsets from Prior (when Prior is set: the
-/// tile itself when accumulating a depth chunk, C's own sums, or a residual), then leaky-ReLU when Slope
-/// is a number. Same arithmetic in the same order as the tile buffer followed by
-/// <see cref="IStoreC.Add"/>, so either route gives C the same bits.
+/// images of 16 to 31 pixels). On the way, in this order: the row of Partial (row stride NR: earlier depth
+/// chunks' sums kept in a tile buffer) is added when set, then Bias[r] (when AddBias; a null Bias adds 0,
+/// as BatchedPlanesC.Store does), then the row at the same offsets from Prior (when Prior is set: the tile
+/// itself when accumulating a depth chunk, C's own sums, or a residual), then leaky-ReLU when Slope is a
+/// number. Same arithmetic in the same order as the tile buffer followed by <see cref="IStoreC.Add"/>, so
+/// either route gives C the same bits.
+/// <para>Compressed (a pitched grid's columns, <see cref="PitchedPlanesC"/>): only the lanes set in
+/// LowLanes / HighLanes are outputs, and each half's are consecutive in C from Dst (low) and
+/// Dst + HalfOffset (high); Prior is read the same way (expand-load) and the lanes are packed on store.</para>
 /// </summary>
-internal readonly unsafe struct TileTarget(float* dst, long rowStride, float* prior = null, bool addBias = false, float* bias = null, float slope = float.NaN, long halfOffset = 16)
+internal readonly unsafe struct TileTarget(float* dst, long rowStride, float* prior = null, bool addBias = false, float* bias = null, float slope = float.NaN,
+    long halfOffset = 16, float* partial = null, bool compressed = false, Vector512<float> lowLanes = default, Vector512<float> highLanes = default)
 {
-    public readonly float* Dst = dst, Prior = prior, Bias = bias;
+    public readonly float* Dst = dst, Prior = prior, Bias = bias, Partial = partial;
     public readonly long RowStride = rowStride, HalfOffset = halfOffset;
-    public readonly bool AddBias = addBias;
+    public readonly bool AddBias = addBias, Compressed = compressed;
     public readonly float Slope = slope;
+    public readonly Vector512<float> LowLanes = lowLanes, HighLanes = highLanes;
 
     /// <summary>The tile buffer (row stride NR): overwritten, or added to when accumulating a later depth chunk.</summary>
     public static TileTarget Tile(float* tile, bool accumulate) => new(tile, Gemm.NR, accumulate ? tile : null);
+
+    /// <summary>This target, the sums of earlier depth chunks (a tile, row stride NR) added first; null: none.</summary>
+    public TileTarget After(float* partialSums) => new(Dst, RowStride, Prior, AddBias, Bias, Slope, HalfOffset, partialSums, Compressed, LowLanes, HighLanes);
 }
 
 /// <summary>
@@ -390,6 +399,11 @@ internal static unsafe partial class Gemm
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void Emit(in TileTarget t, int r, Vector512<float> lo, Vector512<float> hi)
     {
+        if (t.Partial != null)
+        {
+            lo += Vector512.Load(t.Partial + r * NR);
+            hi += Vector512.Load(t.Partial + r * NR + 16);
+        }
         if (t.AddBias)
         {
             var bias = Vector512.Create(t.Bias == null ? 0f : t.Bias[r]);
@@ -399,8 +413,16 @@ internal static unsafe partial class Gemm
         if (t.Prior != null)
         {
             float* prior = t.Prior + r * t.RowStride;
-            lo += Vector512.Load(prior);
-            hi += Vector512.Load(prior + t.HalfOffset);
+            if (t.Compressed)
+            {
+                lo += Avx512F.ExpandLoad(prior, t.LowLanes, Vector512<float>.Zero);
+                hi += Avx512F.ExpandLoad(prior + t.HalfOffset, t.HighLanes, Vector512<float>.Zero);
+            }
+            else
+            {
+                lo += Vector512.Load(prior);
+                hi += Vector512.Load(prior + t.HalfOffset);
+            }
         }
         if (!float.IsNaN(t.Slope))
         {
@@ -409,6 +431,12 @@ internal static unsafe partial class Gemm
             hi = Vector512.ConditionalSelect(Vector512.GreaterThan(hi, Vector512<float>.Zero), hi, hi * slope);
         }
         float* dst = t.Dst + r * t.RowStride;
+        if (t.Compressed)
+        {
+            Avx512F.CompressStore(dst, t.LowLanes, lo);
+            Avx512F.CompressStore(dst + t.HalfOffset, t.HighLanes, hi);
+            return;
+        }
         lo.Store(dst);
         hi.Store(dst + t.HalfOffset);
     }

@@ -1,4 +1,6 @@
 using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace ModelGuardian.Kernels.Cpu;
 
@@ -104,10 +106,45 @@ internal readonly record struct PaddedPatches(Conv2dShape Shape)
 /// leaky-ReLU on the last).
 /// </summary>
 internal readonly unsafe struct PitchedPlanesC(float* p, int outH, int outW, int pitch, int columnsPerImage, int imageStride,
-    float* bias = null, float slope = float.NaN, float* residual = null) : IStoreC
+    float* bias = null, float slope = float.NaN, float* residual = null, bool direct = true) : IStoreC
 {
-    // RunInPlaceB sums every depth chunk in the tile buffer and stores once: never asked.
-    public bool Direct(int i0, int j0, bool first, bool last, out TileTarget target) { target = default; return false; }
+    /// <summary>
+    /// A full tile's 32 grid columns as C positions: the lanes that are pixels (not a dropped column past
+    /// OW, nor the sliver padding past the grid) are consecutive in C within each 16-lane half, since a
+    /// grid row's last pixel and the next row's first are neighbours in the plane. So the micro-kernel
+    /// packs them on store (compress) and expands the residual the same way.
+    /// </summary>
+    public bool Direct(int i0, int j0, bool first, bool last, out TileTarget target)
+    {
+        int image = j0 / columnsPerImage, v0 = j0 - image * columnsPerImage;
+        int vy = v0 / pitch, vx = v0 - vy * pitch;
+        uint lanes = 0;
+        int lowStart = -1, highStart = -1;
+        for (int c = 0; c < Gemm.NR; c++)
+        {
+            if (vy < outH && vx < outW)
+            {
+                lanes |= 1u << c;
+                int position = vy * outW + vx;
+                if (c < 16) { if (lowStart < 0) lowStart = position; }
+                else if (highStart < 0) highStart = position;
+            }
+            if (++vx == pitch) { vx = 0; vy++; }
+        }
+        if (!direct || lanes == 0) { target = default; return false; }
+        if (lowStart < 0) lowStart = highStart; // an empty half stores nothing; any in-plane address will do
+        if (highStart < 0) highStart = lowStart;
+        long offset = (long)image * imageStride + (long)i0 * outH * outW + lowStart;
+        target = new TileTarget(p + offset, (long)outH * outW, prior: first && residual != null ? residual + offset : null,
+            addBias: true, bias: first && bias != null ? bias + i0 : null, slope: last ? slope : float.NaN,
+            halfOffset: highStart - lowStart, compressed: true, lowLanes: LaneMask(lanes & 0xFFFF), highLanes: LaneMask(lanes >> 16));
+        return true;
+    }
+
+    private static readonly Vector512<uint> LaneBits = Vector512.Create(1u, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768);
+
+    // Bit l of `bits` → lane l all ones (the form Avx512F's mask arguments take).
+    private static Vector512<float> LaneMask(uint bits) => Vector512.Equals(Vector512.Create(bits) & LaneBits, LaneBits).AsSingle();
 
     public void Add(int i0, int j0, int mr, int nr, float* tile, bool first, bool last)
     {
@@ -174,15 +211,29 @@ internal static unsafe partial class Gemm
                 // 16 KB of input lines) stay in L1 while the row tiles' A slivers stream past. Each chunk's
                 // sums are added to the tiles and C is written once: its store scatters runs of a pitched
                 // grid, too dear to repeat per chunk on narrow outputs.
+                // On the last chunk, a full tile goes straight into C with the earlier chunks' sums and the
+                // epilogue (IStoreC.Direct); the others finish in the tile buffer and are stored after.
+                uint buffered = 0; // bit t: row tile t still needs its store
                 for (int kb = 0; kb < chunks; kb++)
                 {
                     int k0 = kb * KC, kc = Math.Min(KC, k - k0);
                     var depthRows = new OffsetRows(origin, offsets + k0);
                     for (int ir = 0; ir < rows; ir += MR)
-                        MicroKernel(kc, Math.Min(MR, rows - ir), cols, blocks[kb] + (ir / MR) * kc * MR, depthRows, tiles + ir / MR * MR * NR, accumulate: kb > 0);
+                    {
+                        int mr = Math.Min(MR, rows - ir);
+                        float* tile = tiles + ir / MR * MR * NR, aSliver = blocks[kb] + (ir / MR) * kc * MR;
+                        if (kb == chunks - 1 && mr == MR && cols == NR && Vector512.IsHardwareAccelerated && c.Direct(i0 + ir, j, true, true, out var target))
+                            MicroKernelInto(kc, aSliver, depthRows, kb > 0 ? target.After(tile) : target);
+                        else
+                        {
+                            MicroKernel(kc, mr, cols, aSliver, depthRows, tile, accumulate: kb > 0);
+                            if (kb == chunks - 1) buffered |= 1u << (ir / MR);
+                        }
+                    }
                 }
                 for (int ir = 0; ir < rows; ir += MR)
-                    c.Add(i0 + ir, j, Math.Min(MR, rows - ir), cols, tiles + ir / MR * MR * NR, first: true, last: true);
+                    if ((buffered & (1u << (ir / MR))) != 0)
+                        c.Add(i0 + ir, j, Math.Min(MR, rows - ir), cols, tiles + ir / MR * MR * NR, first: true, last: true);
             }
         }
         if (threads == 1 || tasks == 1) for (int t = 0; t < tasks; t++) RunTask(t);

@@ -69,18 +69,23 @@ public sealed class CpuTileBufferConvolutionTests : KernelAgreementSuite
     // tiles that cross into the next image (100 or 121 pixels per image), tiles whose halves lie in two
     // images (16 pixels) or cross (25), partial row tiles (40 = 3·12 + 4), and depths over one 256-deep
     // chunk, so later chunks add to C's own sums.
-    public static TheoryData<string, int, int, int, int, int, int> Shapes() => new()
+    // On the shifted path (its own store: a pitched grid's pixels packed on store) the same for 3×3 layers
+    // over several depth chunks (the earlier chunks' sums come from the tile buffer) and a one-chunk 7×7/2.
+    public static TheoryData<string, int, int, int, int, int, int, ConvolutionAlgorithm> Shapes() => new()
     {
-        { "1×1 forward", 300, 40, 10, 1, 1, 1 },
-        { "1×1 forward, 2 groups", 600, 80, 10, 1, 1, 2 },
-        { "3×3/2 forward (im2col)", 40, 40, 21, 3, 2, 1 },
-        { "3×3/1 forward, deep (im2col)", 64, 24, 8, 3, 1, 1 },
-        { "1×1 forward, 4×4 images (a tile's halves in two images)", 40, 24, 4, 1, 1, 1 },
-        { "1×1 forward, 5×5 images (halves that cross)", 40, 24, 5, 1, 1, 1 },
+        { "1×1 forward", 300, 40, 10, 1, 1, 1, ConvolutionAlgorithm.Im2Col },
+        { "1×1 forward, 2 groups", 600, 80, 10, 1, 1, 2, ConvolutionAlgorithm.Im2Col },
+        { "3×3/2 forward (im2col)", 40, 40, 21, 3, 2, 1, ConvolutionAlgorithm.Im2Col },
+        { "3×3/1 forward, deep (im2col)", 64, 24, 8, 3, 1, 1, ConvolutionAlgorithm.Im2Col },
+        { "1×1 forward, 4×4 images (a tile's halves in two images)", 40, 24, 4, 1, 1, 1, ConvolutionAlgorithm.Im2Col },
+        { "1×1 forward, 5×5 images (halves that cross)", 40, 24, 5, 1, 1, 1, ConvolutionAlgorithm.Im2Col },
+        { "3×3/1 shifted, 10² (pitch 12), 3 depth chunks", 64, 24, 10, 3, 1, 1, ConvolutionAlgorithm.Shifted },
+        { "3×3/1 shifted, 37² (pitch 39), 2 groups", 160, 48, 37, 3, 1, 2, ConvolutionAlgorithm.Shifted },
+        { "7×7/2 shifted, one depth chunk", 3, 24, 40, 7, 2, 1, ConvolutionAlgorithm.Shifted },
     };
 
     [Theory, MemberData(nameof(Shapes))]
-    public void DirectTileStoresChangeNoBit(string what, int cin, int cout, int side, int kernel, int stride, int groups)
+    public void DirectTileStoresChangeNoBit(string what, int cin, int cout, int side, int kernel, int stride, int groups, ConvolutionAlgorithm algorithm)
     {
         var s = Conv2dShape.Square(3, cin, side, side, cout, kernel, stride, kernel / 2, groups);
         var x = TestUtil.Random(s.InputLength, 1); var w = TestUtil.Random(s.WeightLength, 2); var b = TestUtil.Random(s.Cout, 3);
@@ -110,8 +115,8 @@ public sealed class CpuTileBufferConvolutionTests : KernelAgreementSuite
             results.Add(Take(DW, s.WeightLength));
             return results.ToArray();
         }
-        using var direct = new CpuKernels(convolution: ConvolutionAlgorithm.Im2Col);
-        using var buffered = new CpuKernels(convolution: ConvolutionAlgorithm.Im2Col) { DirectTileStores = false };
+        using var direct = new CpuKernels(convolution: algorithm);
+        using var buffered = new CpuKernels(convolution: algorithm) { DirectTileStores = false };
         var expected = Run(buffered);
         var actual = Run(direct);
         // Bits, not float equality (which takes −0 for +0).
