@@ -657,9 +657,27 @@ internal readonly unsafe struct Im2ColB(float* x, PatchGeometry s, int channelOf
                 {
                     int c0 = runStart[r], len = runStart[r + 1] - c0;
                     int iy = runOy[r] * s.StrideH - s.PadH + ky;
-                    if ((uint)iy >= (uint)s.H) { Unsafe.InitBlockUnaligned(d + c0, 0, (uint)len * 4); continue; }
+                    bool rowInside = (uint)iy < (uint)s.H;
                     float* row = x + runBase[r] + planeOffset[q] + iy * s.W;
                     int ix0 = runOx[r] * s.StrideW - s.PadW + kx;
+                    if (s.StrideW == 1 && Avx512F.IsSupported)
+                    {
+                        // Masked loads and stores, 16 columns at a time: small planes (8×8, 4×4) make runs of
+                        // 4–8 columns with padding at one end, where a call to memmove and one to memset per
+                        // run cost more than the copy (~10 % of a ResNet-34 CIFAR b64 forward).
+                        int lo = rowInside ? Math.Max(0, -ix0) : 0, hi = rowInside ? Math.Min(len, s.W - ix0) : 0; // valid columns [lo, hi)
+                        for (int l = 0; l < len; l += 16)
+                        {
+                            var lane = Vector512<int>.Indices;
+                            var inRun = Vector512.LessThan(lane, Vector512.Create(len - l));
+                            var inside = inRun & Vector512.GreaterThanOrEqual(lane, Vector512.Create(lo - l)) & Vector512.LessThan(lane, Vector512.Create(hi - l));
+                            // Masked-off lanes are not read (no fault past the plane's ends) and load as 0: the padding.
+                            var values = Avx512F.MaskLoad(row + ix0 + l, inside.AsSingle(), Vector512<float>.Zero);
+                            Avx512F.MaskStore(d + c0 + l, inRun.AsSingle(), values);
+                        }
+                        continue;
+                    }
+                    if (!rowInside) { Unsafe.InitBlockUnaligned(d + c0, 0, (uint)len * 4); continue; }
                     if (s.StrideW == 1)
                     {
                         int lo = Math.Max(0, -ix0), hi = Math.Min(len, s.W - ix0); // valid columns [lo, hi)
