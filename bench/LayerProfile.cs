@@ -24,12 +24,11 @@ public static class LayerProfile
 
     public static int Run(string which, string? only = null, bool cold = false, int threads = 2)
     {
-        var (architecture, batch) = which switch
+        var (architecture, batch) = DiagnosticArguments.Network(which) switch
         {
-            "resnet50-b1" => (ArchitectureDescriptor.ResNet(50, 1), 1),
-            "resnet50-b8" => (ArchitectureDescriptor.ResNet(50, 1), 8),
-            "resnet34-cifar-b64" => (ArchitectureDescriptor.ResNet(34, 10, ResNetStem.Cifar), 64),
-            _ => throw new ArgumentException($"Unknown network '{which}': resnet50-b1, resnet50-b8 or resnet34-cifar-b64."),
+            WorkloadKind.ResNet50Batch1 => (ArchitectureDescriptor.ResNet(50, 1), 1),
+            WorkloadKind.ResNet50Batch8 => (ArchitectureDescriptor.ResNet(50, 1), 8),
+            _ => (ArchitectureDescriptor.ResNet(34, 10, ResNetStem.Cifar), 64),
         };
         s_cold = cold;
         var layers = Convolutions(architecture, batch);
@@ -122,7 +121,7 @@ public static class LayerProfile
         if (only is not null) return 0;
 
         // The whole forward, same timing rule: what the network adds to its convolutions.
-        var kind = which switch { "resnet50-b1" => WorkloadKind.ResNet50Batch1, "resnet50-b8" => WorkloadKind.ResNet50Batch8, _ => WorkloadKind.ResNet34CifarBatch64 };
+        var kind = DiagnosticArguments.Network(which);
         using var workload = Workload.Create(kind, threads);
         workload.VerifyOrThrow();
         double wholeOurs = double.MaxValue, wholeTheirs = double.MaxValue;

@@ -61,20 +61,8 @@ if (args.Contains("--verify")) return VerifyMode.Run();
 if (Array.IndexOf(args, "--layers") is var layersAt and >= 0)
 {
     // Positional: network, then an optional name filter; flags anywhere after --layers.
-    var positional = new List<string>();
-    int threads = 2;
-    bool cold = false;
-    for (int i = layersAt + 1; i < args.Length; i++)
-    {
-        if (args[i] == "--cold") { cold = true; continue; }
-        if (args[i] == "--threads")
-        {
-            if (++i >= args.Length || !int.TryParse(args[i], out threads) || threads < 1) throw new ArgumentException("--threads takes a positive number.");
-            continue;
-        }
-        positional.Add(args[i]);
-    }
-    return LayerProfile.Run(positional.Count > 0 ? positional[0] : "resnet50-b1", positional.Count > 1 ? positional[1] : null, cold, threads);
+    var options = DiagnosticArguments.Parse(args, layersAt, "--cold");
+    return LayerProfile.Run(options.At(0, "resnet50-b1")!, options.At(1), options.Flags.Contains("--cold"), options.Threads);
 }
 
 if (Array.IndexOf(args, "--loop") is var loopAt and >= 0)
@@ -82,42 +70,23 @@ if (Array.IndexOf(args, "--loop") is var loopAt and >= 0)
     // --loop <resnet50-b1|resnet50-b8|resnet34-cifar-b64> [seconds] [--theirs] [--threads N]: one side,
     // called back to back for that long — something for a sampling profiler to attach to (README). Prints
     // the median, mean and fastest call; not a benchmark.
-    var positional = new List<string>();
-    int threads = 2;
-    bool theirs = false;
-    for (int i = loopAt + 1; i < args.Length; i++)
-    {
-        if (args[i] == "--theirs") { theirs = true; continue; }
-        if (args[i] == "--threads")
-        {
-            if (++i >= args.Length || !int.TryParse(args[i], out threads) || threads < 1) throw new ArgumentException("--threads takes a positive number.");
-            continue;
-        }
-        positional.Add(args[i]);
-    }
-    var kind = (positional.Count > 0 ? positional[0] : "resnet50-b1") switch
-    {
-        "resnet50-b1" => WorkloadKind.ResNet50Batch1, "resnet50-b8" => WorkloadKind.ResNet50Batch8,
-        "resnet34-cifar-b64" => WorkloadKind.ResNet34CifarBatch64,
-        var other => throw new ArgumentException($"--loop: unknown network '{other}'."),
-    };
-    double seconds = positional.Count > 1 ? double.Parse(positional[1], System.Globalization.CultureInfo.InvariantCulture) : 20;
-    using var workload = Workload.Create(kind, threads);
+    var options = DiagnosticArguments.Parse(args, loopAt, "--theirs");
+    bool theirs = options.Flags.Contains("--theirs");
+    double seconds = double.Parse(options.At(1, "20")!, System.Globalization.CultureInfo.InvariantCulture);
+    using var workload = Workload.Create(DiagnosticArguments.Network(options.At(0, "resnet50-b1")!), options.Threads);
     workload.VerifyOrThrow();
     Action call = theirs ? () => workload.RunTheirs() : () => workload.RunOurs();
     for (int i = 0; i < 3; i++) call();
     var clock = System.Diagnostics.Stopwatch.StartNew();
-    int calls = 0;
     var times = new List<double>();
     while (clock.Elapsed.TotalSeconds < seconds)
     {
         long start = System.Diagnostics.Stopwatch.GetTimestamp();
         call();
         times.Add(System.Diagnostics.Stopwatch.GetElapsedTime(start).TotalMilliseconds);
-        calls++;
     }
     times.Sort();
-    Console.WriteLine($"{(theirs ? workload.Yardstick : "ours")}: {calls} calls, median {times[calls / 2]:F2} ms, mean {times.Average():F2}, fastest {times[0]:F2}");
+    Console.WriteLine($"{(theirs ? workload.Yardstick : "ours")}: {times.Count} calls, median {times[times.Count / 2]:F2} ms, mean {times.Average():F2}, fastest {times[0]:F2}");
     return 0;
 }
 
