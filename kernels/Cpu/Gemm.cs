@@ -619,11 +619,16 @@ internal readonly unsafe struct BatchedPlanesB(float* p, int pixelsPerImage, int
 /// tap is a contiguous piece of one input row, copied as a block with zeros where it hangs over the edge.
 /// </summary>
 [SkipLocalsInit] // its run and tap tables are filled before they are read
-internal readonly unsafe struct Im2ColB(float* x, PatchGeometry s, int channelOffset) : IPackB
+internal readonly unsafe struct Im2ColB(float* x, PatchGeometry s, int channelOffset, bool linearTaps = true) : IPackB
 {
     public void Pack(int k0, int kc, int j0, int nc, float* dst)
     {
         int ohw = s.OutH * s.OutW, khw = s.KH * s.KW, plane = s.H * s.W;
+        // A stride-1 convolution whose output is the input's size: output pixel p of a plane reads input
+        // element p + (ky − padH)·W + (kx − padW) for every tap, across row ends too, so a tap's row of a
+        // sliver is one contiguous slice of the plane with the padding lanes masked off — two masked loads,
+        // where the general path below copies it run by run (each output row a run: 8 columns on 8×8 planes).
+        bool linear = linearTaps && s.StrideH == 1 && s.StrideW == 1 && s.OutH == s.H && s.OutW == s.W && khw <= 64 && Avx512F.IsSupported;
         // Runs of columns within one output row: (first column in the sliver, length, input plane base of image, oy, ox of the first column).
         int* runStart = stackalloc int[Gemm.NR + 1];
         int* runBase = stackalloc int[Gemm.NR];
@@ -641,6 +646,11 @@ internal readonly unsafe struct Im2ColB(float* x, PatchGeometry s, int channelOf
         for (int jr = 0; jr < nc; jr += Gemm.NR)
         {
             int cols = Math.Min(Gemm.NR, nc - jr), runs = 0;
+            if (linear && cols == Gemm.NR && PackLinearSliver(j0 + jr, kc, tapY, tapX, planeOffset, dst))
+            {
+                dst += kc * Gemm.NR;
+                continue;
+            }
             for (int c = 0; c < cols;)
             {
                 int j = j0 + jr + c, image = j / ohw, pixel = j - image * ohw, oy = pixel / s.OutW, ox = pixel - oy * s.OutW;
@@ -701,6 +711,46 @@ internal readonly unsafe struct Im2ColB(float* x, PatchGeometry s, int channelOf
             }
             dst += kc * Gemm.NR;
         }
+    }
+
+    // One full sliver (columns j .. j + 32) of a linear convolution (see Pack), each 16-column half within
+    // one image's plane; false (pack it run by run) when a half crosses into the next image.
+    private bool PackLinearSliver(int j, int kc, int* tapY, int* tapX, int* planeOffset, float* dst)
+    {
+        int ohw = s.OutH * s.OutW, plane = s.H * s.W, khw = s.KH * s.KW;
+        float* lowBase = null, highBase = null;
+        // Per tap, the lanes whose input lies inside the plane (the rest are padding: loaded as 0).
+        Vector512<float>* masks = stackalloc Vector512<float>[2 * khw];
+        int* oy = stackalloc int[16];
+        int* ox = stackalloc int[16];
+        for (int half = 0; half < 2; half++)
+        {
+            int column = j + 16 * half, image = column / ohw, pixel = column - image * ohw;
+            if (pixel + 16 > ohw) return false;
+            float* planeStart = x + ((long)image * s.Cin + channelOffset) * plane + pixel;
+            if (half == 0) lowBase = planeStart; else highBase = planeStart;
+            for (int l = 0; l < 16; l++) { oy[l] = (pixel + l) / s.W; ox[l] = (pixel + l) - oy[l] * s.W; }
+            var y = Vector512.Load(oy);
+            var xs = Vector512.Load(ox);
+            for (int ky = 0; ky < s.KH; ky++)
+                for (int kx = 0; kx < s.KW; kx++)
+                {
+                    var iy = y + Vector512.Create(ky - s.PadH);
+                    var ix = xs + Vector512.Create(kx - s.PadW);
+                    var inside = Vector512.GreaterThanOrEqual(iy, Vector512<int>.Zero) & Vector512.LessThan(iy, Vector512.Create(s.H))
+                               & Vector512.GreaterThanOrEqual(ix, Vector512<int>.Zero) & Vector512.LessThan(ix, Vector512.Create(s.W));
+                    masks[2 * (ky * s.KW + kx) + half] = inside.AsSingle();
+                }
+        }
+        for (int q = 0; q < kc; q++)
+        {
+            int tap = tapY[q] * s.KW + tapX[q], shift = planeOffset[q] + (tapY[q] - s.PadH) * s.W + (tapX[q] - s.PadW);
+            float* d = dst + q * Gemm.NR;
+            // Masked-off lanes are not read: no fault before the first plane or past the last.
+            Avx512F.MaskLoad(lowBase + shift, masks[2 * tap], Vector512<float>.Zero).Store(d);
+            Avx512F.MaskLoad(highBase + shift, masks[2 * tap + 1], Vector512<float>.Zero).Store(d + 16);
+        }
+        return true;
     }
 }
 

@@ -124,3 +124,43 @@ public sealed class CpuTileBufferConvolutionTests : KernelAgreementSuite
             Assert.True(expected[i].Select(BitConverter.SingleToInt32Bits).SequenceEqual(actual[i].Select(BitConverter.SingleToInt32Bits)), $"{what}: result {i} differs between the two store routes");
     }
 }
+
+/// <summary>
+/// Im2col's packing of a same-size stride-1 convolution as masked slices of the plane, against packing it
+/// run by run: a copy either way, so the same bits. Shapes: planes of 64 pixels (slivers inside an
+/// image), 16 (each half of a sliver one image), 49 (a short last sliver, run by run), 25 (halves that
+/// cross into the next image, run by run), a 5×5 kernel (padding 2), groups; forward and input gradient.
+/// </summary>
+public sealed class CpuLinearIm2ColTests
+{
+    [Theory]
+    [InlineData(8, 3, 1, 3)]
+    [InlineData(4, 3, 1, 3)]
+    [InlineData(7, 3, 1, 1)]
+    [InlineData(5, 3, 1, 3)]
+    [InlineData(9, 5, 1, 2)]
+    [InlineData(8, 3, 2, 3)]
+    public void LinearPackingChangesNoBit(int side, int kernel, int groups, int batch)
+    {
+        var s = Conv2dShape.Square(batch, 24, side, side, 24, kernel, 1, kernel / 2, groups);
+        var x = TestUtil.Random(s.InputLength, 1); var w = TestUtil.Random(s.WeightLength, 2); var b = TestUtil.Random(s.Cout, 3);
+        var dy = TestUtil.Random(s.OutputLength, 4);
+        (float[] Y, float[] DX) Run(IKernels k)
+        {
+            using var X = k.Allocate(x.Length); using var W = k.AllocateConstant(w); using var B = k.AllocateConstant(b);
+            using var Y = k.Allocate(s.OutputLength); using var DY = k.Allocate(dy.Length); using var DX = k.Allocate(s.InputLength);
+            k.Upload(x, X); k.Upload(dy, DY);
+            k.Conv2dForward(s, X, W, B, Y, 0.2f);
+            k.Conv2dBackwardInput(s, DY, W, DX);
+            var y = new float[s.OutputLength]; var dx = new float[s.InputLength];
+            k.Download(Y, y); k.Download(DX, dx);
+            return (y, dx);
+        }
+        using var linear = new CpuKernels(convolution: ConvolutionAlgorithm.Im2Col);
+        using var runByRun = new CpuKernels(convolution: ConvolutionAlgorithm.Im2Col) { LinearIm2Col = false };
+        var expected = Run(runByRun);
+        var actual = Run(linear);
+        Assert.True(expected.Y.Select(BitConverter.SingleToInt32Bits).SequenceEqual(actual.Y.Select(BitConverter.SingleToInt32Bits)), "forward differs");
+        Assert.True(expected.DX.Select(BitConverter.SingleToInt32Bits).SequenceEqual(actual.DX.Select(BitConverter.SingleToInt32Bits)), "input gradient differs");
+    }
+}
