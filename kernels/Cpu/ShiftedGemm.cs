@@ -43,8 +43,11 @@ internal readonly record struct PaddedPatches(Conv2dShape Shape)
 
     /// <summary>
     /// Whether the shifted layout is the faster one here, by the rule `bench -- --layers` measured (ResNet-50
-    /// b1 and b8, ResNet-34 CIFAR b64, 2 AVX-512 cores): the dropped columns must cost at most a seventh of
-    /// the work (3×3 at 14×14 still wins at b8, 7.6–8.7 vs 9.3–10.1 ms; at 8×8 it loses, 36 vs 29 ms b64),
+    /// b1 and b8, ResNet-34 CIFAR b64, 2 AVX-512 cores): the columns it multiplies (the pitched grid, each
+    /// image rounded up to whole slivers) must be at most 8/7 of those im2col multiplies (the batch's
+    /// pixels in slivers, a short last one of ≤ 16 columns at half price) — 3×3 at 14×14 still wins at b8,
+    /// 7.6–8.7 vs 9.3–10.1 ms; at 8×8 it loses, 36 vs 29 ms b64; at 7×7 b1 both multiply 64 columns and
+    /// shifted wins, 1.09 vs 1.28–1.54 ms —
     /// and either the convolution has stride 1 and depth K ≥ 64 (3×3 from 64 channels up: 1.1 vs 1.3 ms at
     /// 56², 31 vs 40 ms at 32² b64; with 3 input channels the copy outweighs the gather), or a kernel of 25
     /// taps or more (the 7×7/2 stem: 1.2 vs 2.0 ms, where im2col gathers 147 strided rows per sliver).
@@ -52,8 +55,18 @@ internal readonly record struct PaddedPatches(Conv2dShape Shape)
     /// 26 ms at 32² b64; 1×1/2: 1.4 vs 0.9 ms).
     /// </summary>
     public bool Preferred =>
-        (Pitch - Shape.OutW) * 7 <= Shape.OutW
+        (long)Shape.N * ColumnsPerImage * 7 <= Im2ColColumns * 8
         && ((Shape.StrideH == 1 && Shape.StrideW == 1 && Shape.CinPerGroup * Shape.KH * Shape.KW >= 64) || Shape.KH * Shape.KW >= 25);
+
+    // The columns im2col's micro-kernels multiply: whole slivers, and a short last one of ≤ 16 as 16.
+    private long Im2ColColumns
+    {
+        get
+        {
+            long pixels = (long)Shape.N * Shape.OutH * Shape.OutW, rest = pixels % Gemm.NR;
+            return pixels - rest + (rest == 0 ? 0 : rest <= 16 ? 16 : Gemm.NR);
+        }
+    }
 
     /// <summary>offsets[k] for k = (ci, ky, kx) over channels [channelOffset, channelOffset + CinPerGroup): where tap k's shift starts.</summary>
     public void TapOffsets(int channelOffset, Span<int> offsets)

@@ -164,3 +164,24 @@ public sealed class CpuLinearIm2ColTests
         Assert.True(expected.DX.Select(BitConverter.SingleToInt32Bits).SequenceEqual(actual.DX.Select(BitConverter.SingleToInt32Bits)), "input gradient differs");
     }
 }
+
+/// <summary>The automatic choice between the shifted and im2col forwards, on the shapes it was measured on.</summary>
+public sealed class ConvolutionChoiceTests
+{
+    [Theory]
+    [InlineData(1, 64, 56, 3, 1, true)]    // ResNet-50 b1 layer 1: 3264 vs 3136 columns
+    [InlineData(1, 512, 7, 3, 1, true)]    // ResNet-50 b1 layer 4: 64 columns either way
+    [InlineData(8, 512, 7, 3, 1, false)]   // ResNet-50 b8 layer 4: 512 vs 416
+    [InlineData(8, 256, 14, 3, 1, true)]   // ResNet-50 b8 layer 3: 1792 vs 1568, just within 8/7
+    [InlineData(64, 64, 32, 3, 1, true)]   // ResNet-34 CIFAR b64 layer 1
+    [InlineData(64, 256, 8, 3, 1, false)]  // ResNet-34 CIFAR b64 layer 3: 6144 vs 4096
+    [InlineData(1, 512, 4, 3, 1, false)]   // StyleGAN D at 4×4: 32 vs a 16-column sliver
+    [InlineData(1, 64, 56, 3, 2, false)]   // small strided kernels stay on im2col
+    [InlineData(1, 3, 224, 7, 2, true)]    // the 7×7/2 stem
+    [InlineData(64, 3, 32, 3, 1, false)]   // 3 input channels: the copy outweighs the gather
+    public void ShiftedIsChosenWhereItWasMeasuredFaster(int batch, int channels, int side, int kernel, int stride, bool shifted)
+    {
+        var s = Conv2dShape.Square(batch, channels, side, side, channels, kernel, stride, kernel / 2);
+        Assert.Equal(shifted, new PaddedPatches(s).Preferred);
+    }
+}
