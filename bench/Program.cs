@@ -72,7 +72,8 @@ if (Array.IndexOf(args, "--loop") is var loopAt and >= 0)
     // the median, mean and fastest call; not a benchmark.
     var options = DiagnosticArguments.Parse(args, loopAt, "--theirs");
     bool theirs = options.Flags.Contains("--theirs");
-    double seconds = double.Parse(options.At(1, "20")!, System.Globalization.CultureInfo.InvariantCulture);
+    if (!double.TryParse(options.At(1, "20"), System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out double seconds) || !(seconds > 0))
+        throw new ArgumentException($"--loop: seconds must be a positive number, got '{options.At(1)}'.");
     using var workload = Workload.Create(DiagnosticArguments.Network(options.At(0, "resnet50-b1")!), options.Threads);
     workload.VerifyOrThrow();
     Action call = theirs ? () => workload.RunTheirs() : () => workload.RunOurs();

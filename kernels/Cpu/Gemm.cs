@@ -392,9 +392,6 @@ internal static unsafe partial class Gemm
         }
     }
 
-    // The end of a micro-kernel: its sums overwrite the tile, or — accumulating a later depth chunk — are added
-    // to it. Each chunk's sums start from zero, so a long depth is summed in blocks of KC (as when the chunks
-    // go through C), not in one running sum that loses more to rounding.
     // Row r of the 12×32 kernel's sums into its target (TileTarget says the order of operations).
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void Emit(in TileTarget t, int r, Vector512<float> lo, Vector512<float> hi)
@@ -441,6 +438,9 @@ internal static unsafe partial class Gemm
         hi.Store(dst + t.HalfOffset);
     }
 
+    // The end of a micro-kernel: its sums overwrite the tile, or — accumulating a later depth chunk — are added
+    // to it. Each chunk's sums start from zero, so a long depth is summed in blocks of KC (as when the chunks
+    // go through C), not in one running sum that loses more to rounding.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void Put(float* p, Vector512<float> sums, bool accumulate) => (accumulate ? sums + Vector512.Load(p) : sums).Store(p);
 

@@ -226,7 +226,7 @@ internal static unsafe partial class Gemm
                 // grid, too dear to repeat per chunk on narrow outputs.
                 // On the last chunk, a full tile goes straight into C with the earlier chunks' sums and the
                 // epilogue (IStoreC.Direct); the others finish in the tile buffer and are stored after.
-                uint buffered = 0; // bit t: row tile t still needs its store
+                uint buffered = 0; // bit t: row tile t still needs its store (a task has at most MC = 96 rows: 8 tiles)
                 for (int kb = 0; kb < chunks; kb++)
                 {
                     int k0 = kb * KC, kc = Math.Min(KC, k - k0);
