@@ -34,10 +34,11 @@ internal unsafe interface IStoreC
     void Add(int i0, int j0, int mr, int nr, float* tile, bool first, bool last);
 
     /// <summary>
-    /// For a full MR×NR tile at (i0, j0) whose rows lie in C as runs of NR consecutive floats: where the
-    /// micro-kernel writes them straight from its registers, with this store's epilogue (what
-    /// <see cref="Add"/> would do with the tile). False when they do not (a run split by an image's end,
-    /// scattered columns): then the tile goes through <see cref="Add"/>.
+    /// For full MR×NR tiles at columns j0 whose rows lie in C as runs of NR consecutive floats: where the
+    /// micro-kernel writes the tile at row i0 straight from its registers, with this store's epilogue (what
+    /// <see cref="Add"/> would do with the tile); the tile r rows further down goes to
+    /// <c>target.Down(r)</c>, so a sliver asks once for all its row tiles. False when the columns are not
+    /// such runs (a run split by an image's end, scattered columns): then the tiles go through <see cref="Add"/>.
     /// </summary>
     bool Direct(int i0, int j0, bool first, bool last, out TileTarget target);
 }
@@ -69,6 +70,10 @@ internal readonly unsafe struct TileTarget(float* dst, long rowStride, float* pr
 
     /// <summary>This target, the sums of earlier depth chunks (a tile, row stride NR) added first; null: none.</summary>
     public TileTarget After(float* partialSums) => new(Dst, RowStride, Prior, AddBias, Bias, Slope, HalfOffset, partialSums, Compressed, LowLanes, HighLanes);
+
+    /// <summary>The same columns <paramref name="rows"/> rows of C further down: C, Prior and Bias move with them.</summary>
+    public TileTarget Down(int rows) => new(Dst + rows * RowStride, RowStride, Prior == null ? null : Prior + rows * RowStride, AddBias,
+        Bias == null ? null : Bias + rows, Slope, HalfOffset, Partial, Compressed, LowLanes, HighLanes);
 }
 
 /// <summary>
@@ -191,18 +196,21 @@ internal static unsafe partial class Gemm
             a.Pack(i0, rows, k0, kc, blockA);
         }
         int jEnd = Math.Min(nc, endSliver * NR);
+        bool first = k0 == 0, last = k0 + kc == k;
         for (int jr = firstSliver * NR; jr < jEnd; jr += NR)
         {
             float* bSliver = pB + (long)(jr / NR) * kc * NR;
+            int nr = Math.Min(NR, nc - jr);
+            // Full tiles whose rows are runs in C go there straight from the registers: through the tile
+            // buffer and a separate store pass they cost ~10 % of a ResNet-50 forward (1×1 layers of depth
+            // 64–128 do only 128–256 flops per output they store).
+            TileTarget target = default;
+            bool direct = nr == NR && Vector512.IsHardwareAccelerated && c.Direct(i0, j0 + jr, first, last, out target);
             for (int ir = 0; ir < rows; ir += MR)
             {
-                int mr = Math.Min(MR, rows - ir), nr = Math.Min(NR, nc - jr);
-                bool first = k0 == 0, last = k0 + kc == k;
-                // A full tile whose rows are runs in C goes there straight from the registers: through the
-                // tile buffer and a separate store pass it cost ~10 % of a ResNet-50 forward (1×1 layers of
-                // depth 64–128 do only 128–256 flops per output they store).
-                if (mr == MR && nr == NR && Vector512.IsHardwareAccelerated && c.Direct(i0 + ir, j0 + jr, first, last, out var target))
-                    MicroKernelInto(kc, blockA + (ir / MR) * kc * MR, new PackedRows(bSliver), target);
+                int mr = Math.Min(MR, rows - ir);
+                if (direct && mr == MR)
+                    MicroKernelInto(kc, blockA + (ir / MR) * kc * MR, new PackedRows(bSliver), target.Down(ir));
                 else
                 {
                     MicroKernel(kc, mr, nr, blockA + (ir / MR) * kc * MR, new PackedRows(bSliver), tile);

@@ -227,6 +227,8 @@ internal static unsafe partial class Gemm
                 // On the last chunk, a full tile goes straight into C with the earlier chunks' sums and the
                 // epilogue (IStoreC.Direct); the others finish in the tile buffer and are stored after.
                 uint buffered = 0; // bit t: row tile t still needs its store (a task has at most MC = 96 rows: 8 tiles)
+                TileTarget target = default;
+                bool direct = cols == NR && Vector512.IsHardwareAccelerated && c.Direct(i0, j, true, true, out target);
                 for (int kb = 0; kb < chunks; kb++)
                 {
                     int k0 = kb * KC, kc = Math.Min(KC, k - k0);
@@ -235,8 +237,8 @@ internal static unsafe partial class Gemm
                     {
                         int mr = Math.Min(MR, rows - ir);
                         float* tile = tiles + ir / MR * MR * NR, aSliver = blocks[kb] + (ir / MR) * kc * MR;
-                        if (kb == chunks - 1 && mr == MR && cols == NR && Vector512.IsHardwareAccelerated && c.Direct(i0 + ir, j, true, true, out var target))
-                            MicroKernelInto(kc, aSliver, depthRows, kb > 0 ? target.After(tile) : target);
+                        if (kb == chunks - 1 && direct && mr == MR)
+                            MicroKernelInto(kc, aSliver, depthRows, kb > 0 ? target.Down(ir).After(tile) : target.Down(ir));
                         else
                         {
                             MicroKernel(kc, mr, cols, aSliver, depthRows, tile, accumulate: kb > 0);
