@@ -137,8 +137,11 @@ public sealed unsafe partial class CpuKernels : IKernels
         if (t_padded is null || t_padded.Length < length) t_padded = GC.AllocateArray<float>((int)length, pinned: true);
         float* padded = P(t_padded);
         int m = s.CoutPerGroup, k = s.CinPerGroup * s.KH * s.KW, plane = s.H * s.W, ohw = s.OutH * s.OutW;
-        if (t_tapOffsets is null || t_tapOffsets.Length < k) t_tapOffsets = GC.AllocateArray<int>(k, pinned: true);
+        // Each group's tap shifts, once for every chunk (a chunk's images sit where the first chunk's did).
+        long offsetCount = (long)s.Groups * k;
+        if (t_tapOffsets is null || t_tapOffsets.Length < offsetCount) t_tapOffsets = GC.AllocateArray<int>((int)offsetCount, pinned: true);
         int* offsets = (int*)Unsafe.AsPointer(ref t_tapOffsets[0]);
+        for (int g = 0; g < s.Groups; g++) patches.TapOffsets(g * s.CinPerGroup, new Span<int>(offsets + (long)g * k, k));
         for (int n0 = 0; n0 < s.N; n0 += imagesPerChunk)
         {
             int images = Math.Min(imagesPerChunk, s.N - n0);
@@ -147,18 +150,18 @@ public sealed unsafe partial class CpuKernels : IKernels
             long outputOffset = (long)n0 * s.Cout * ohw;
             for (int g = 0; g < s.Groups; g++)
             {
-                patches.TapOffsets(g * s.CinPerGroup, new Span<int>(offsets, k));
-                var a = new RowMajorA(P(Wt) + (long)g * m * k, k);
                 var c = new PitchedPlanesC(P(Y) + outputOffset + (long)g * m * ohw, s.OutH, s.OutW, patches.Pitch, patches.ColumnsPerImage, s.Cout * ohw,
                     B is null ? null : P(B) + g * m, slope, R is null ? null : P(R) + outputOffset + (long)g * m * ohw, DirectTileStores);
                 int n = images * patches.ColumnsPerImage;
+                int* groupOffsets = offsets + (long)g * k;
+                var a = new RowMajorA(P(Wt) + (long)g * m * k, k);
                 // The same packed form as the im2col path's (same A, same key).
                 if (PackedWeights(w, PackKey.Of(s, PackRole.Forward, g), m, k, a) is { } packed)
                 {
-                    Gemm.RunInPlaceB(_pool, m, n, k, packed.AsSource(), padded, patches.ImageLength, patches.ColumnsPerImage, offsets, c);
+                    Gemm.RunInPlaceB(_pool, m, n, k, packed.AsSource(), padded, patches.ImageLength, patches.ColumnsPerImage, groupOffsets, c);
                     GC.KeepAlive(packed);
                 }
-                else Gemm.RunInPlaceB(_pool, m, n, k, a, padded, patches.ImageLength, patches.ColumnsPerImage, offsets, c);
+                else Gemm.RunInPlaceB(_pool, m, n, k, a, padded, patches.ImageLength, patches.ColumnsPerImage, groupOffsets, c);
             }
         }
     }
