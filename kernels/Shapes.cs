@@ -81,3 +81,36 @@ public readonly record struct ResizeShape(int N, int C, int H, int W, int OutH, 
             throw new ArgumentException($"Resize: sizes must be positive, got {this}.");
     }
 }
+
+/// <summary>
+/// Channel-blocked activations, the CPU backend's inference layout (<see cref="IBlockedKernels"/>):
+/// (N, C / Block, H + 2·Pad, W + 2·Pad, Block) — each pixel's Block channels are one vector, and a
+/// border of Pad zero pixels lets a convolution read its padding taps like any other. Block is 16
+/// (one 512-bit vector), or 1 (plain NCHW with a zero border) for inputs whose channels are not a
+/// multiple of 16, such as an RGB image.
+/// </summary>
+public readonly record struct BlockedLayout(int N, int C, int H, int W, int Pad, int Block)
+{
+    public const int Vector = 16;
+
+    /// <summary>The layout for (N, C, H, W) with a border of <paramref name="pad"/>: blocks of 16 when C allows, else 1.</summary>
+    public static BlockedLayout For(int n, int c, int h, int w, int pad) => new(n, c, h, w, pad, c % Vector == 0 ? Vector : 1);
+
+    public int Blocks => C / Block;
+    public int Pitch => W + 2 * Pad;
+    public int Rows => H + 2 * Pad;
+    /// <summary>Floats of one block of channels of one image: Rows × Pitch × Block.</summary>
+    public long PlaneLength => (long)Rows * Pitch * Block;
+    public long ImageLength => Blocks * PlaneLength;
+    /// <summary>Floats of the whole tensor; throws when it exceeds one buffer.</summary>
+    public int Length => checked((int)(N * ImageLength));
+
+    public void Validate()
+    {
+        if (N < 1 || C < 1 || H < 1 || W < 1 || Pad < 0)
+            throw new ArgumentException($"Blocked layout: sizes must be positive and the border ≥ 0, got {this}.");
+        if (Block is not (1 or Vector) || C % Block != 0)
+            throw new ArgumentException($"Blocked layout: the block must be 1 or {Vector} and divide C, got {this}.");
+        _ = Length;
+    }
+}

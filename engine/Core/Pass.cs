@@ -38,6 +38,14 @@ public sealed class Pass(BufferPool pool) : IDisposable
         return new Tensor(buffer, shape);
     }
 
+    /// <summary>A tensor in a channel-blocked layout (<see cref="IBlockedKernels"/>).</summary>
+    public BlockedTensor NewBlocked(BlockedLayout layout)
+    {
+        var buffer = pool.Rent(layout.Length);
+        _rented.Add(buffer);
+        return new BlockedTensor(buffer, layout);
+    }
+
     public Tensor Upload(ReadOnlySpan<float> data, Shape4 shape)
     {
         var t = New(shape);
@@ -51,12 +59,17 @@ public sealed class Pass(BufferPool pool) : IDisposable
     /// output into memory not touched since the previous call. Only for a tensor nothing reads again —
     /// never while a tape is recording, since backward steps read the forward's tensors.
     /// </summary>
-    public void Release(Tensor t)
+    public void Release(Tensor t) => Release(t.Buffer);
+
+    /// <summary>As <see cref="Release(Tensor)"/>, for a blocked tensor.</summary>
+    public void Release(BlockedTensor t) => Release(t.Buffer);
+
+    private void Release(DeviceBuffer buffer)
     {
-        int i = _rented.LastIndexOf(t.Buffer);
+        int i = _rented.LastIndexOf(buffer);
         if (i < 0) throw new InvalidOperationException("The tensor's buffer was not rented by this pass (or was released already).");
         _rented.RemoveAt(i);
-        pool.Return(t.Buffer);
+        pool.Return(buffer);
     }
 
     public float[] Download(Tensor t)

@@ -19,6 +19,13 @@ public sealed class Tensor(DeviceBuffer buffer, Shape4 shape)
     public int Length => Shape.Length;
 }
 
+/// <summary>A tensor in a channel-blocked layout: a backend buffer of at least <see cref="BlockedLayout.Length"/> floats.</summary>
+public sealed class BlockedTensor(DeviceBuffer buffer, BlockedLayout layout)
+{
+    public DeviceBuffer Buffer { get; } = buffer;
+    public BlockedLayout Layout { get; } = layout;
+}
+
 /// <summary>
 /// Recycles backend buffers by exact length: a network called again with the same batch size
 /// asks for the same lengths, so steady-state calls allocate nothing. Thread-safe.

@@ -86,6 +86,27 @@ public sealed class Conv2dLayer : ILayer
         return y;
     }
 
+    // Inference on channel-blocked activations (BlockedRun): the same convolution, input and output blocked.
+    private Conv2dShape Geometry(BlockedLayout x) => Conv2dShape.Square(x.N, x.C, x.H, x.W, Cout, Kernel, Stride, Pad, Groups);
+
+    /// <summary>This conv's blocked output layout for a blocked input, or null where the backend cannot run it blocked.</summary>
+    internal BlockedLayout? BlockedOutput(IBlockedKernels k, BlockedLayout x)
+    {
+        if (x.C != Cin) return null;
+        var g = Geometry(x);
+        if (g.H + 2 * g.PadH < g.KH || g.W + 2 * g.PadW < g.KW || !k.SupportsBlockedConv2d(g, x)) return null;
+        return new BlockedLayout(x.N, Cout, g.OutH, g.OutW, BlockedRun.Border, BlockedLayout.Vector);
+    }
+
+    /// <summary>y = lrelu(conv(x) + bias [+ residual]) on blocked tensors; the slope is this conv's own unless a residual's is given.</summary>
+    internal BlockedTensor ForwardBlocked(Pass pass, IBlockedKernels k, BlockedTensor x, BlockedTensor? residual = null, float? residualSlope = null)
+    {
+        var layout = BlockedOutput(k, x.Layout) ?? throw new InvalidOperationException($"Conv {Cin}→{Cout} {Kernel}×{Kernel}/{Stride} cannot run on {x.Layout}.");
+        var y = pass.NewBlocked(layout);
+        k.BlockedConv2dForward(Geometry(x.Layout), x.Layout, layout, x.Buffer, _weight, _bias, y.Buffer, residual is null ? LeakyReluSlope : residualSlope, residual?.Buffer);
+        return y;
+    }
+
     public Tensor Forward(Pass pass, Tensor x, Tape? tape)
     {
         var y = pass.New(OutputShape(x.Shape));
@@ -157,6 +178,23 @@ public sealed class Pool2dLayer(PoolKind kind, int kernel, int stride, int pad =
 {
     private Pool2dShape Geometry(Shape4 x) => Pool2dShape.Square(x.N, x.C, x.H, x.W, kernel, stride, pad);
 
+    /// <summary>The blocked output layout (max pooling on blocks of 16 only), or null.</summary>
+    internal BlockedLayout? BlockedOutput(BlockedLayout x)
+    {
+        if (kind != PoolKind.Max || x.Block != BlockedLayout.Vector) return null;
+        var g = Geometry(new Shape4(x.N, x.C, x.H, x.W));
+        if (x.H + 2 * pad < kernel || x.W + 2 * pad < kernel || 2 * pad > kernel) return null;
+        return new BlockedLayout(x.N, x.C, g.OutH, g.OutW, BlockedRun.Border, BlockedLayout.Vector);
+    }
+
+    internal BlockedTensor ForwardBlocked(Pass pass, IBlockedKernels k, BlockedTensor x)
+    {
+        var layout = BlockedOutput(x.Layout) ?? throw new InvalidOperationException($"This pooling cannot run on {x.Layout}.");
+        var y = pass.NewBlocked(layout);
+        k.BlockedMaxPool2dForward(Geometry(new Shape4(x.Layout.N, x.Layout.C, x.Layout.H, x.Layout.W)), x.Layout, layout, x.Buffer, y.Buffer);
+        return y;
+    }
+
     public Shape4 OutputShape(Shape4 x)
     {
         var g = Geometry(x);
@@ -184,6 +222,9 @@ public sealed class Pool2dLayer(PoolKind kind, int kernel, int stride, int pad =
 /// <summary>Adaptive average pooling to (outH, outW); (1, 1) is the global pool of a ResNet.</summary>
 public sealed class AdaptiveAvgPoolLayer(int outH, int outW) : ILayer
 {
+    /// <summary>Whether this is a global pool, the exit of a blocked run.</summary>
+    internal bool IsGlobal => outH == 1 && outW == 1;
+
     public Shape4 OutputShape(Shape4 x) => new(x.N, x.C, outH, outW);
 
     public Tensor Forward(Pass pass, Tensor x, Tape? tape)
@@ -278,7 +319,14 @@ public sealed class Sequential(IReadOnlyList<ILayer> layers) : ILayer
     public Tensor Forward(Pass pass, Tensor x, Tape? tape)
     {
         var input = x;
-        foreach (var l in Layers)
+        int start = 0;
+        // An inference pass on a backend with blocked kernels runs what it can of the network blocked (BlockedRun).
+        if (tape is null && pass.K is IBlockedKernels { BlockedInference: true } blocked && BlockedRun.Find(blocked, Layers, x.Shape) is { } run)
+        {
+            x = run.Forward(pass, blocked, x);
+            start = run.End;
+        }
+        foreach (var l in Layers.Skip(start))
         {
             var y = l.Forward(pass, x, tape);
             if (tape is null && x.Buffer != input.Buffer) ReleaseIfDead(pass, x, y);
@@ -320,6 +368,32 @@ public sealed class ResidualLayer : ILayer
         var b = _shortcut?.OutputShape(input) ?? input;
         if (a != b) throw new ArgumentException($"Residual branches disagree: {a} vs {b}.");
         return a;
+    }
+
+    /// <summary>The block's blocked output layout, or null when a branch cannot run blocked or the branches disagree.</summary>
+    internal BlockedLayout? BlockedOutput(IBlockedKernels k, BlockedLayout x)
+    {
+        BlockedLayout? h = x;
+        foreach (var layer in _head) h = h is { } l ? BlockedRun.Output(k, layer, l) : null;
+        var main = h is { } last ? _last.BlockedOutput(k, last) : null;
+        var side = _shortcut is null ? x : BlockedRun.Output(k, _shortcut, x);
+        return main is not null && main == side ? main : null;
+    }
+
+    internal BlockedTensor ForwardBlocked(Pass pass, IBlockedKernels k, BlockedTensor x)
+    {
+        var residual = _shortcut is null ? x : BlockedRun.Forward(pass, k, _shortcut, x);
+        var h = x;
+        foreach (var layer in _head)
+        {
+            var next = BlockedRun.Forward(pass, k, layer, h);
+            if (h != x) pass.Release(h);
+            h = next;
+        }
+        var y = _last.ForwardBlocked(pass, k, h, residual, _slope);
+        if (h != x) pass.Release(h);
+        if (residual != x && residual != h) pass.Release(residual);
+        return y;
     }
 
     public Tensor Forward(Pass pass, Tensor x, Tape? tape)

@@ -36,8 +36,10 @@ public sealed class NetworkOracleTests(TorchOracle oracle) : IDisposable
         TestUtil.AssertClose(expected["y"].Data, ours.Outputs, OutputTolerance, $"{a} outputs");
         if (allowSlopeFlips) TestUtil.AssertCloseAllowingFlips(expected["dx"].Data, ours.InputGradient, GradientTolerance, 1e-3, $"{a} input gradient");
         else TestUtil.AssertClose(expected["dx"].Data, ours.InputGradient, GradientTolerance, $"{a} input gradient");
-        // The forward-only path must give the very same outputs as the forward of the gradient path.
-        Assert.Equal(ours.Outputs, net.Forward(x, shape));
+        // The forward-only path: on the CPU backend a ResNet's runs on the blocked kernels (BlockedRun), whose
+        // sums are in another order than the NCHW forward the gradient path records — so against the oracle
+        // too, with the same tolerance, not bit for bit.
+        TestUtil.AssertClose(expected["y"].Data, net.Forward(x, shape), OutputTolerance, $"{a} outputs, inference forward");
     }
 
     private static object ResNetParams(ArchitectureDescriptor a) =>
