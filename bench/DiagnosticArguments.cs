@@ -1,3 +1,5 @@
+using ModelGuardian.Engine.Networks;
+
 namespace ModelGuardian.Bench;
 
 /// <summary>
@@ -26,6 +28,14 @@ public sealed record DiagnosticArguments(IReadOnlyList<string> Positional, int T
 
     /// <summary>Positional word <paramref name="index"/>, or <paramref name="fallback"/> when absent.</summary>
     public string? At(int index, string? fallback = null) => index < Positional.Count ? Positional[index] : fallback;
+
+    /// <summary>The architecture and batch size of a ResNet workload, by the name the diagnostics take.</summary>
+    public static (ArchitectureDescriptor Architecture, int Batch) NetworkAndBatch(string name) => Network(name) switch
+    {
+        WorkloadKind.ResNet50Batch1 => (ArchitectureDescriptor.ResNet(50, 1), 1),
+        WorkloadKind.ResNet50Batch8 => (ArchitectureDescriptor.ResNet(50, 1), 8),
+        _ => (ArchitectureDescriptor.ResNet(34, 10, ResNetStem.Cifar), 64),
+    };
 
     /// <summary>The ResNet workloads by the names the diagnostics take.</summary>
     public static WorkloadKind Network(string name) => name switch

@@ -24,12 +24,7 @@ public static class LayerProfile
 
     public static int Run(string which, string? only = null, bool cold = false, int threads = 2)
     {
-        var (architecture, batch) = DiagnosticArguments.Network(which) switch
-        {
-            WorkloadKind.ResNet50Batch1 => (ArchitectureDescriptor.ResNet(50, 1), 1),
-            WorkloadKind.ResNet50Batch8 => (ArchitectureDescriptor.ResNet(50, 1), 8),
-            _ => (ArchitectureDescriptor.ResNet(34, 10, ResNetStem.Cifar), 64),
-        };
+        var (architecture, batch) = DiagnosticArguments.NetworkAndBatch(which);
         s_cold = cold;
         var layers = Convolutions(architecture, batch);
         string network = $"{layers.Sum(l => l.Count)} convolutions, {layers.Count} distinct";

@@ -31,6 +31,11 @@
 //   dotnet run -c Release --project bench -- --loop [resnet50-b1|resnet50-b8|resnet34-cifar-b64] [seconds] [--theirs] [--threads N]
 //       one side's forward back to back (default 20 s), then its median, mean and fastest call: a target
 //       for a sampling profiler (README, "Profiling"), not a benchmark.
+//   dotnet run -c Release --project bench -- --in-network [resnet50-b1|resnet50-b8|resnet34-cifar-b64] [--nodes] [--threads N]
+//       a diagnostic: each kernel call of our forward timed inside the network, beside ONNX Runtime's own
+//       per-node profile of its forward (--nodes: every call in order, not only the sums by kind).
+//   dotnet run -c Release --project bench -- --blocked-ab [resnet50-b1|resnet50-b8|resnet34-cifar-b64] [--threads N]
+//       a diagnostic: our forward with the channel-blocked kernels and without (NCHW), called alternately.
 //   dotnet run -c Release --project bench -- --patch-torchsharp
 //       only patches the output folder's libLibTorchSharp.so and prints its path (for `ldd`).
 // Other BenchmarkDotNet options pass through (--list flat, --exporters json, …). Benchmarks always
@@ -63,6 +68,18 @@ if (Array.IndexOf(args, "--layers") is var layersAt and >= 0)
     // Positional: network, then an optional name filter; flags anywhere after --layers.
     var options = DiagnosticArguments.Parse(args, layersAt, "--cold");
     return LayerProfile.Run(options.At(0, "resnet50-b1")!, options.At(1), options.Flags.Contains("--cold"), options.Threads);
+}
+
+if (Array.IndexOf(args, "--in-network") is var inNetworkAt and >= 0)
+{
+    var options = DiagnosticArguments.Parse(args, inNetworkAt, "--nodes");
+    return NetworkProfile.Run(options.At(0, "resnet50-b1")!, options.Threads, options.Flags.Contains("--nodes"));
+}
+
+if (Array.IndexOf(args, "--blocked-ab") is var abAt and >= 0)
+{
+    var options = DiagnosticArguments.Parse(args, abAt);
+    return BlockedComparison.Run(options.At(0, "resnet50-b1")!, options.Threads);
 }
 
 if (Array.IndexOf(args, "--loop") is var loopAt and >= 0)
