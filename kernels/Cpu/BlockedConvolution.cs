@@ -62,33 +62,39 @@ internal static unsafe class BlockedConvolution
     /// <summary>Widest tile: 14 pixels × 2 blocks = 28 accumulators, plus two weight vectors and a broadcast, of 32 zmm registers.</summary>
     public const int MaxPixels = 14;
 
-    // w: (Cout, Cin, KH, KW) → packed: (Cout / 32, KH, KW, Cin, 32), the order a tile reads them in
-    public static void PackWeights(in Conv2dShape s, float* w, float* packed)
+    // The depth order k = (channel block, ky, kx, lane), in the packed weights and the tap offsets alike: a
+    // block's input lines (3 rows of a tile's pixels, a few KB) serve all its taps while in L1. Taps outermost,
+    // a tap's pass over all channels (224 lines at 256 channels, with 32 KB of weights) pushed the lines out
+    // before the next tap came back to them.
+
+    // w: (Cout, Cin, KH, KW) → packed: (Cout / 32, Cin / block, KH, KW, block, 32), the order a tile reads them in
+    public static void PackWeights(in Conv2dShape s, int block, float* w, float* packed)
     {
         int taps = s.KH * s.KW;
         for (int pair = 0; pair < s.Cout / PairChannels; pair++)
-            for (int t = 0; t < taps; t++)
-                for (int ci = 0; ci < s.Cin; ci++)
-                    for (int o = 0; o < PairChannels; o++)
-                        *packed++ = w[((long)(pair * PairChannels + o) * s.Cin + ci) * taps + t];
+            for (int cb = 0; cb < s.Cin / block; cb++)
+                for (int t = 0; t < taps; t++)
+                    for (int lane = 0; lane < block; lane++)
+                        for (int o = 0; o < PairChannels; o++)
+                            *packed++ = w[((long)(pair * PairChannels + o) * s.Cin + cb * block + lane) * taps + t];
     }
 
     /// <summary>
-    /// offsets[k] for depth step k = (ky, kx, ci): input (ci, oy·s + ky − padH, ox·s + kx − padW) lies at
-    /// image + (oy·s·Pitch + ox·s)·Block + offsets[k] in the input layout (its border absorbs the padding).
+    /// offsets[k] for depth step k = (channel block, ky, kx, lane): input (ci, oy·s + ky − padH, ox·s + kx − padW)
+    /// lies at image + (oy·s·Pitch + ox·s)·Block + offsets[k] in the input layout (its border absorbs the padding).
     /// A tile then walks one flat loop over k, as the GEMM micro-kernel does: with the taps and channel
     /// blocks as nested loops the JIT kept the 28 accumulators in memory, not registers.
     /// </summary>
     public static void TapOffsets(in Conv2dShape s, in BlockedLayout input, int* offsets)
     {
         int block = input.Block;
-        for (int ky = 0; ky < s.KH; ky++)
-            for (int kx = 0; kx < s.KW; kx++)
-            {
-                long tap = ((long)(ky - s.PadH + input.Pad) * input.Pitch + kx - s.PadW + input.Pad) * block;
-                for (int ci = 0; ci < s.Cin; ci++)
-                    *offsets++ = checked((int)(tap + ci / block * input.PlaneLength + ci % block));
-            }
+        for (int cb = 0; cb < s.Cin / block; cb++)
+            for (int ky = 0; ky < s.KH; ky++)
+                for (int kx = 0; kx < s.KW; kx++)
+                {
+                    long at = cb * input.PlaneLength + ((long)(ky - s.PadH + input.Pad) * input.Pitch + kx - s.PadW + input.Pad) * block;
+                    for (int lane = 0; lane < block; lane++) *offsets++ = checked((int)(at + lane));
+                }
     }
 
     /// <summary>Output rows per work item: two where a row is at most 7 pixels, so that a tile still has 14.</summary>
@@ -197,19 +203,19 @@ internal static unsafe class BlockedConvolution
             float* q = x + offsets[k], q2 = q + below;
             Vector512<float> v = Vector512.Create(q[0]);
             l0 = Vector512.FusedMultiplyAdd(v, w0, l0); h0 = Vector512.FusedMultiplyAdd(v, w1, h0);
-            if (n > 1) { v = Vector512.Create(At(q, q2, 1, per, step)); l1 = Vector512.FusedMultiplyAdd(v, w0, l1); h1 = Vector512.FusedMultiplyAdd(v, w1, h1); }
-            if (n > 2) { v = Vector512.Create(At(q, q2, 2, per, step)); l2 = Vector512.FusedMultiplyAdd(v, w0, l2); h2 = Vector512.FusedMultiplyAdd(v, w1, h2); }
-            if (n > 3) { v = Vector512.Create(At(q, q2, 3, per, step)); l3 = Vector512.FusedMultiplyAdd(v, w0, l3); h3 = Vector512.FusedMultiplyAdd(v, w1, h3); }
-            if (n > 4) { v = Vector512.Create(At(q, q2, 4, per, step)); l4 = Vector512.FusedMultiplyAdd(v, w0, l4); h4 = Vector512.FusedMultiplyAdd(v, w1, h4); }
-            if (n > 5) { v = Vector512.Create(At(q, q2, 5, per, step)); l5 = Vector512.FusedMultiplyAdd(v, w0, l5); h5 = Vector512.FusedMultiplyAdd(v, w1, h5); }
-            if (n > 6) { v = Vector512.Create(At(q, q2, 6, per, step)); l6 = Vector512.FusedMultiplyAdd(v, w0, l6); h6 = Vector512.FusedMultiplyAdd(v, w1, h6); }
-            if (n > 7) { v = Vector512.Create(At(q, q2, 7, per, step)); l7 = Vector512.FusedMultiplyAdd(v, w0, l7); h7 = Vector512.FusedMultiplyAdd(v, w1, h7); }
-            if (n > 8) { v = Vector512.Create(At(q, q2, 8, per, step)); l8 = Vector512.FusedMultiplyAdd(v, w0, l8); h8 = Vector512.FusedMultiplyAdd(v, w1, h8); }
-            if (n > 9) { v = Vector512.Create(At(q, q2, 9, per, step)); l9 = Vector512.FusedMultiplyAdd(v, w0, l9); h9 = Vector512.FusedMultiplyAdd(v, w1, h9); }
-            if (n > 10) { v = Vector512.Create(At(q, q2, 10, per, step)); l10 = Vector512.FusedMultiplyAdd(v, w0, l10); h10 = Vector512.FusedMultiplyAdd(v, w1, h10); }
-            if (n > 11) { v = Vector512.Create(At(q, q2, 11, per, step)); l11 = Vector512.FusedMultiplyAdd(v, w0, l11); h11 = Vector512.FusedMultiplyAdd(v, w1, h11); }
-            if (n > 12) { v = Vector512.Create(At(q, q2, 12, per, step)); l12 = Vector512.FusedMultiplyAdd(v, w0, l12); h12 = Vector512.FusedMultiplyAdd(v, w1, h12); }
-            if (n > 13) { v = Vector512.Create(At(q, q2, 13, per, step)); l13 = Vector512.FusedMultiplyAdd(v, w0, l13); h13 = Vector512.FusedMultiplyAdd(v, w1, h13); }
+            if (n > 1) { v = Vector512.Create(*At(q, q2, 1, per, step)); l1 = Vector512.FusedMultiplyAdd(v, w0, l1); h1 = Vector512.FusedMultiplyAdd(v, w1, h1); }
+            if (n > 2) { v = Vector512.Create(*At(q, q2, 2, per, step)); l2 = Vector512.FusedMultiplyAdd(v, w0, l2); h2 = Vector512.FusedMultiplyAdd(v, w1, h2); }
+            if (n > 3) { v = Vector512.Create(*At(q, q2, 3, per, step)); l3 = Vector512.FusedMultiplyAdd(v, w0, l3); h3 = Vector512.FusedMultiplyAdd(v, w1, h3); }
+            if (n > 4) { v = Vector512.Create(*At(q, q2, 4, per, step)); l4 = Vector512.FusedMultiplyAdd(v, w0, l4); h4 = Vector512.FusedMultiplyAdd(v, w1, h4); }
+            if (n > 5) { v = Vector512.Create(*At(q, q2, 5, per, step)); l5 = Vector512.FusedMultiplyAdd(v, w0, l5); h5 = Vector512.FusedMultiplyAdd(v, w1, h5); }
+            if (n > 6) { v = Vector512.Create(*At(q, q2, 6, per, step)); l6 = Vector512.FusedMultiplyAdd(v, w0, l6); h6 = Vector512.FusedMultiplyAdd(v, w1, h6); }
+            if (n > 7) { v = Vector512.Create(*At(q, q2, 7, per, step)); l7 = Vector512.FusedMultiplyAdd(v, w0, l7); h7 = Vector512.FusedMultiplyAdd(v, w1, h7); }
+            if (n > 8) { v = Vector512.Create(*At(q, q2, 8, per, step)); l8 = Vector512.FusedMultiplyAdd(v, w0, l8); h8 = Vector512.FusedMultiplyAdd(v, w1, h8); }
+            if (n > 9) { v = Vector512.Create(*At(q, q2, 9, per, step)); l9 = Vector512.FusedMultiplyAdd(v, w0, l9); h9 = Vector512.FusedMultiplyAdd(v, w1, h9); }
+            if (n > 10) { v = Vector512.Create(*At(q, q2, 10, per, step)); l10 = Vector512.FusedMultiplyAdd(v, w0, l10); h10 = Vector512.FusedMultiplyAdd(v, w1, h10); }
+            if (n > 11) { v = Vector512.Create(*At(q, q2, 11, per, step)); l11 = Vector512.FusedMultiplyAdd(v, w0, l11); h11 = Vector512.FusedMultiplyAdd(v, w1, h11); }
+            if (n > 12) { v = Vector512.Create(*At(q, q2, 12, per, step)); l12 = Vector512.FusedMultiplyAdd(v, w0, l12); h12 = Vector512.FusedMultiplyAdd(v, w1, h12); }
+            if (n > 13) { v = Vector512.Create(*At(q, q2, 13, per, step)); l13 = Vector512.FusedMultiplyAdd(v, w0, l13); h13 = Vector512.FusedMultiplyAdd(v, w1, h13); }
         }
         var output = a.Output;
         long offset = image * output.ImageLength + 2 * pair * output.PlaneLength + ((long)(oy + output.Pad) * output.Pitch + ox0 + output.Pad) * BlockedLayout.Vector;
@@ -217,25 +223,30 @@ internal static unsafe class BlockedConvolution
         var biasLow = a.Bias == null ? Vector512<float>.Zero : Vector512.Load(a.Bias + pair * PairChannels);
         var biasHigh = a.Bias == null ? Vector512<float>.Zero : Vector512.Load(a.Bias + pair * PairChannels + BlockedLayout.Vector);
         long high = output.PlaneLength, nextRow = (long)output.Pitch * BlockedLayout.Vector;
-        Store(y, r, high, 0, l0, h0, biasLow, biasHigh, a.Slope);
-        if (n > 1) Store(y, r, high, At(1, per, nextRow), l1, h1, biasLow, biasHigh, a.Slope);
-        if (n > 2) Store(y, r, high, At(2, per, nextRow), l2, h2, biasLow, biasHigh, a.Slope);
-        if (n > 3) Store(y, r, high, At(3, per, nextRow), l3, h3, biasLow, biasHigh, a.Slope);
-        if (n > 4) Store(y, r, high, At(4, per, nextRow), l4, h4, biasLow, biasHigh, a.Slope);
-        if (n > 5) Store(y, r, high, At(5, per, nextRow), l5, h5, biasLow, biasHigh, a.Slope);
-        if (n > 6) Store(y, r, high, At(6, per, nextRow), l6, h6, biasLow, biasHigh, a.Slope);
-        if (n > 7) Store(y, r, high, At(7, per, nextRow), l7, h7, biasLow, biasHigh, a.Slope);
-        if (n > 8) Store(y, r, high, At(8, per, nextRow), l8, h8, biasLow, biasHigh, a.Slope);
-        if (n > 9) Store(y, r, high, At(9, per, nextRow), l9, h9, biasLow, biasHigh, a.Slope);
-        if (n > 10) Store(y, r, high, At(10, per, nextRow), l10, h10, biasLow, biasHigh, a.Slope);
-        if (n > 11) Store(y, r, high, At(11, per, nextRow), l11, h11, biasLow, biasHigh, a.Slope);
-        if (n > 12) Store(y, r, high, At(12, per, nextRow), l12, h12, biasLow, biasHigh, a.Slope);
-        if (n > 13) Store(y, r, high, At(13, per, nextRow), l13, h13, biasLow, biasHigh, a.Slope);
+        bool activate = !float.IsNaN(a.Slope);
+        var slope = Vector512.Create(a.Slope); // once per tile, not per pixel
+        Store(y, r, high, 0, l0, h0, biasLow, biasHigh, activate, slope);
+        if (n > 1) Store(y, r, high, At(1, per, nextRow), l1, h1, biasLow, biasHigh, activate, slope);
+        if (n > 2) Store(y, r, high, At(2, per, nextRow), l2, h2, biasLow, biasHigh, activate, slope);
+        if (n > 3) Store(y, r, high, At(3, per, nextRow), l3, h3, biasLow, biasHigh, activate, slope);
+        if (n > 4) Store(y, r, high, At(4, per, nextRow), l4, h4, biasLow, biasHigh, activate, slope);
+        if (n > 5) Store(y, r, high, At(5, per, nextRow), l5, h5, biasLow, biasHigh, activate, slope);
+        if (n > 6) Store(y, r, high, At(6, per, nextRow), l6, h6, biasLow, biasHigh, activate, slope);
+        if (n > 7) Store(y, r, high, At(7, per, nextRow), l7, h7, biasLow, biasHigh, activate, slope);
+        if (n > 8) Store(y, r, high, At(8, per, nextRow), l8, h8, biasLow, biasHigh, activate, slope);
+        if (n > 9) Store(y, r, high, At(9, per, nextRow), l9, h9, biasLow, biasHigh, activate, slope);
+        if (n > 10) Store(y, r, high, At(10, per, nextRow), l10, h10, biasLow, biasHigh, activate, slope);
+        if (n > 11) Store(y, r, high, At(11, per, nextRow), l11, h11, biasLow, biasHigh, activate, slope);
+        if (n > 12) Store(y, r, high, At(12, per, nextRow), l12, h12, biasLow, biasHigh, activate, slope);
+        if (n > 13) Store(y, r, high, At(13, per, nextRow), l13, h13, biasLow, biasHigh, activate, slope);
     }
 
     // Where pixel i of a tile lies from its first: i·step along the first row, or on the next (`below` further).
+    // A pointer, dereferenced inside Vector512.Create: so the JIT emits one broadcast from memory (a load-port
+    // µop). Returning the float made it a load and a register broadcast, the latter on port 5 — one of the two
+    // ports the FMAs run on: 14 of them per 28 FMAs cost a third of the tile's speed.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static float At(float* q, float* below, int i, int per, int step) => i < per ? q[i * step] : below[(i - per) * step];
+    private static float* At(float* q, float* below, int i, int per, int step) => i < per ? q + i * step : below + (i - per) * step;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static long At(int i, int per, long nextRow) => i < per ? (long)i * BlockedLayout.Vector : nextRow + (long)(i - per) * BlockedLayout.Vector;
@@ -244,7 +255,7 @@ internal static unsafe class BlockedConvolution
     // in the NCHW kernels' order: bias, then residual, then the activation.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void Store(float* y, float* residual, long high, long at, Vector512<float> low, Vector512<float> upper,
-        Vector512<float> biasLow, Vector512<float> biasHigh, float slope)
+        Vector512<float> biasLow, Vector512<float> biasHigh, bool activate, Vector512<float> slope)
     {
         low += biasLow;
         upper += biasHigh;
@@ -253,11 +264,10 @@ internal static unsafe class BlockedConvolution
             low += Vector512.Load(residual + at);
             upper += Vector512.Load(residual + high + at);
         }
-        if (!float.IsNaN(slope))
+        if (activate)
         {
-            var k = Vector512.Create(slope);
-            low = Vector512.ConditionalSelect(Vector512.GreaterThan(low, Vector512<float>.Zero), low, low * k);
-            upper = Vector512.ConditionalSelect(Vector512.GreaterThan(upper, Vector512<float>.Zero), upper, upper * k);
+            low = Vector512.ConditionalSelect(Vector512.GreaterThan(low, Vector512<float>.Zero), low, low * slope);
+            upper = Vector512.ConditionalSelect(Vector512.GreaterThan(upper, Vector512<float>.Zero), upper, upper * slope);
         }
         low.Store(y + at);
         upper.Store(y + high + at);

@@ -15,8 +15,8 @@ public sealed unsafe partial class CpuKernels : IBlockedKernels
     /// </summary>
     public bool BlockedInference { get; init; } = Vector512.IsHardwareAccelerated;
 
-    // Blocked weight packings per constant weight buffer, by (Cout, Cin, KH, KW).
-    private readonly ConditionalWeakTable<DeviceBuffer, ConcurrentDictionary<(int, int, int, int), float[]>> _blockedWeights = new();
+    // Blocked weight packings per constant weight buffer, by (Cout, Cin, KH, KW, input block).
+    private readonly ConditionalWeakTable<DeviceBuffer, ConcurrentDictionary<(int, int, int, int, int), float[]>> _blockedWeights = new();
 
     private void RequireBlocked(string operation)
     {
@@ -63,7 +63,7 @@ public sealed unsafe partial class CpuKernels : IBlockedKernels
         var B = bias is null ? null : A(bias, s.Cout, "blocked conv bias");
         var R = residual is null ? null : A(residual, output.Length, "blocked conv residual");
         if (y == x || y == residual) throw new ArgumentException("Blocked conv2d: y must not be x or the residual (it is read while y is written).");
-        var packed = BlockedWeights(w, s, Wt);
+        var packed = BlockedWeights(w, s, input.Block, Wt);
         if (input.ImageLength > int.MaxValue) throw new ArgumentException($"Blocked conv2d: one image of {input} exceeds the offsets' range.");
         int depth = s.KH * s.KW * s.Cin;
         if (t_blockedOffsets is null || t_blockedOffsets.Length < depth) t_blockedOffsets = GC.AllocateArray<int>(depth, pinned: true);
@@ -91,17 +91,18 @@ public sealed unsafe partial class CpuKernels : IBlockedKernels
     // The calling thread's tap-offset table (read by the workers during the call).
     [ThreadStatic] private static int[]? t_blockedOffsets;
 
+
     // The weights in the order a tile reads them: packed once per constant buffer, else for this call.
-    private float[] BlockedWeights(DeviceBuffer w, in Conv2dShape s, float[] Wt)
+    private float[] BlockedWeights(DeviceBuffer w, in Conv2dShape s, int block, float[] Wt)
     {
         var shape = s;
         float[] Pack()
         {
             var packed = GC.AllocateArray<float>(shape.WeightLength, pinned: true);
-            BlockedConvolution.PackWeights(shape, P(Wt), P(packed));
+            BlockedConvolution.PackWeights(shape, block, P(Wt), P(packed));
             return packed;
         }
-        return w.IsConstant ? _blockedWeights.GetOrCreateValue(w).GetOrAdd((s.Cout, s.Cin, s.KH, s.KW), _ => Pack()) : Pack();
+        return w.IsConstant ? _blockedWeights.GetOrCreateValue(w).GetOrAdd((s.Cout, s.Cin, s.KH, s.KW, block), _ => Pack()) : Pack();
     }
 
     // x: input layout → y: output layout, max pooling
