@@ -62,10 +62,11 @@ internal static unsafe class BlockedConvolution
     /// <summary>Widest tile: 14 pixels × 2 blocks = 28 accumulators, plus two weight vectors and a broadcast, of 32 zmm registers.</summary>
     public const int MaxPixels = 14;
 
-    // The depth order k = (channel block, ky, kx, lane), in the packed weights and the tap offsets alike: a
-    // block's input lines (3 rows of a tile's pixels, a few KB) serve all its taps while in L1. Taps outermost,
-    // a tap's pass over all channels (224 lines at 256 channels, with 32 KB of weights) pushed the lines out
-    // before the next tap came back to them.
+    // The depth order k = (channel block, ky, kx, lane), in the packed weights and the tap offsets alike, so that
+    // a block's input lines (3 rows of a tile's pixels, a few KB) serve all its taps while in L1; with taps
+    // outermost a tap's pass over all channels (224 lines at 256 channels, and 32 KB of weights) could push
+    // them out first. Alternating runs showed no clear difference either way on ResNet-50 b1 (0.90–0.96 of
+    // NCHW before, 0.90–0.96 after); the sums' order is all it changes.
 
     // w: (Cout, Cin, KH, KW) → packed: (Cout / 32, Cin / block, KH, KW, block, 32), the order a tile reads them in
     public static void PackWeights(in Conv2dShape s, int block, float* w, float* packed)

@@ -91,7 +91,6 @@ public sealed unsafe partial class CpuKernels : IBlockedKernels
     // The calling thread's tap-offset table (read by the workers during the call).
     [ThreadStatic] private static int[]? t_blockedOffsets;
 
-
     // The weights in the order a tile reads them: packed once per constant buffer, else for this call.
     private float[] BlockedWeights(DeviceBuffer w, in Conv2dShape s, int block, float[] Wt)
     {

@@ -14,7 +14,9 @@ namespace ModelGuardian.Kernels.Cpu;
 /// axpys; plane-wise layers run per-plane code (the reference's, or a faster one beside it) in
 /// parallel over planes; ops that only ever see tiny tensors in our networks (softmax over
 /// classes, sigmoid of one logit, minibatch-stddev at 4×4, adaptive pooling of 7×7) call the
-/// reference directly, which is stated here rather than hidden.
+/// reference directly, which is stated here rather than hidden. Inference forwards may instead run on
+/// channel-blocked activations (<see cref="IBlockedKernels"/>, CpuKernels.Blocked.cs), when the caller
+/// (a network's <c>BlockedRun</c>) asks.
 /// </summary>
 public sealed unsafe partial class CpuKernels : IKernels
 {
