@@ -1,6 +1,7 @@
 namespace ModelGuardian.Tests.Cli;
 
 /// <summary>`mg attack` and `mg eval` in process on the built-in defaults, with budgets of a few dozen queries.</summary>
+[Collection("Console")] // Mg.Run swaps Console.Out: beside another class doing the same, one's output lands in the other's capture
 public sealed class MgEvalCliTests : IDisposable
 {
     private readonly string _dir = Directory.CreateTempSubdirectory("mg-eval-cli-").FullName;
