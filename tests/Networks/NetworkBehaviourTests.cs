@@ -152,6 +152,13 @@ public sealed class NetworkBehaviourTests
             Assert.Equal(sequential[i % inputs.Length].Outputs, concurrent[i].Outputs);
             Assert.Equal(sequential[i % inputs.Length].InputGradient, concurrent[i].InputGradient);
         }
+        // The inference forward too, which on this backend runs on the blocked kernels (their tap-offset tables
+        // are per calling thread, read by the pool's workers during the call).
+        var forwards = inputs.Select(x => net.Forward(x, shape)).ToArray();
+        var concurrentForwards = new float[inputs.Length * 3][];
+        Parallel.For(0, concurrentForwards.Length, new ParallelOptions { MaxDegreeOfParallelism = 6 },
+            i => concurrentForwards[i] = net.Forward(inputs[i % inputs.Length], shape));
+        for (int i = 0; i < concurrentForwards.Length; i++) Assert.Equal(forwards[i % inputs.Length], concurrentForwards[i]);
     }
 
     [Fact]
