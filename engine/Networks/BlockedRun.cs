@@ -22,6 +22,9 @@ internal sealed class BlockedRun
 
     private BlockedRun(IReadOnlyList<ILayer> layers, BlockedLayout entry, int end) => (_layers, _entry, End) = (layers, entry, end);
 
+    /// <summary>The (N, C, H, W) a blocked layout holds.</summary>
+    public static Shape4 ShapeOf(BlockedLayout x) => new(x.N, x.C, x.H, x.W);
+
     /// <summary>Index of the layer after the run's global pool.</summary>
     public int End { get; }
 

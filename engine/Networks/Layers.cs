@@ -87,13 +87,11 @@ public sealed class Conv2dLayer : ILayer
     }
 
     // Inference on channel-blocked activations (BlockedRun): the same convolution, input and output blocked.
-    private Conv2dShape Geometry(BlockedLayout x) => Conv2dShape.Square(x.N, x.C, x.H, x.W, Cout, Kernel, Stride, Pad, Groups);
-
     /// <summary>This conv's blocked output layout for a blocked input, or null where the backend cannot run it blocked.</summary>
     internal BlockedLayout? BlockedOutput(IBlockedKernels k, BlockedLayout x)
     {
         if (x.C != Cin) return null;
-        var g = Geometry(x);
+        var g = Geometry(BlockedRun.ShapeOf(x));
         if (g.H + 2 * g.PadH < g.KH || g.W + 2 * g.PadW < g.KW || !k.SupportsBlockedConv2d(g, x)) return null;
         return new BlockedLayout(x.N, Cout, g.OutH, g.OutW, BlockedRun.Border, BlockedLayout.Vector);
     }
@@ -103,7 +101,7 @@ public sealed class Conv2dLayer : ILayer
     {
         var layout = BlockedOutput(k, x.Layout) ?? throw new InvalidOperationException($"Conv {Cin}→{Cout} {Kernel}×{Kernel}/{Stride} cannot run on {x.Layout}.");
         var y = pass.NewBlocked(layout);
-        k.BlockedConv2dForward(Geometry(x.Layout), x.Layout, layout, x.Buffer, _weight, _bias, y.Buffer, residual is null ? LeakyReluSlope : residualSlope, residual?.Buffer);
+        k.BlockedConv2dForward(Geometry(BlockedRun.ShapeOf(x.Layout)), x.Layout, layout, x.Buffer, _weight, _bias, y.Buffer, residual is null ? LeakyReluSlope : residualSlope, residual?.Buffer);
         return y;
     }
 
@@ -182,7 +180,7 @@ public sealed class Pool2dLayer(PoolKind kind, int kernel, int stride, int pad =
     internal BlockedLayout? BlockedOutput(BlockedLayout x)
     {
         if (kind != PoolKind.Max || x.Block != BlockedLayout.Vector) return null;
-        var g = Geometry(new Shape4(x.N, x.C, x.H, x.W));
+        var g = Geometry(BlockedRun.ShapeOf(x));
         if (x.H + 2 * pad < kernel || x.W + 2 * pad < kernel || 2 * pad > kernel) return null;
         return new BlockedLayout(x.N, x.C, g.OutH, g.OutW, BlockedRun.Border, BlockedLayout.Vector);
     }
@@ -191,7 +189,7 @@ public sealed class Pool2dLayer(PoolKind kind, int kernel, int stride, int pad =
     {
         var layout = BlockedOutput(x.Layout) ?? throw new InvalidOperationException($"This pooling cannot run on {x.Layout}.");
         var y = pass.NewBlocked(layout);
-        k.BlockedMaxPool2dForward(Geometry(new Shape4(x.Layout.N, x.Layout.C, x.Layout.H, x.Layout.W)), x.Layout, layout, x.Buffer, y.Buffer);
+        k.BlockedMaxPool2dForward(Geometry(BlockedRun.ShapeOf(x.Layout)), x.Layout, layout, x.Buffer, y.Buffer);
         return y;
     }
 

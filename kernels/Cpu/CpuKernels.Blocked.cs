@@ -65,12 +65,9 @@ public sealed unsafe partial class CpuKernels : IBlockedKernels
         if (y == x || y == residual) throw new ArgumentException("Blocked conv2d: y must not be x or the residual (it is read while y is written).");
         var packed = BlockedWeights(w, s, input.Block, Wt);
         if (input.ImageLength > int.MaxValue) throw new ArgumentException($"Blocked conv2d: one image of {input} exceeds the offsets' range.");
-        int depth = s.KH * s.KW * s.Cin;
-        if (t_blockedOffsets is null || t_blockedOffsets.Length < depth) t_blockedOffsets = GC.AllocateArray<int>(depth, pinned: true);
-        var offsets = t_blockedOffsets;
-        int* pOffsets = (int*)Unsafe.AsPointer(ref offsets[0]);
+        int* pOffsets = TapOffsetTable((long)s.KH * s.KW * s.Cin);
         BlockedConvolution.TapOffsets(s, input, pOffsets);
-        var args = new BlockedConvArgs(s, input, output, P(X), Aligned(packed), pOffsets, B is null ? null : P(B), P(Y), R is null ? null : P(R),
+        var args = new BlockedConvArgs(s, input, output, P(X), Gemm.Aligned(packed), pOffsets, B is null ? null : P(B), P(Y), R is null ? null : P(R),
             leakyReluSlope ?? float.NaN);
         // Work items: (image, pair, chunk of rows). A pair's weights (3×3 from 256 channels: 295 KB) come from
         // memory or L3 once per core that runs one of its rows; with rows as items both cores read every pair's.
@@ -85,26 +82,18 @@ public sealed unsafe partial class CpuKernels : IBlockedKernels
                 BlockedConvolution.Rows(args, image, pair, g * per, Math.Min(per, outH - g * per));
         });
         GC.KeepAlive(packed);
-        GC.KeepAlive(offsets);
     }
 
-    // The calling thread's tap-offset table (read by the workers during the call).
-    [ThreadStatic] private static int[]? t_blockedOffsets;
-
-    // A pinned array's first 64-byte boundary: a tile loads its two weight vectors on every depth step, and a
-    // 512-bit load across two cache lines costs two (as the GEMM's packed panels; on ResNet-50 the forward
-    // measured the same either way, blocked / NCHW 0.80–0.83 after against 0.79–0.86 before).
-    private static float* Aligned(float[] pinned) => (float*)(((nint)P(pinned) + 63) & ~(nint)63);
-
-    // The weights in the order a tile reads them (from the array's first 64-byte boundary): packed once per
-    // constant buffer, else for this call.
+    // The weights in the order a tile reads them, from the array's first 64-byte boundary as the GEMM's packed
+    // panels (a tile loads two weight vectors per depth step; on ResNet-50 the forward measured the same either
+    // way): packed once per constant buffer, else for this call.
     private float[] BlockedWeights(DeviceBuffer w, in Conv2dShape s, int block, float[] Wt)
     {
         var shape = s;
         float[] Pack()
         {
             var packed = GC.AllocateArray<float>(shape.WeightLength + 16, pinned: true);
-            BlockedConvolution.PackWeights(shape, block, P(Wt), Aligned(packed));
+            BlockedConvolution.PackWeights(shape, block, P(Wt), Gemm.Aligned(packed));
             return packed;
         }
         return w.IsConstant ? _blockedWeights.GetOrCreateValue(w).GetOrAdd((s.Cout, s.Cin, s.KH, s.KW, block), _ => Pack()) : Pack();

@@ -100,7 +100,16 @@ public sealed unsafe partial class CpuKernels : IKernels
     }
 
     [ThreadStatic] private static float[]? t_padded;
+    // The calling thread's tap-offset table (shifted and blocked forwards), read by the pool's workers during the call.
     [ThreadStatic] private static int[]? t_tapOffsets;
+
+    /// <summary>The calling thread's tap-offset table, at least <paramref name="count"/> long; kept alive by <see cref="t_tapOffsets"/>.</summary>
+    private static int* TapOffsetTable(long count)
+    {
+        if (count > Array.MaxLength) throw new ArgumentException($"A convolution's tap-offset table ({count} entries) exceeds one array.");
+        if (t_tapOffsets is null || t_tapOffsets.Length < count) t_tapOffsets = GC.AllocateArray<int>((int)count, pinned: true);
+        return (int*)Unsafe.AsPointer(ref t_tapOffsets[0]);
+    }
 
     /// <summary>
     /// Floats of padded input the shifted forward copies at a time (1 MB; at least one image): a batch
@@ -141,8 +150,7 @@ public sealed unsafe partial class CpuKernels : IKernels
         int m = s.CoutPerGroup, k = s.CinPerGroup * s.KH * s.KW, plane = s.H * s.W, ohw = s.OutH * s.OutW;
         // Each group's tap shifts, once for every chunk (a chunk's images sit where the first chunk's did).
         long offsetCount = (long)s.Groups * k;
-        if (t_tapOffsets is null || t_tapOffsets.Length < offsetCount) t_tapOffsets = GC.AllocateArray<int>((int)offsetCount, pinned: true);
-        int* offsets = (int*)Unsafe.AsPointer(ref t_tapOffsets[0]);
+        int* offsets = TapOffsetTable(offsetCount);
         for (int g = 0; g < s.Groups; g++) patches.TapOffsets(g * s.CinPerGroup, new Span<int>(offsets + (long)g * k, k));
         for (int n0 = 0; n0 < s.N; n0 += imagesPerChunk)
         {

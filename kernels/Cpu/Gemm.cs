@@ -178,7 +178,7 @@ internal static unsafe partial class Gemm
 
     // Packed panels start on a 64-byte boundary: a 512-bit load that straddles two cache lines
     // costs two, and the micro-kernel loads B on every step. (The arrays are pinned, so this holds.)
-    private static float* Aligned(float[] pinned) => (float*)(((nint)Unsafe.AsPointer(ref pinned[0]) + 63) & ~(nint)63);
+    internal static float* Aligned(float[] pinned) => (float*)(((nint)Unsafe.AsPointer(ref pinned[0]) + 63) & ~(nint)63);
 
     // One row piece × one group of column slivers of the packed B panel.
     private static void Block<TA, TC>(TaskGrid grid, int task, int m, int j0, int nc, int k0, int kc, int k, TA a, float* pB, TC c)
