@@ -1,5 +1,4 @@
 using ModelGuardian.Engine.Imaging;
-using StbImageWriteSharp;
 
 namespace ModelGuardian.Engine.Data;
 
@@ -176,15 +175,15 @@ public static class Augmentations
     }
 
     /// <summary>
-    /// Encodes as baseline JPEG at <paramref name="quality"/> (1…100) with stb_image_write (StbImageWriteSharp;
-    /// chroma subsampled 4:2:0 at quality ≤ 90, full 4:4:4 above) and decodes it back with stb_image (StbImageSharp).
+    /// Encodes as baseline JPEG at <paramref name="quality"/> (1…100; chroma subsampled 4:2:0 at quality ≤ 90,
+    /// full 4:4:4 above) and decodes it back, both with <see cref="ImageCodec"/>.
     /// </summary>
     public static RgbImage JpegReencode(RgbImage image, int quality)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(quality, 1);
         ArgumentOutOfRangeException.ThrowIfGreaterThan(quality, 100);
         using var ms = new MemoryStream();
-        new ImageWriter().WriteJpg(image.Pixels, image.Width, image.Height, ColorComponents.RedGreenBlue, ms, quality);
+        ImageCodec.WriteJpeg(image.Pixels, image.Width, image.Height, quality, ms);
         return RgbImage.Decode(ms.GetBuffer().AsSpan(0, (int)ms.Length), Math.Max(image.Width, image.Height));
     }
 

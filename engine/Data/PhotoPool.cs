@@ -1,5 +1,4 @@
 using ModelGuardian.Engine.Imaging;
-using StbImageSharp;
 
 namespace ModelGuardian.Engine.Data;
 
@@ -116,17 +115,17 @@ public sealed class PhotoPool
         byte[] bytes;
         try { bytes = File.ReadAllBytes(file); }
         catch (IOException e) { return (null, "unreadable: " + e.Message); }
-        ImageInfo? info;
+        int width, height;
+        bool grey;
         try
         {
-            using var ms = new MemoryStream(bytes);
-            info = ImageInfo.FromStream(ms);
+            (width, height, _) = ImageCodec.Identify(bytes);
+            grey = ImageCodec.IsGrey(bytes);
         }
-        catch (Exception e) when (e is not OutOfMemoryException) { return (null, "unreadable header: " + e.Message); }
-        if (info is not { } header) return (null, "not a decodable image");
-        if (header.ColorComponents is StbImageSharp.ColorComponents.Grey or StbImageSharp.ColorComponents.GreyAlpha) return (null, "grey");
-        if (Math.Min(header.Width, header.Height) < rule.MinSide) return (null, $"too small ({header.Width}×{header.Height})");
-        if (Math.Max(header.Width, header.Height) > maxSide) return (null, $"too large ({header.Width}×{header.Height})");
+        catch (InvalidDataException e) { return (null, "unreadable header: " + e.Message); }
+        if (grey) return (null, "grey");
+        if (Math.Min(width, height) < rule.MinSide) return (null, $"too small ({width}×{height})");
+        if (Math.Max(width, height) > maxSide) return (null, $"too large ({width}×{height})");
         RgbImage image;
         try { image = RgbImage.Decode(bytes, maxSide); }
         catch (InvalidDataException e) { return (null, "undecodable: " + e.Message); }

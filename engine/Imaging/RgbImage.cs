@@ -1,6 +1,3 @@
-using StbImageSharp;
-using StbImageWriteSharp;
-
 namespace ModelGuardian.Engine.Imaging;
 
 /// <summary>An 8-bit RGB image, row-major HWC.</summary>
@@ -21,27 +18,9 @@ public sealed record RgbImage
     /// <summary>Largest side accepted from an untrusted file unless the caller says otherwise.</summary>
     public const int DefaultMaxSide = 4096;
 
-    /// <summary>Decodes PNG/JPEG/BMP/GIF/TGA bytes; grey and alpha images become RGB.</summary>
+    /// <summary>Decodes an untrusted image file (<see cref="ImageCodec.Decode"/>); grey and alpha images become RGB.</summary>
     /// <exception cref="InvalidDataException">not a decodable image, or larger than <paramref name="maxSide"/>.</exception>
-    public static RgbImage Decode(ReadOnlySpan<byte> data, int maxSide = DefaultMaxSide)
-    {
-        var bytes = data.ToArray();
-        // Read the header first: a tiny file can declare a huge image, which must be refused before decoding.
-        ImageInfo? info;
-        using (var ms = new MemoryStream(bytes)) info = ImageInfo.FromStream(ms);
-        if (info is null) throw new InvalidDataException("Not a decodable image (PNG, JPEG, BMP, GIF or TGA expected).");
-        if (info.Value.Width > maxSide || info.Value.Height > maxSide)
-            throw new InvalidDataException($"Image is {info.Value.Width}×{info.Value.Height}; the largest side accepted is {maxSide}.");
-        try
-        {
-            var img = ImageResult.FromMemory(bytes, StbImageSharp.ColorComponents.RedGreenBlue);
-            return new RgbImage(img.Width, img.Height, img.Data);
-        }
-        catch (Exception e) when (e is not OutOfMemoryException)
-        {
-            throw new InvalidDataException("Image could not be decoded: " + e.Message, e);
-        }
-    }
+    public static RgbImage Decode(ReadOnlySpan<byte> data, int maxSide = DefaultMaxSide) => ImageCodec.Decode(data, maxSide);
 
     public static RgbImage Load(string path, int maxSide = DefaultMaxSide)
     {
@@ -52,7 +31,7 @@ public sealed record RgbImage
     public byte[] EncodePng()
     {
         using var ms = new MemoryStream();
-        new ImageWriter().WritePng(Pixels, Width, Height, StbImageWriteSharp.ColorComponents.RedGreenBlue, ms);
+        ImageCodec.WritePng(Pixels, Width, Height, 3, ms);
         return ms.ToArray();
     }
 

@@ -1,4 +1,4 @@
-using StbImageWriteSharp;
+using ModelGuardian.Engine.Imaging;
 
 namespace ModelGuardian.Engine.Reports;
 
@@ -214,7 +214,7 @@ public sealed class RgbaCanvas
     public void WritePng(Stream destination)
     {
         ArgumentNullException.ThrowIfNull(destination);
-        new ImageWriter().WritePng(Pixels, Width, Height, ColorComponents.RedGreenBlueAlpha, destination);
+        ImageCodec.WritePng(Pixels, Width, Height, 4, destination);
     }
 
     public byte[] ToPng()

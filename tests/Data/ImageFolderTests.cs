@@ -1,6 +1,5 @@
 using ModelGuardian.Engine.Data;
 using ModelGuardian.Engine.Imaging;
-using StbImageWriteSharp;
 
 namespace ModelGuardian.Tests.Data;
 
@@ -28,14 +27,14 @@ public sealed class ImageFolderTests : IDisposable
     private static byte[] Jpeg(RgbImage image)
     {
         using var ms = new MemoryStream();
-        new ImageWriter().WriteJpg(image.Pixels, image.Width, image.Height, ColorComponents.RedGreenBlue, ms, 95);
+        ImageCodec.WriteJpeg(image.Pixels, image.Width, image.Height, 95, ms);
         return ms.ToArray();
     }
 
     private static byte[] Bmp(RgbImage image)
     {
         using var ms = new MemoryStream();
-        new ImageWriter().WriteBmp(image.Pixels, image.Width, image.Height, ColorComponents.RedGreenBlue, ms);
+        ImageCodec.WriteBmp(image.Pixels, image.Width, image.Height, ms);
         return ms.ToArray();
     }
 

@@ -1,5 +1,6 @@
 using ModelGuardian.Engine.Reports;
-using StbImageSharp;
+using SixLabors.ImageSharp;
+using SixLabors.ImageSharp.PixelFormats;
 
 namespace ModelGuardian.Tests.Reports;
 
@@ -36,7 +37,7 @@ public class LinePlotTests
         Assert.Equal("IHDR", System.Text.Encoding.ASCII.GetString(png, 12, 4));
         Assert.Equal(640, (png[16] << 24) | (png[17] << 16) | (png[18] << 8) | png[19]);
         Assert.Equal(400, (png[20] << 24) | (png[21] << 16) | (png[22] << 8) | png[23]);
-        var decoded = ImageResult.FromMemory(png, ColorComponents.RedGreenBlueAlpha);
+        using var decoded = Image.Load<Rgba32>(png);
         Assert.Equal(640, decoded.Width);
         Assert.Equal(400, decoded.Height);
     }
@@ -47,8 +48,10 @@ public class LinePlotTests
         var series = new[] { Constant("a", 1), Constant("b", 2) };
         var options = new LinePlotOptions { Title = "t", Width = 300, Height = 200 };
         var canvas = LinePlot.Render(series, options);
-        var decoded = ImageResult.FromMemory(LinePlot.RenderPng(series, options), ColorComponents.RedGreenBlueAlpha);
-        Assert.Equal(canvas.Pixels, decoded.Data);
+        using var decoded = Image.Load<Rgba32>(LinePlot.RenderPng(series, options));
+        var pixels = new byte[decoded.Width * decoded.Height * 4];
+        decoded.CopyPixelDataTo(pixels);
+        Assert.Equal(canvas.Pixels, pixels);
 
         using var ms = new MemoryStream();
         LinePlot.WritePng(series, options, ms);

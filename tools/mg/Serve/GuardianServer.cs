@@ -55,6 +55,10 @@ public static class GuardianServer
         public async Task CatchAll(HttpContext ctx, RequestDelegate next)
         {
             try { await next(ctx); }
+            catch (BadHttpRequestException e) when (!ctx.Response.HasStarted)
+            {
+                await BadRequest(e).ExecuteAsync(ctx);
+            }
             catch (Exception e) when (!ctx.Response.HasStarted)
             {
                 await Console.Error.WriteLineAsync($"mg serve: error on {ctx.Request.Method} {ctx.Request.Path}: {e}");
@@ -101,10 +105,15 @@ public static class GuardianServer
 
             PlanarImage image;
             try { image = await ReadImage(ctx); }
-            catch (BadHttpRequestException e) when (e.StatusCode == 413)
+            catch (BadHttpRequestException e)
             {
                 metrics.Rejected();
-                return Error(413, "body_too_large", $"The request body exceeds {host.Config.Limits.MaxBodyBytes} bytes.");
+                return BadRequest(e);
+            }
+            catch (UnsupportedMediaTypeException e)
+            {
+                metrics.Rejected();
+                return Error(415, "unsupported_media_type", e.Message);
             }
             catch (Exception e) when (e is InvalidDataException or ArgumentException or JsonException)
             {
@@ -145,16 +154,62 @@ public static class GuardianServer
             return Results.Json(new { probabilities = outcome.Answer.Probabilities, label = outcome.Answer.Label });
         }
 
+        /// <summary>
+        /// The query's image. Image bodies are recognised by their signature (PNG, JPEG, BMP, GIF, WebP), whatever
+        /// image type they declare; JSON bodies are tensors; any other declared type is refused before the body is read.
+        /// The body must arrive within the request timeout.
+        /// </summary>
         private async Task<PlanarImage> ReadImage(HttpContext ctx)
         {
+            bool json = IsJson(ctx.Request.ContentType);
+            if (!json && !IsImageOrUnspecified(ctx.Request.ContentType))
+                throw new UnsupportedMediaTypeException($"Content-Type '{ctx.Request.ContentType}' is not accepted: send image/png, image/jpeg, "
+                    + "image/bmp, image/gif, image/webp or application/octet-stream bytes (the format is read from the file's signature), "
+                    + "or application/json {\"shape\":[3,H,W],\"data\":[…]}.");
             using var body = new MemoryStream();
-            await ctx.Request.Body.CopyToAsync(body, ctx.RequestAborted);
+            // The deadline cancels the pending read (not the read's token, which would leave Kestrel's body reader
+            // mid-read), so the answer can still be written.
+            var reader = ctx.Request.BodyReader;
+            using (var deadline = new CancellationTokenSource(host.Config.Limits.RequestTimeoutMs))
+            using (deadline.Token.Register(() => reader.CancelPendingRead()))
+                while (true)
+                {
+                    var result = await reader.ReadAsync(ctx.RequestAborted);
+                    foreach (var segment in result.Buffer) body.Write(segment.Span);
+                    reader.AdvanceTo(result.Buffer.End);
+                    if (result.IsCompleted) break;
+                    if (result.IsCanceled)
+                    {
+                        // The rest of the body is not waited for: the connection closes after the answer.
+                        ctx.Response.Headers.Connection = "close";
+                        throw new BadHttpRequestException($"The request body did not arrive within {host.Config.Limits.RequestTimeoutMs} ms.", 408);
+                    }
+                }
             if (body.Length == 0) throw new InvalidDataException("The request body is empty: send PNG/JPEG bytes or a JSON tensor.");
             int maxSide = host.Config.Limits.MaxImageSide;
-            if (ctx.Request.ContentType?.StartsWith("application/json", StringComparison.OrdinalIgnoreCase) == true)
-                return TensorRequest.Parse(body.GetBuffer().AsSpan(0, (int)body.Length), maxSide);
-            return PlanarImage.From(RgbImage.Decode(body.GetBuffer().AsSpan(0, (int)body.Length), maxSide));
+            var bytes = body.GetBuffer().AsSpan(0, (int)body.Length);
+            return json ? TensorRequest.Parse(bytes, maxSide) : PlanarImage.From(RgbImage.Decode(bytes, maxSide));
         }
+
+        private static bool IsJson(string? contentType) => MediaType(contentType) is "application/json";
+
+        private static bool IsImageOrUnspecified(string? contentType) => MediaType(contentType) is null or "application/octet-stream"
+            or "image/png" or "image/jpeg" or "image/jpg" or "image/bmp" or "image/x-ms-bmp" or "image/gif" or "image/webp";
+
+        private static string? MediaType(string? contentType)
+        {
+            if (string.IsNullOrWhiteSpace(contentType)) return null;
+            int semi = contentType.IndexOf(';');
+            return (semi < 0 ? contentType : contentType[..semi]).Trim().ToLowerInvariant();
+        }
+
+        /// <summary>A request Kestrel could not read (bad chunking, a body over the limit or too slow): its own 4xx status, as JSON.</summary>
+        private IResult BadRequest(BadHttpRequestException e) => e.StatusCode switch
+        {
+            413 => Error(413, "body_too_large", $"The request body exceeds {host.Config.Limits.MaxBodyBytes} bytes."),
+            408 => Error(408, "request_timeout", e.Message),
+            _ => Error(e.StatusCode is >= 400 and < 500 ? e.StatusCode : 400, "bad_request", "The request could not be read: " + e.Message),
+        };
 
         /// <summary>Admin endpoints: the admin key only. A user's key gets 403, no key or an unknown one 401.</summary>
         private async Task<IResult?> RequireAdmin(HttpContext ctx, string action, string? target)
@@ -218,6 +273,9 @@ public static class GuardianServer
         };
     }
 }
+
+/// <summary>A declared Content-Type the API does not take (HTTP 415).</summary>
+public sealed class UnsupportedMediaTypeException(string message) : Exception(message);
 
 /// <summary>A JSON float tensor query: <c>{"shape": [3, H, W], "data": [values in 0…1, row-major]}</c>.</summary>
 public static class TensorRequest

@@ -45,7 +45,8 @@ public sealed record PolicyConfig
     /// share one account), or "network" (users behind one client IPv4 /24 or IPv6 /64 share one account).
     /// </summary>
     public string Accounts { get; init; } = "user";
-    /// <summary>For accounts = "owner": API user → owner (e.g. the customer who registered the keys); the ledger rows are "owner:/// <summary>For accounts = "owner": API user → owner (e.g. the customer who registered the keys); unmapped users keep their own account.</summary>lt;owner/// <summary>For accounts = "owner": API user → owner (e.g. the customer who registered the keys); unmapped users keep their own account.</summary>gt;", and "user:/// <summary>For accounts = "owner": API user → owner (e.g. the customer who registered the keys); unmapped users keep their own account.</summary>lt;name/// <summary>For accounts = "owner": API user → owner (e.g. the customer who registered the keys); unmapped users keep their own account.</summary>gt;" for unmapped users.</summary>
+    /// <summary>For accounts = "owner": API user → owner (e.g. the customer who registered the keys); the ledger rows are
+    /// "owner:&lt;owner&gt;", and "user:&lt;name&gt;" for unmapped users, who keep their own account.</summary>
     public Dictionary<string, string> Owners { get; init; } = new();
 
     public Engine.Guardian.TerminationPolicy ToPolicy() => SprtFpr is double fpr ? Engine.Guardian.TerminationPolicy.WithSequentialTest(Tau, Delta, fpr) : new(Tau, Delta);
