@@ -17,7 +17,7 @@ public sealed record GuardianOptions
     /// invert exactly (README, "adaptive attacker"). Set: a fresh v and temperature per flagged answer, drawn from a
     /// cryptographic generator, so no fixed transformation is left to undo; the ranking is kept either way.
     /// </summary>
-    public Defenses.RandomizedDeception? RandomizedDeception { get; init; }
+    public RandomizedDeception? RandomizedDeception { get; init; }
 }
 
 public enum QueryStatus

@@ -2,7 +2,7 @@ namespace ModelGuardian.Engine.Guardian;
 
 /// <summary>
 /// A straight-line sequential boundary on a user's counts: terminate as soon as flagged ≥ Intercept + Slope·total,
-/// at any count. Wald's SPRT on the flagged rate is such a line (<see cref="Defenses.SprtRule"/>); it stops an
+/// at any count. Wald's SPRT on the flagged rate is such a line (<see cref="SprtRule"/>); it stops an
 /// attacker after a handful of queries, long before τ, which is what defeats spreading queries over many accounts.
 /// </summary>
 public sealed record SequentialBoundary
@@ -18,7 +18,7 @@ public sealed record SequentialBoundary
     public double Slope { get; }
     public double Intercept { get; }
 
-    public static SequentialBoundary From(Defenses.SprtRule rule) => new(rule.Slope, rule.Intercept);
+    public static SequentialBoundary From(SprtRule rule) => new(rule.Slope, rule.Intercept);
 }
 
 /// <summary>
@@ -46,7 +46,7 @@ public sealed record TerminationPolicy
 
     /// <summary>The paper's rule plus Wald's SPRT line for a detector of the measured false-positive rate (SprtOptions' defaults: H1 0.5, α 0.001, β 0.01).</summary>
     public static TerminationPolicy WithSequentialTest(int tau, double delta, double measuredFpr)
-        => new(tau, delta, SequentialBoundary.From(new Defenses.SprtRule(new Defenses.SprtOptions(measuredFpr))));
+        => new(tau, delta, SequentialBoundary.From(new SprtRule(new SprtOptions(measuredFpr))));
 
     internal double BoundarySlope => Sequential?.Slope ?? 0;
     internal double BoundaryIntercept => Sequential?.Intercept ?? NoBoundaryIntercept;

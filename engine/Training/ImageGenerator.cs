@@ -5,37 +5,6 @@ using ModelGuardian.Kernels;
 
 namespace ModelGuardian.Engine.Training;
 
-/// <summary>How a generator up-samples — what leaves its trace in the gradient representation.</summary>
-public enum GeneratorFamily
-{
-    /// <summary>Stride-2 transposed convolutions (DCGAN-like): checkerboard artifacts.</summary>
-    TransposedConv,
-    /// <summary>Nearest-neighbour ×2 then a 3×3 conv, as DFME's generator (SPECS §5).</summary>
-    NearestConv,
-    /// <summary>Bilinear ×2 then a 3×3 conv.</summary>
-    BilinearConv,
-}
-
-/// <summary>The command-line names of the generator families: transposed, nearest, bilinear.</summary>
-public static class GeneratorFamilies
-{
-    public static string Name(GeneratorFamily family) => family switch
-    {
-        GeneratorFamily.TransposedConv => "transposed",
-        GeneratorFamily.NearestConv => "nearest",
-        GeneratorFamily.BilinearConv => "bilinear",
-        _ => throw new ArgumentException($"Unknown generator family {family}."),
-    };
-
-    public static GeneratorFamily Parse(string name) => name switch
-    {
-        "transposed" => GeneratorFamily.TransposedConv,
-        "nearest" => GeneratorFamily.NearestConv,
-        "bilinear" => GeneratorFamily.BilinearConv,
-        _ => throw new ArgumentException($"Unknown generator family '{name}' (transposed, nearest or bilinear)."),
-    };
-}
-
 /// <summary>
 /// A synthetic-image source: noise z (seeded) → dense → 8×8 maps → two ×2 up-samplings of its
 /// family → 3×32×32 through a sigmoid, with batch-norm and leaky-ReLU (0.2) between, as
@@ -44,7 +13,7 @@ public static class GeneratorFamilies
 /// </summary>
 public sealed class ImageGenerator : TrainableGraph
 {
-    public const int Side = 32, NoiseSize = 64;
+    public const int Side = GeneratorShape.Side, NoiseSize = GeneratorShape.NoiseSize;
 
     private ImageGenerator(ArchitectureDescriptor architecture, ILayer root, ParameterStore parameters, TrainingMode mode) : base(root, parameters, mode)
         => Architecture = architecture;
@@ -55,7 +24,7 @@ public sealed class ImageGenerator : TrainableGraph
     public int Width => Architecture.Width;
 
     /// <summary>Channels after the dense layer and after each up-sampling, for <paramref name="width"/>.</summary>
-    public static (int C0, int C1, int C2) Channels(int width) => (2 * width, width, Math.Max(8, width / 2));
+    public static (int C0, int C1, int C2) Channels(int width) => GeneratorShape.Channels(width);
 
     public static ImageGenerator Create(IKernels kernels, GeneratorFamily family, ulong seed, int width = 32)
     {

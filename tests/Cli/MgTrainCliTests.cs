@@ -72,7 +72,7 @@ public sealed class MgTrainCliTests : IDisposable
         Assert.True(code == 0, stderr);
         Assert.Contains("D(real)", stderr);
         using var k = new CpuKernels();
-        var (g, contents) = ModelFiles.LoadGenerator(k, prefix + "-generator.mgw");
+        var (g, contents) = GeneratorFiles.Load(k, prefix + "-generator.mgw");
         g.Dispose();
         Assert.Equal((GeneratorFamily.TransposedConv, 4), (contents.Architecture.GeneratorFamily, contents.Architecture.Width));
         Assert.Contains(contents.Provenance.Notes, n => n.StartsWith("command: mg train gan", StringComparison.Ordinal));

@@ -1,3 +1,4 @@
+using ModelGuardian.Engine.Guardian;
 using ModelGuardian.Engine.Defenses;
 
 namespace ModelGuardian.Tests.Defenses;

@@ -23,7 +23,7 @@ public sealed class EvaluationRunnerTests : IDisposable
             Victim = TinyAttack.Victim(k);
             D = RandomWeights.Create(k, ArchitectureDescriptor.StyleGanD(32, 256, 16, mbstdGroupSize: 1), 2).Network;
             Detector = RandomWeights.Create(k, ArchitectureDescriptor.ResNet(18, 1, ResNetStem.Cifar, 32, width: 2), 3).Network;
-            Generator = Engine.Training.ImageGenerator.Create(k, Engine.Training.GeneratorFamily.BilinearConv, 4, width: 8);
+            Generator = Engine.Training.ImageGenerator.Create(k, Engine.Networks.GeneratorFamily.BilinearConv, 4, width: 8);
         }
 
         public Engine.Training.ImageGenerator Generator { get; }

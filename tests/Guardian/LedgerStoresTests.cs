@@ -1,3 +1,4 @@
+using ModelGuardian.Tools.Serve;
 using ModelGuardian.Engine.Guardian;
 
 namespace ModelGuardian.Tests.Guardian;

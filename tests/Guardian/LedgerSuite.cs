@@ -184,7 +184,7 @@ public abstract class LedgerSuite : IDisposable
         for (int trial = 0; trial < 60; trial++)
         {
             // Half the trials add a sequential (SPRT) boundary, so its line is checked against every store too.
-            var boundary = rng.Next(2) == 0 ? null : SequentialBoundary.From(new Engine.Defenses.SprtRule(new Engine.Defenses.SprtOptions(rng.NextDouble() * 0.1, 0.3 + 0.4 * rng.NextDouble())));
+            var boundary = rng.Next(2) == 0 ? null : SequentialBoundary.From(new Engine.Guardian.SprtRule(new Engine.Guardian.SprtOptions(rng.NextDouble() * 0.1, 0.3 + 0.4 * rng.NextDouble())));
             var p = new TerminationPolicy(rng.Next(1, 13), deltas[rng.Next(deltas.Length)], boundary);
             // Flag rates around δ make the boundary likely.
             double rate = Math.Clamp(p.Delta + (rng.NextDouble() - 0.5) * 0.6, 0, 1);
@@ -220,7 +220,7 @@ public abstract class LedgerSuite : IDisposable
     [Fact]
     public async Task ASequentialBoundaryTerminatesBeforeTau()
     {
-        var rule = new Engine.Defenses.SprtRule(new Engine.Defenses.SprtOptions(0.01));
+        var rule = new Engine.Guardian.SprtRule(new Engine.Guardian.SprtOptions(0.01));
         var p = new TerminationPolicy(20, 0.5, SequentialBoundary.From(rule));
         AssertResult(RecordOutcome.Counted, false, Open("u", 1, 1), await Record("u", true, p, At(1)));
         var r = await Record("u", true, p, At(2));

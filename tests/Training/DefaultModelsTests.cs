@@ -1,3 +1,4 @@
+using ModelGuardian.Engine.Networks;
 using System.Text.Json;
 using ModelGuardian.Engine.Data;
 using ModelGuardian.Engine.Gradients;
@@ -53,7 +54,7 @@ public sealed class DefaultModelsTests
         var detector = new DfmsDetector(new GradientTransform(d), [new SubDetector(name, det)]);
         using var g = ImageGenerator.Create(k, family, 77_000); // an instance of the family the detector never saw
         // Half fresh samples of the trained generator (noise it never saw), half an untrained instance: the detector's two sources.
-        var (trained, _) = ModelFiles.LoadGenerator(k, Path.Combine(Dir, $"gan-{name}", "generator.mgw"));
+        var (trained, _) = GeneratorFiles.Load(k, Path.Combine(Dir, $"gan-{name}", "generator.mgw"));
         using var _t = trained;
         var synthetic = g.Generate(75, 78_000).Concat(trained.Generate(75, 79_000)).Select(PlanarImage.From).ToList();
         var test = FashionMnist.Load(DatasetSplit.Test);

@@ -130,7 +130,7 @@ public sealed class GanTrainerTests
                 new GanTrainer(g, d, Ramp, new GanOptions { Iterations = 2, BatchSize = 4 }).Train(); // running statistics and weights moved
                 string path = Path.Combine(dir, $"{family}.mgw");
                 WeightFile.Save(path, g.Architecture, g.Export(), new Provenance("test", "", "test", "test", DateTimeOffset.UnixEpoch, []));
-                var (loaded, contents) = ModelFiles.LoadGenerator(k, path);
+                var (loaded, contents) = GeneratorFiles.Load(k, path);
                 using var _l = loaded;
                 Assert.Equal((family, 4), (contents.Architecture.GeneratorFamily, contents.Architecture.Width));
                 var a = g.Generate(6, 11, batch: 3);

@@ -1,3 +1,4 @@
+using ModelGuardian.Engine.Networks;
 using System.CommandLine;
 using System.Diagnostics;
 using ModelGuardian.Engine;

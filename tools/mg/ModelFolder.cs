@@ -1,3 +1,4 @@
+using ModelGuardian.Engine.Training;
 using ModelGuardian.Engine.Gradients;
 using ModelGuardian.Engine.Guardian;
 using ModelGuardian.Engine.Networks;
@@ -40,7 +41,7 @@ internal sealed class ModelFolder : IDisposable
             {
                 string file = Path.Combine(dir, "generator.mgw");
                 if (!System.IO.File.Exists(file)) continue;
-                var g = ModelFiles.LoadGenerator(kernels, file).Generator;
+                var g = GeneratorFiles.Load(kernels, file).Generator;
                 m._generators.Add(g);
                 generators.Add((Path.GetFileName(dir)["gan-".Length..], g));
             }

@@ -135,7 +135,7 @@ internal static class TrainCommands
                 if (f.StartsWith("generator-file:", StringComparison.Ordinal))
                 {
                     // A trained generator (mg train gan): one instance, its noise seeded.
-                    var (g, contents) = ModelFiles.LoadGenerator(kernels, f["generator-file:".Length..]);
+                    var (g, contents) = GeneratorFiles.Load(kernels, f["generator-file:".Length..]);
                     using var _g = g;
                     Console.Error.WriteLine($"mg train detector: synthetic images from {contents.Architecture}");
                     return g.Generate(count, stream).ToList();

@@ -27,7 +27,7 @@ public sealed class GuardianHost : IDisposable
     public FileAuditLog Audit { get; private set; } = null!;
     public Engine.Guardian.Guardian Guardian { get; private set; } = null!;
     /// <summary>Which ledger account a user's query counts against (the user's own, or their network's).</summary>
-    public Engine.Defenses.AccountGrouping Grouping { get; private set; } = Engine.Defenses.AccountGrouping.Identity;
+    public Engine.Guardian.AccountGrouping Grouping { get; private set; } = Engine.Guardian.AccountGrouping.Identity;
     /// <summary>Things the operator must know (random weights, NaN tensors).</summary>
     public List<string> Warnings { get; } = new();
 

@@ -51,18 +51,18 @@ public sealed record PolicyConfig
 
     public Engine.Guardian.TerminationPolicy ToPolicy() => SprtFpr is double fpr ? Engine.Guardian.TerminationPolicy.WithSequentialTest(Tau, Delta, fpr) : new(Tau, Delta);
 
-    public Engine.Defenses.RandomizedDeception? ToDeception() => Deception switch
+    public Engine.Guardian.RandomizedDeception? ToDeception() => Deception switch
     {
         "dpreds" => null,
-        "randomized" => Engine.Defenses.RandomizedDeception.Default,
+        "randomized" => Engine.Guardian.RandomizedDeception.Default,
         _ => throw new ArgumentException($"policy.deception must be 'dpreds' or 'randomized', got '{Deception}'."),
     };
 
-    public Engine.Defenses.AccountGrouping ToGrouping() => Accounts switch
+    public Engine.Guardian.AccountGrouping ToGrouping() => Accounts switch
     {
-        "user" => Engine.Defenses.AccountGrouping.Identity,
-        "owner" => Engine.Defenses.AccountGrouping.ByOwner(Owners),
-        "network" => Engine.Defenses.AccountGrouping.ByNetworkPrefix(),
+        "user" => Engine.Guardian.AccountGrouping.Identity,
+        "owner" => Engine.Guardian.AccountGrouping.ByOwner(Owners),
+        "network" => Engine.Guardian.AccountGrouping.ByNetworkPrefix(),
         _ => throw new ArgumentException($"policy.accounts must be 'user', 'owner' or 'network', got '{Accounts}'."),
     };
 }

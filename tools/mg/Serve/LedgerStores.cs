@@ -1,4 +1,6 @@
-namespace ModelGuardian.Engine.Guardian;
+using ModelGuardian.Engine.Guardian;
+
+namespace ModelGuardian.Tools.Serve;
 
 public enum LedgerKind
 {

@@ -28,7 +28,7 @@ public sealed record MappedWeights(TensorSet Tensors, IReadOnlyList<string> Note
 /// and checks it against the architecture: missing, unexpected and mis-shaped tensors are all
 /// named in one error. Shapes are checked before any tensor data is read.
 /// </summary>
-public static partial class StateDictMapping
+public static class StateDictMapping
 {
     private const int MaxDepth = 16, MaxListed = 25;
 
@@ -55,8 +55,8 @@ public static partial class StateDictMapping
         }
 
         var expected = ParameterSchema.For(arch);
-        var fit = Compare(expected, named.ToDictionary(kv => kv.Key, kv => kv.Value.Shape, StringComparer.Ordinal), arch);
-        fit.ThrowIfRefused(checkpoint.Path, arch, options);
+        var fit = SchemaFit.Compare(expected, named.ToDictionary(kv => kv.Key, kv => kv.Value.Shape, StringComparer.Ordinal), arch);
+        fit.ThrowIfRefused(checkpoint.Path, arch, options.AllowMissing, options.IgnoreUnexpected);
         if (fit.Ignored.Count > 0) notes.Add($"ignored {fit.Ignored.Count} buffer(s) inference does not use ({List(fit.Ignored.Select(i => $"'{i}'"), 4)})");
         if (fit.Unexpected.Count > 0) notes.Add($"--ignore-unexpected dropped {fit.Unexpected.Count} tensor(s): {List(fit.Unexpected.Select(u => $"'{u}'"))}");
         var missing = fit.Missing;
@@ -72,48 +72,6 @@ public static partial class StateDictMapping
         }
         return new MappedWeights(tensors, notes, TensorChecks.NonFiniteWarnings(tensors));
     }
-
-    /// <summary>How a set of named shapes fits an architecture's schema.</summary>
-    internal sealed record Fit(List<ParameterSpec> Missing, List<string> MisShaped, List<string> Unexpected, List<string> Ignored, IReadOnlyDictionary<string, int[]> Shapes)
-    {
-        /// <summary>One error naming every mis-shaped tensor, and every missing and unexpected one unless relaxed.</summary>
-        public void ThrowIfRefused(string path, ArchitectureDescriptor arch, MappingOptions options)
-        {
-            var problems = new List<string>();
-            if (MisShaped.Count > 0) problems.Add($"{MisShaped.Count} mis-shaped: {List(MisShaped)}");
-            bool refuseMissing = Missing.Count > 0 && !options.AllowMissing, refuseUnexpected = Unexpected.Count > 0 && !options.IgnoreUnexpected;
-            if (refuseMissing) problems.Add($"{Missing.Count} missing: {List(Missing.Select(m => $"'{m.Name}' {m.ShapeText}"))}");
-            if (refuseUnexpected) problems.Add($"{Unexpected.Count} unexpected: {List(Unexpected.Select(u => $"'{u}' [{string.Join(", ", Shapes[u])}]"))}");
-            if (problems.Count == 0) return;
-            string hint = refuseMissing || refuseUnexpected ? " (--allow-missing / --ignore-unexpected relax the missing and unexpected checks explicitly)" : "";
-            throw new WeightFormatException($"'{path}' does not fit {arch}: {string.Join("; ", problems)}{hint}.");
-        }
-    }
-
-    internal static Fit Compare(IReadOnlyList<ParameterSpec> expected, IReadOnlyDictionary<string, int[]> shapes, ArchitectureDescriptor arch)
-    {
-        var expectedNames = expected.Select(p => p.Name).ToHashSet(StringComparer.Ordinal);
-        var missing = new List<ParameterSpec>();
-        var misShaped = new List<string>();
-        foreach (var spec in expected)
-        {
-            if (!shapes.TryGetValue(spec.Name, out var shape)) missing.Add(spec);
-            else if (!shape.AsSpan().SequenceEqual(spec.Shape)) misShaped.Add($"'{spec.Name}' is [{string.Join(", ", shape)}], expected {spec.ShapeText}");
-        }
-        var extra = shapes.Keys.Where(k => !expectedNames.Contains(k)).ToList();
-        return new Fit(missing, misShaped, extra.Where(k => !IsKnownUnused(k, arch)).ToList(), extra.Where(k => IsKnownUnused(k, arch)).ToList(), shapes);
-    }
-
-    /// <summary>Buffers checkpoints carry that inference does not use.</summary>
-    private static bool IsKnownUnused(string name, ArchitectureDescriptor arch) => arch.Kind switch
-    {
-        NetworkKind.ResNet => name.EndsWith(".num_batches_tracked", StringComparison.Ordinal),
-        // lod (level of detail, 0 at full resolution), the FromRGB layers of lower lods, blur kernels (fixed).
-        _ => name == "lod" || LowerLodFromRgb().IsMatch(name) || name.EndsWith(".blur.kernel", StringComparison.Ordinal),
-    };
-
-    [GeneratedRegex(@"^input[1-9][0-9]*\.(weight|bias)$")]
-    private static partial Regex LowerLodFromRgb();
 
     private static Dictionary<string, SourceTensor> Locate(Checkpoint checkpoint, ArchitectureDescriptor arch, MappingOptions options, List<string> notes)
     {
@@ -196,9 +154,5 @@ public static partial class StateDictMapping
 
     private static string Keys(object? root) => root is PyDict d ? "[" + string.Join(", ", d.Items.Select(kv => kv.Key is string s ? $"'{s}'" : Unpickler.Describe(kv.Key)).Take(MaxListed)) + "]" : Unpickler.Describe(root);
 
-    private static string List(IEnumerable<string> items, int max = MaxListed)
-    {
-        var all = items.ToList();
-        return string.Join(", ", all.Take(max)) + (all.Count > max ? $", … ({all.Count - max} more)" : "");
-    }
+    private static string List(IEnumerable<string> items, int max = MaxListed) => SchemaFit.List(items, max);
 }

@@ -134,7 +134,7 @@ public sealed class SqliteLedger : ILedgerStore
         }
     }
 
-    internal static void CheckPath(string? path)
+    public static void CheckPath(string? path)
     {
         ArgumentNullException.ThrowIfNull(path);
         if (string.IsNullOrWhiteSpace(path)) throw new ArgumentException("The SQLite ledger path must not be empty.", nameof(path));

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using ModelGuardian.Engine.Attacks;
 using ModelGuardian.Engine.Guardian;
 using ModelGuardian.Engine.Imaging;
+using ModelGuardian.Engine.Networks;
 using ModelGuardian.Engine.Training;
 using ModelGuardian.Kernels;
 

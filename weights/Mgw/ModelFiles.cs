@@ -1,8 +1,6 @@
 using ModelGuardian.Engine.Networks;
-using ModelGuardian.Engine.Training;
 using ModelGuardian.Kernels;
 using ModelGuardian.Weights.Format;
-using ModelGuardian.Weights.Mapping;
 
 namespace ModelGuardian.Weights;
 
@@ -25,28 +23,23 @@ public static class ModelFiles
             ? a with { MbstdGroupSize = 1 }
             : throw new ArgumentException($"'{path}' holds a {a}, not a StyleGAN discriminator."));
 
-    /// <summary>An image generator saved by `mg train gan` (family and width from the file's architecture), checked like a network.</summary>
-    public static (ImageGenerator Generator, WeightFileContents Contents) LoadGenerator(IKernels kernels, string path)
+    /// <summary>
+    /// Reads <paramref name="path"/> (checksum verified) and checks its tensor table against its architecture's
+    /// schema, without building anything: for networks built elsewhere (e.g. a trainable generator).
+    /// </summary>
+    public static WeightFileContents LoadChecked(string path)
     {
         var contents = WeightFile.Load(path);
-        if (contents.Architecture.Kind != NetworkKind.ImageGenerator)
-            throw new ArgumentException($"'{path}' holds a {contents.Architecture}, not an image generator.");
-        Check(path, contents);
-        return (ImageGenerator.FromTensors(kernels, contents.Architecture, contents.Tensors), contents);
-    }
-
-    private static void Check(string path, WeightFileContents contents)
-    {
-        var fit = StateDictMapping.Compare(ParameterSchema.For(contents.Architecture),
+        var fit = SchemaFit.Compare(ParameterSchema.For(contents.Architecture),
             contents.Tensors.Tensors.ToDictionary(kv => kv.Key, kv => kv.Value.Shape, StringComparer.Ordinal), contents.Architecture);
         if (fit.Ignored.Count > 0) fit = fit with { Unexpected = [.. fit.Unexpected, .. fit.Ignored] };
-        fit.ThrowIfRefused(path, contents.Architecture, new MappingOptions());
+        fit.ThrowIfRefused(path, contents.Architecture);
+        return contents;
     }
 
     private static (Network Network, WeightFileContents Contents) Load(IKernels kernels, string path, Func<ArchitectureDescriptor, ArchitectureDescriptor> adjust)
     {
-        var contents = WeightFile.Load(path);
-        Check(path, contents);
+        var contents = LoadChecked(path);
         return (Network.Create(kernels, adjust(contents.Architecture), contents.Tensors), contents);
     }
 }

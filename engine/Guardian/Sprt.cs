@@ -1,4 +1,4 @@
-namespace ModelGuardian.Engine.Defenses;
+namespace ModelGuardian.Engine.Guardian;
 
 /// <summary>
 /// Parameters of the one-sided sequential probability ratio test on a user's flagged rate.
@@ -79,9 +79,9 @@ public static class Sprt
     {
         ArgumentNullException.ThrowIfNull(rule);
         if (!(p >= 0 && p <= 1)) throw new ArgumentException($"The flag probability must be in [0, 1], got {p}.", nameof(p));
-        if (horizon < 0 || horizon > Guardian.TerminationRisk.MaxQueries)
-            throw new ArgumentException($"The horizon must be in 0…{Guardian.TerminationRisk.MaxQueries} queries, got {horizon}.", nameof(horizon));
+        if (horizon < 0 || horizon > TerminationRisk.MaxQueries)
+            throw new ArgumentException($"The horizon must be in 0…{TerminationRisk.MaxQueries} queries, got {horizon}.", nameof(horizon));
         // The ledger's own dynamic programme over (queries, flagged), with this line as the rule.
-        return Guardian.TerminationRisk.ProbabilityWithin(rule.ShouldTerminate, p, horizon);
+        return TerminationRisk.ProbabilityWithin(rule.ShouldTerminate, p, horizon);
     }
 }

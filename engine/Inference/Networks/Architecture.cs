@@ -4,7 +4,7 @@ public enum NetworkKind
 {
     ResNet,
     StyleGanDiscriminator,
-    /// <summary>A trained synthetic-image source (<see cref="Training.ImageGenerator"/>): saved and loaded, never served.</summary>
+    /// <summary>A trained synthetic-image source (the training library's ImageGenerator): saved and loaded, never served.</summary>
     ImageGenerator,
 }
 
@@ -60,7 +60,7 @@ public sealed record ArchitectureDescriptor
     public int MbstdGroupSize { get; init; } = 4;
 
     /// <summary>Image generator: how it up-samples (its width is <see cref="Width"/>, its output side <see cref="Resolution"/>).</summary>
-    public Training.GeneratorFamily GeneratorFamily { get; init; }
+    public GeneratorFamily GeneratorFamily { get; init; }
 
     public int InputChannels { get; init; } = 3;
     /// <summary>Default input side for images (ResNets accept other sides ≥ MinimumInputSide).</summary>
@@ -100,15 +100,15 @@ public sealed record ArchitectureDescriptor
         };
     }
 
-    /// <summary>An <see cref="Training.ImageGenerator"/> of <paramref name="family"/> and <paramref name="width"/> (its 32² output is recorded as the resolution).</summary>
-    public static ArchitectureDescriptor Generator(Training.GeneratorFamily family, int width)
+    /// <summary>An image generator of <paramref name="family"/> and <paramref name="width"/> (its 32² output is recorded as the resolution).</summary>
+    public static ArchitectureDescriptor Generator(GeneratorFamily family, int width)
     {
         if (!Enum.IsDefined(family)) throw new ArgumentException($"Unknown generator family {family}.");
         if (width < 1 || width > MaxStyleGanChannels / 2) throw new ArgumentException($"Generator width must be in 1…{MaxStyleGanChannels / 2}, got {width}.");
         return new ArchitectureDescriptor
         {
             Kind = NetworkKind.ImageGenerator, GeneratorFamily = family, Width = width,
-            Resolution = Training.ImageGenerator.Side, InputSide = Training.ImageGenerator.Side,
+            Resolution = GeneratorShape.Side, InputSide = GeneratorShape.Side,
         };
     }
 
@@ -165,7 +165,7 @@ public sealed record ArchitectureDescriptor
     public override string ToString() => Kind switch
     {
         NetworkKind.ResNet => $"resnet{Depth}{(Stem == ResNetStem.Cifar ? "-cifar" : "")}{(Width == 64 ? "" : $" width {Width}")} ({Outputs} output{(Outputs == 1 ? "" : "s")})",
-        NetworkKind.ImageGenerator => $"image generator {Training.GeneratorFamilies.Name(GeneratorFamily)} width {Width} ({Resolution}² output)",
+        NetworkKind.ImageGenerator => $"image generator {GeneratorFamilies.Name(GeneratorFamily)} width {Width} ({Resolution}² output)",
         _ => $"stylegan-d {Resolution}² (fmap base {FmapBase}, max {FmapMax}, mbstd group {MbstdGroupSize})",
     };
 }

@@ -34,7 +34,7 @@ public sealed class Network : IDisposable
         {
             NetworkKind.ResNet => ResNetBuilder.Build(kernels, architecture, source),
             NetworkKind.StyleGanDiscriminator => StyleGanDiscriminatorBuilder.Build(kernels, architecture, source),
-            NetworkKind.ImageGenerator => throw new ArgumentException($"{architecture} is an image generator, not a network to serve: load it with ModelFiles.LoadGenerator."),
+            NetworkKind.ImageGenerator => throw new ArgumentException($"{architecture} is an image generator, not a network to serve: load it with GeneratorFiles.Load (ModelGuardian.Training)."),
             _ => throw new ArgumentException($"Unsupported network kind {architecture.Kind}."),
         };
 

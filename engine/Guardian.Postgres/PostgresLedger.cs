@@ -122,7 +122,7 @@ public sealed partial class PostgresLedger : ILedgerStore
     [GeneratedRegex("^[a-z_][a-z0-9_]{0,62}$")]
     private static partial Regex SchemaNamePattern();
 
-    internal static void CheckSchemaName(string? schema)
+    public static void CheckSchemaName(string? schema)
     {
         ArgumentNullException.ThrowIfNull(schema);
         if (!SchemaNamePattern().IsMatch(schema))

@@ -1,7 +1,7 @@
 using System.Net;
 using System.Net.Sockets;
 
-namespace ModelGuardian.Engine.Defenses;
+namespace ModelGuardian.Engine.Guardian;
 
 /// <summary>
 /// Which ledger account a user's queries count against. An attacker who spreads queries over many API keys

@@ -59,7 +59,7 @@ public static class ParameterSchema
         return specs;
     }
 
-    /// <summary>What <see cref="Training.ImageGenerator.Create"/> builds (a test pins the two together).</summary>
+    /// <summary>What the training library's ImageGenerator.Create builds (a test pins the two together).</summary>
     private static List<ParameterSpec> Generator(ArchitectureDescriptor a)
     {
         var specs = new List<ParameterSpec>();
@@ -70,14 +70,14 @@ public static class ParameterSchema
             specs.Add(new($"{name}.running_mean", [c], ParameterRole.BatchNormMean));
             specs.Add(new($"{name}.running_var", [c], ParameterRole.BatchNormVariance));
         }
-        var (c0, c1, c2) = Training.ImageGenerator.Channels(a.Width);
-        int n = Training.ImageGenerator.NoiseSize;
+        var (c0, c1, c2) = GeneratorShape.Channels(a.Width);
+        int n = GeneratorShape.NoiseSize;
         specs.Add(new("fc.weight", [c0 * 64, n], ParameterRole.DenseWeight));
         specs.Add(new("fc.bias", [c0 * 64], ParameterRole.Bias));
         Bn("bn0", c0);
         foreach (var (cin, cout, i) in new[] { (c0, c1, 1), (c1, c2, 2) })
         {
-            specs.Add(a.GeneratorFamily == Training.GeneratorFamily.TransposedConv
+            specs.Add(a.GeneratorFamily == GeneratorFamily.TransposedConv
                 ? new($"up{i}.weight", [cin, cout, 4, 4], ParameterRole.ConvWeight)
                 : new($"up{i}.weight", [cout, cin, 3, 3], ParameterRole.ConvWeight));
             Bn($"bn{i}", cout);

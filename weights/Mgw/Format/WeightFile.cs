@@ -240,7 +240,7 @@ public static class WeightFile
         public static ArchitectureRecord From(ArchitectureDescriptor a) => new()
         {
             Kind = a.Kind switch { NetworkKind.ResNet => "resnet", NetworkKind.ImageGenerator => "generator", _ => "stylegan-d" },
-            Family = a.Kind == NetworkKind.ImageGenerator ? Engine.Training.GeneratorFamilies.Name(a.GeneratorFamily) : null,
+            Family = a.Kind == NetworkKind.ImageGenerator ? Engine.Networks.GeneratorFamilies.Name(a.GeneratorFamily) : null,
             Depth = a.Depth, Width = a.Width, Stem = a.Stem == ResNetStem.Cifar ? "cifar" : "imagenet", Outputs = a.Outputs,
             Resolution = a.Resolution, FmapBase = a.FmapBase, FmapMax = a.FmapMax, MbstdGroup = a.MbstdGroupSize,
             InputChannels = a.InputChannels, InputSide = a.InputSide, Mean = a.Normalization?.Mean, Std = a.Normalization?.Std,
@@ -260,7 +260,7 @@ public static class WeightFile
                         _ => throw new ArgumentException($"unknown ResNet stem '{Stem}'."),
                     }, InputSide, Width),
                     "stylegan-d" => ArchitectureDescriptor.StyleGanD(Resolution, FmapBase, FmapMax, MbstdGroup),
-                    "generator" => ArchitectureDescriptor.Generator(Engine.Training.GeneratorFamilies.Parse(Family ?? "(none)"), Width),
+                    "generator" => ArchitectureDescriptor.Generator(Engine.Networks.GeneratorFamilies.Parse(Family ?? "(none)"), Width),
                     _ => throw new ArgumentException($"unknown network kind '{Kind}'."),
                 };
                 if (a.InputSide != InputSide) throw new ArgumentException($"input side {InputSide} does not match resolution {a.Resolution}.");
