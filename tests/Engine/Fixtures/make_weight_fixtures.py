@@ -1,13 +1,13 @@
 #!/usr/bin/python3
-"""Generates the weight-file fixtures in tests/Fixtures/weights/ (checkpoints in several on-disk
+"""Generates the weight-file fixtures in tests/Engine/Fixtures/weights/ (checkpoints in several on-disk
 formats plus PyTorch's expected outputs and input gradients) that ModelGuardian's weight readers
 must load and reproduce.
 
 How to run (from anywhere; Debian's python3 with python3-torch 1.13, python3-torchvision 0.14 and
 numpy 1.24; neither the safetensors module nor TensorFlow is needed or used):
 
-    /usr/bin/python3 tests/Fixtures/make_weight_fixtures.py            # (re)write every file
-    /usr/bin/python3 tests/Fixtures/make_weight_fixtures.py --verify   # re-read and check them
+    /usr/bin/python3 tests/Engine/Fixtures/make_weight_fixtures.py            # (re)write every file
+    /usr/bin/python3 tests/Engine/Fixtures/make_weight_fixtures.py --verify   # re-read and check them
 
 Generation is deterministic (fixed seeds; the legacy torch.save files get their storage keys
 normalised, see below), so re-running rewrites byte-identical files. --verify re-loads every
@@ -57,7 +57,7 @@ fmap_max); blocks b = 0..B-1 for r = R, R/2, ..., 8 (B = log2(R) - 2):
   input0, layer0, layer1 (weight, bias, blur.kernel), input1, layer2, layer3, ..., input{B},
   layer{2B}, layer{2B+1}, layer{2B+2}.
 
-Files in tests/Fixtures/weights/ (manifest.json lists the checkpoints with format, wrapper, arch,
+Files in tests/Engine/Fixtures/weights/ (manifest.json lists the checkpoints with format, wrapper, arch,
 expected file and the names present in the file that the engine must ignore):
 
   resnet18w8-cifar.expected.bin, resnet50w4.expected.bin, stylegan-d32.expected.bin,

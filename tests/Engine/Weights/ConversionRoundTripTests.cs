@@ -1,7 +1,7 @@
+using ModelGuardian.Tests.Oracle;
 using ModelGuardian.Engine.Core;
 using ModelGuardian.Kernels.Cpu;
 using ModelGuardian.Kernels.Reference;
-using ModelGuardian.Tests.Oracle;
 using ModelGuardian.Weights;
 using ModelGuardian.Weights.Format;
 

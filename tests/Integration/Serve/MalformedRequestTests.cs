@@ -2,7 +2,6 @@ using System.Net.Sockets;
 using System.Text;
 using System.Text.Json;
 using ModelGuardian.Engine.Imaging;
-using ModelGuardian.Tests.Imaging;
 
 namespace ModelGuardian.Tests.Serve;
 
@@ -89,7 +88,7 @@ public sealed class MalformedRequestTests
         foreach (var type in new[] { "text/plain", "multipart/form-data; boundary=x", "application/xml", "image/tiff" })
             AssertJsonError(415, "unsupported_media_type", await Raw(uri, [.. Head(key, $"Content-Length: {png.Length}", $"Content-Type: {type}"), .. png]));
         // Image bytes a decoder refuses: the 37-byte JPEG that hung the previous decoder, and a PNG cut short.
-        AssertJsonError(400, "bad_image", await Raw(uri, [.. Head(key, "Content-Length: 37", "Content-Type: image/jpeg"), .. ImageFuzzTests.Truncated37ByteJpeg]));
+        AssertJsonError(400, "bad_image", await Raw(uri, [.. Head(key, "Content-Length: 37", "Content-Type: image/jpeg"), .. HostileImages.Truncated37ByteJpeg]));
         AssertJsonError(400, "bad_image", await Raw(uri, [.. Head(key, $"Content-Length: {png.Length / 2}", "Content-Type: image/png"), .. png.AsSpan(0, png.Length / 2)]));
         // Kestrel's own parse errors: an unreadable Content-Length. A 400, answered before the application runs.
         var (status, body) = await Raw(uri, Head(key, "Content-Length: 12abc", "Content-Type: image/png"));

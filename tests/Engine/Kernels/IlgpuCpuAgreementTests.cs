@@ -3,14 +3,6 @@ using ModelGuardian.Kernels.Ilgpu;
 
 namespace ModelGuardian.Tests.Kernels;
 
-/// <summary>One ILGPU CPU-accelerator backend for the whole class (kernel loading takes seconds).</summary>
-public sealed class IlgpuCpuBackendFixture : IDisposable
-{
-    public IlgpuKernels Kernels { get; } = IlgpuKernels.CreateCpuAccelerator();
-
-    public void Dispose() => Kernels.Dispose();
-}
-
 /// <summary>
 /// The ILGPU kernels, run on ILGPU's CPU accelerator, against the reference: the same kernel code that
 /// runs on CUDA, checked on a machine without a GPU. Tiny shapes only (the CPU accelerator is very slow).

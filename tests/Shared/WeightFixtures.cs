@@ -3,7 +3,7 @@ using ModelGuardian.Engine.Networks;
 
 namespace ModelGuardian.Tests.Weights;
 
-/// <summary>One checkpoint written by tests/Fixtures/make_weight_fixtures.py (PyTorch 1.13), with PyTorch's outputs for it.</summary>
+/// <summary>One checkpoint written by tests/Engine/Fixtures/make_weight_fixtures.py (PyTorch 1.13), with PyTorch's outputs for it.</summary>
 public sealed record WeightFixture(string File, string Format, string Wrapper, ArchitectureDescriptor Architecture, string Expected)
 {
     public string Path => WeightFixtures.PathOf(File);

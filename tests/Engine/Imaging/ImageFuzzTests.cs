@@ -23,19 +23,11 @@ public sealed class ImageFuzzTests(ITestOutputHelper output)
     private const int MaxSide = 512;
     private static readonly TimeSpan Watchdog = TimeSpan.FromSeconds(60);
 
-    /// <summary>The 37-byte JPEG that hung the previous decoder forever: an APP0 segment declaring 204 bytes in a 37-byte file.</summary>
-    public static readonly byte[] Truncated37ByteJpeg =
-    [
-        0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0xCC, 0x4A, 0x46, 0x49, 0x46, 0x00, 0x01, 0x01, 0x00, 0x00, 0x01,
-        0x00, 0x01, 0x00, 0x00, 0xFF, 0xDB, 0x00, 0x43, 0x00, 0x08, 0x06, 0x06, 0x07, 0x06, 0x05, 0x08,
-        0x07, 0x07, 0x07, 0x09, 0x09,
-    ];
-
     [Fact]
     public async Task The_37_byte_jpeg_is_refused_as_a_bad_image()
     {
-        Assert.Equal(37, Truncated37ByteJpeg.Length);
-        var error = await Task.Run(() => Record.Exception(() => ImageCodec.Decode(Truncated37ByteJpeg))).WaitAsync(Watchdog);
+        Assert.Equal(37, HostileImages.Truncated37ByteJpeg.Length);
+        var error = await Task.Run(() => Record.Exception(() => ImageCodec.Decode(HostileImages.Truncated37ByteJpeg))).WaitAsync(Watchdog);
         Assert.IsType<InvalidDataException>(error);
     }
 
