@@ -6,7 +6,7 @@ namespace ModelGuardian.Bench;
 /// <summary>
 /// Marks one symbol-version requirement of an ELF64 little-endian shared object as weak
 /// (VER_FLG_WEAK in the vna_flags of its Vernaux entry in <c>.gnu.version_r</c>), so that the
-/// dynamic loader accepts a libstdc++ that lacks that version (SPECS §8: TorchSharp 0.107's
+/// dynamic loader accepts a libstdc++ that lacks that version (TorchSharp 0.107's
 /// libLibTorchSharp.so asks for GLIBCXX_3.4.32, Debian 12 has 3.4.30, and the only symbol
 /// behind it is never called). Only ever applied to the copy in this program's output folder.
 /// </summary>

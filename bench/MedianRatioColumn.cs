@@ -5,7 +5,7 @@ using BenchmarkDotNet.Running;
 namespace ModelGuardian.Bench;
 
 /// <summary>
-/// Ours / theirs on medians, beside BenchmarkDotNet's Ratio (which divides means). Issue 2 states its
+/// Ours / theirs on medians, beside BenchmarkDotNet's Ratio (which divides means). The benchmark page states its
 /// yardstick figures as medians; on this shared 2-core VM a neighbour's burst lands in a few
 /// iterations and moves a mean more than a median, so both ratios are printed and README quotes both.
 /// </summary>

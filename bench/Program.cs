@@ -1,51 +1,10 @@
-// ModelGuardian.Bench — our CPU backend side by side with the strongest yardstick, in ONE
-// BenchmarkDotNet run; per category the yardstick is the baseline, so Ratio = ours / theirs (of means;
-// "Ratio (median)" divides medians, the statistic issue 2 gives its yardstick figures in).
+// ModelGuardian.Bench: our CPU backend beside the strongest yardstick (ONNX Runtime for forwards, libtorch
+// for gradients and training) in one BenchmarkDotNet run, on the same seeded weights and inputs; per category
+// the yardstick is the baseline, so Ratio = ours / theirs. Workloads, options and dated runs: docs/benchmarks.md.
 //
-//   (a) ResNet-50 (1 logit, ImageNet stem) 224² forward, batch 1 and 8: ours vs ONNX Runtime 1.31.1
-//       (ONNX graph written here from the same TensorSet, BN folded; 2 intra-op threads, 1 inter-op,
-//       all graph optimisations)
-//   (b) StyleGAN v1 D 256² (fmap base 16384, max 512, mbstd group 1), gradient of Σ outputs to the
-//       input, batch 1: ours vs libtorch 2.10 through TorchSharp 0.107 (2 threads)
-//   (c) ResNet-34 CIFAR stem (10 classes) 32² forward, batch 64: ours vs ONNX Runtime
-// Same seeded random weights (RandomWeights.Create(kernels, arch, seed)) and input on both sides;
-// ours = Network on CpuKernels: 2 threads for the ResNet forwards (as ONNX Runtime), Environment.ProcessorCount
-// threads for the StyleGAN gradient and the training step (libtorch: 2; the same on this 2-core machine).
-//
-// Usage (from the repository root):
-//   dotnet run -c Release --project bench -- --verify
-//       builds every workload, runs ours and the yardstick once each, prints max errors relative to
-//       max-abs (outputs ≤ 1e-4, StyleGAN input gradient ≤ 1e-3); exit code 1 on a mismatch.
-//   dotnet run -c Release --project bench -- --filter '*'
-//       the full benchmark (warm-up 2, 8 iterations, 1 launch, in-process); takes several minutes
-//       and wants an otherwise idle machine. Every GlobalSetup verifies as --verify does and throws
-//       on a mismatch. Subsets: --filter '*ResNet50B1*', '*StyleGan*', '*Cifar34*', …;
-//       or --anyCategories 'StyleGAN D 256² b1 grad'.
-//   dotnet run -c Release --project bench -- --filter '*' --job dry
-//       one invocation per benchmark: proves the harness works (results are not timings).
-//   dotnet run -c Release --project bench -- --layers [resnet50-b1|resnet50-b8|resnet34-cifar-b64] [name filter, e.g. "3×3/1"] [--cold] [--threads N]
-//       a diagnostic: every distinct convolution of that forward, ours beside ONNX Runtime running it
-//       alone (fastest Stopwatch times; --cold evicts the caches before each call, as inside a network;
-//       --threads N: both sides on N threads instead of 2;
-//       they say where a ratio is lost, not what goes in README).
-//   dotnet run -c Release --project bench -- --loop [resnet50-b1|resnet50-b8|resnet34-cifar-b64] [seconds] [--theirs] [--threads N]
-//       one side's forward back to back (default 20 s), then its median, mean and fastest call: a target
-//       for a sampling profiler (README, "Profiling"), not a benchmark.
-//   dotnet run -c Release --project bench -- --in-network [resnet50-b1|resnet50-b8|resnet34-cifar-b64] [--nodes] [--threads N]
-//       a diagnostic: each kernel call of our forward timed inside the network, beside ONNX Runtime's own
-//       per-node profile of its forward (--nodes: every call in order, not only the sums by kind).
-//   dotnet run -c Release --project bench -- --blocked-ab [resnet50-b1|resnet50-b8|resnet34-cifar-b64] [--threads N]
-//       a diagnostic: our forward with the channel-blocked kernels and without (NCHW), called alternately.
-//   dotnet run -c Release --project bench -- --patch-torchsharp
-//       only patches the output folder's libLibTorchSharp.so and prints its path (for `ldd`).
-// Other BenchmarkDotNet options pass through (--list flat, --exporters json, …). Benchmarks always
-// run in-process (--inProcess is added when absent): out-of-process would rebuild the project and
-// copy libtorch's ~600 MB of native libraries for every benchmark.
-//
-// TorchSharp on Debian 12 (SPECS §8): libLibTorchSharp.so requires GLIBCXX_3.4.32 (Debian has
-// 3.4.30) though the one symbol behind it is never called. At startup, before any TorchSharp call,
-// ElfVersionPatcher marks that requirement weak (VER_FLG_WEAK) in the COPY of the .so in this
-// program's output folder (never in the NuGet cache); idempotent.
+// TorchSharp 0.107's libLibTorchSharp.so asks for GLIBCXX_3.4.32, which Debian 12 lacks, for one symbol it
+// never calls: before any TorchSharp call, ElfVersionPatcher marks that requirement weak in the copy of the
+// .so in this program's output folder (never in the NuGet cache).
 
 using BenchmarkDotNet.Configs;
 using BenchmarkDotNet.Jobs;

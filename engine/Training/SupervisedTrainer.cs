@@ -20,7 +20,7 @@ public sealed class LabeledImageList(IReadOnlyList<(RgbImage Image, int Label)> 
     public (RgbImage Image, int Label) this[int index] => items[index];
 }
 
-/// <summary>How to train; immutable. Defaults follow SPECS §3's detector recipe (Adam 5e-4, ×0.9 every 10 epochs).</summary>
+/// <summary>How to train; immutable. Defaults follow the detector recipe (docs/design.md) (Adam 5e-4, ×0.9 every 10 epochs).</summary>
 public sealed record TrainingOptions
 {
     public int Epochs { get; init; } = 5;

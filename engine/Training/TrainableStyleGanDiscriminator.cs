@@ -42,7 +42,7 @@ public sealed class TrainBiasLeakyRelu : ILayer
 }
 
 /// <summary>
-/// The StyleGAN v1 discriminator of <see cref="StyleGanDiscriminatorBuilder"/> (SPECS §2) as a trainable graph,
+/// The StyleGAN v1 discriminator of <see cref="StyleGanDiscriminatorBuilder"/> as a trainable graph,
 /// for any resolution the builder takes. Parameters are held in their effective (run-time) form: weights are
 /// initialised N(0, 1)·gain/√fan_in, which is genforce's equalised-learning-rate initialisation (stored
 /// weights N(0, 1)), biases 0. The fused conv-downscale of sides ≥ 128 is trained as its exact equivalent,

@@ -42,17 +42,12 @@ internal readonly record struct PaddedPatches(Conv2dShape Shape)
     public long BufferLength => (long)Shape.N * Shape.Cin * ParityY * ParityX * Rows * Pitch + ColumnsPerImage + (long)Shape.KH * Pitch + Shape.KW + Gemm.NR;
 
     /// <summary>
-    /// Whether the shifted layout is the faster one here, by the rule `bench -- --layers` measured (ResNet-50
-    /// b1 and b8, ResNet-34 CIFAR b64, 2 AVX-512 cores): the columns it multiplies (the pitched grid, each
-    /// image rounded up to whole slivers) must be at most 8/7 of those im2col multiplies (the batch's
-    /// pixels in slivers, a short last one of ≤ 16 columns at half price) — 3×3 at 14×14 still wins at b8,
-    /// 7.6–8.7 vs 9.3–10.1 ms; at 8×8 it loses, 36 vs 29 ms b64; at 7×7 b1 both multiply 64 columns and
-    /// shifted wins, 1.09 vs 1.28–1.54 ms —
-    /// and either the convolution has stride 1 and depth K ≥ 64 (3×3 from 64 channels up: 1.1 vs 1.3 ms at
-    /// 56², 31 vs 40 ms at 32² b64; with 3 input channels the copy outweighs the gather), or a kernel of 25
-    /// taps or more (the 7×7/2 stem: 1.2 vs 2.0 ms, where im2col gathers 147 strided rows per sliver).
-    /// Small strided kernels stay on im2col: the parity planes cost more than its gather (3×3/2: 36 vs
-    /// 26 ms at 32² b64; 1×1/2: 1.4 vs 0.9 ms).
+    /// Whether the shifted layout is the faster one here. It must multiply at most 8/7 of the columns im2col
+    /// would (the pitched grid, each image rounded up to whole slivers, against the batch's pixels in slivers,
+    /// a short last one at half price), and either have stride 1 and depth K ≥ 64 (below that the padded copy
+    /// outweighs the gather) or 25 taps or more (im2col's strided gather of a 7×7 stem is slow). Small strided
+    /// kernels stay on im2col: their parity planes cost more than its gather. The timings behind the rule are
+    /// in docs/benchmarks.md.
     /// </summary>
     public bool Preferred =>
         (long)Shape.N * ColumnsPerImage * 7 <= Im2ColColumns * 8

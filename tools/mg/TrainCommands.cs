@@ -174,7 +174,7 @@ internal static class TrainCommands
             int held = data.Count / 5;
             var test = new LabeledImageList(order.Take(held).Select(i => data[i]).ToList());
             var train = new LabeledImageList(order.Skip(held).Select(i => data[i]).ToList());
-            // The detector sees gradient images at D's resolution ("test on the full image", SPECS §3).
+            // The detector sees gradient images at D's resolution ("test on the full image").
             var a = ArchitectureDescriptor.Parse(parse.GetValue(c.Arch)!, 1, width: parse.GetValue(c.Width));
             var arch = ArchitectureDescriptor.ResNet(a.Depth, 1, a.Stem, d.Architecture.Resolution, a.Width);
             using var net = TrainableNetwork.ResNet(kernels, arch, seed);

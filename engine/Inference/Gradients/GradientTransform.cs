@@ -4,7 +4,7 @@ using ModelGuardian.Engine.Networks;
 
 namespace ModelGuardian.Engine.Gradients;
 
-/// <summary>Options of the gradient representation (LGrad's recipe, SPECS §1).</summary>
+/// <summary>Options of the gradient representation (LGrad's recipe; docs/design.md).</summary>
 public sealed record GradientTransformOptions
 {
     public ResizeFilter Filter { get; init; } = ResizeFilter.Bilinear;

@@ -13,11 +13,12 @@ namespace ModelGuardian.Engine.Imaging;
 
 /// <summary>
 /// Image files in and out, for bytes that may come from an attacker. Decoding is SixLabors.ImageSharp
-/// (fully managed) restricted to PNG, JPEG, BMP, GIF (first frame) and WebP, with three bounds:
-/// the side limit is checked from the header before any pixel is allocated, every allocation is capped,
-/// and the decoder is cancelled past a time limit (it checks its token between rows and scans, so a
-/// cancelled decode really stops). Whatever a decoder throws becomes an <see cref="InvalidDataException"/>
-/// whose message names the problem and is safe to show a client.
+/// (fully managed) restricted to PNG, JPEG, BMP, GIF (first frame) and WebP. The side limit is checked
+/// from the header before any pixel is allocated, and every allocation is capped, so a decode's memory
+/// and its work (the PNG, BMP, GIF and WebP decoders do work in proportion to the pixels they produce)
+/// are bounded. JPEG, whose decoder walks a segment structure, is also cancelled past a time limit: its
+/// decoder checks the token between rows of blocks. Whatever a decoder throws becomes an
+/// <see cref="InvalidDataException"/> whose message names the problem and is safe to show a client.
 /// </summary>
 public static class ImageCodec
 {
@@ -25,7 +26,7 @@ public static class ImageCodec
     /// decoder's coefficient planes for it about twice that.</summary>
     public const int AllocationLimitMegabytes = 256;
 
-    /// <summary>Default wall-clock bound for one decode; a valid image of the default largest side decodes
+    /// <summary>Default wall-clock bound for one JPEG decode; a valid image of the default largest side decodes
     /// in well under a second on one core.</summary>
     public static readonly TimeSpan DefaultTimeLimit = TimeSpan.FromSeconds(5);
 
@@ -54,7 +55,7 @@ public static class ImageCodec
 
     /// <summary>Decodes an image file into 8-bit RGB; grey becomes RGB, alpha is dropped.</summary>
     /// <exception cref="InvalidDataException">not one of <see cref="Formats"/>, malformed, larger than
-    /// <paramref name="maxSide"/>, or not decoded within <paramref name="timeLimit"/>.</exception>
+    /// <paramref name="maxSide"/>, or (JPEG) not decoded within <paramref name="timeLimit"/>.</exception>
     public static RgbImage Decode(ReadOnlySpan<byte> data, int maxSide = RgbImage.DefaultMaxSide, TimeSpan? timeLimit = null)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(maxSide, 1);

@@ -4,7 +4,7 @@ using ModelGuardian.Kernels;
 namespace ModelGuardian.Engine.Networks;
 
 /// <summary>
-/// The StyleGAN v1 discriminator at lod 0 (SPECS §2), with genforce's tensor names:
+/// The StyleGAN v1 discriminator at lod 0, with genforce's tensor names:
 /// input0 = FromRGB_lod0, layer{2b} = {R}x{R}/Conv0, layer{2b+1} = {R}x{R}/Conv1_down,
 /// then 4x4/Conv, Dense0, Dense1. Stored weights are unscaled; the equalised-learning-rate
 /// scale gain/√fan_in is applied here, once, at load.

@@ -7,7 +7,7 @@ namespace ModelGuardian.Engine.Attacks;
 /// <summary>
 /// DFME and MAZE: the generator cannot see the victim's gradient, so it estimates the gradient of the
 /// student–victim disagreement at each generated image from forward differences along random unit
-/// directions (SPECS §5), and ascends it. Cost per iteration: B·(m + 1) queries for the generator step,
+/// directions, and ascends it. Cost per iteration: B·(m + 1) queries for the generator step,
 /// then B per student step.
 /// </summary>
 public abstract class ZerothOrderAttack : DataFreeAttack

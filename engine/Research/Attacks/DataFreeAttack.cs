@@ -7,7 +7,7 @@ using ModelGuardian.Kernels;
 
 namespace ModelGuardian.Engine.Attacks;
 
-/// <summary>The built-in data-free stealing attacks (SPECS §5 and the papers they name).</summary>
+/// <summary>The built-in data-free stealing attacks (docs/design.md and the papers they name).</summary>
 public enum AttackKind { Dfme, Maze, Dast, Disguide, DfmsHl }
 
 /// <summary>
@@ -47,7 +47,7 @@ public sealed record AttackOptions
     /// <summary>The recipe of <paramref name="kind"/> at <paramref name="budget"/> queries.</summary>
     public static AttackOptions For(AttackKind kind, long budget, ulong seed = 1) => kind switch
     {
-        // DFME (SPECS §5): 1 direction, 5 student steps per generator step, Adam 1e-4 for G; batch 256 → 64.
+        // DFME: 1 direction, 5 student steps per generator step, Adam 1e-4 for G; batch 256 → 64.
         AttackKind.Dfme => new AttackOptions { Budget = budget, Seed = seed, Directions = 1, StudentSteps = 5 },
         // MAZE: KL, m = 10, batch 128 → 32, experience replay.
         AttackKind.Maze => new AttackOptions { Budget = budget, Seed = seed, BatchSize = 32, Directions = 10, StudentSteps = 5, ReplaySteps = 2 },

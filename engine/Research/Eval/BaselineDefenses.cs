@@ -56,7 +56,7 @@ public sealed class ReverseSigmoidOutputDefense(ReverseSigmoidDefense defense) :
     public VictimAnswer Answer(ReadOnlySpan<float> image, double[] probabilities) => new(false, defense.Apply(probabilities));
 }
 
-/// <summary>PRADA (SPECS §6) as a passive defence: answers truthfully until the account's stream fails the normality test, then refuses it.</summary>
+/// <summary>PRADA (docs/design.md) as a passive defence: answers truthfully until the account's stream fails the normality test, then refuses it.</summary>
 public sealed class PradaDefense(PradaDetector detector) : IOutputDefense
 {
     public string Name => DefenseIds.Prada;

@@ -6,7 +6,7 @@ namespace ModelGuardian.Engine.Eval;
 public sealed record CollusionRow(string Attack, int Accounts, long PaperRule, long PaperRuleGrouped, long Sequential, long SequentialGrouped);
 
 /// <summary>
-/// Issue 6, item 5: the paper concedes that an attacker who spreads queries over K accounts evades termination. This
+/// The paper concedes that an attacker who spreads queries over K accounts evades termination. This
 /// replays an attack's real detector verdicts (its sampled queries, in order, repeated as needed) over K accounts in
 /// turn — an account that is refused is dropped — and counts the answered queries until the budget is spent or
 /// every account is closed, under the paper's rule (τ, δ) and under ours (the same rule plus the SPRT line), each

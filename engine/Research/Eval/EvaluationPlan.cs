@@ -2,7 +2,7 @@ using ModelGuardian.Engine.Attacks;
 
 namespace ModelGuardian.Engine.Eval;
 
-/// <summary>What an attacker does with the answers: uses them as received, or knows DPreds and inverts it (issue 6, item 4).</summary>
+/// <summary>What an attacker does with the answers: uses them as received, or knows DPreds and inverts it.</summary>
 public enum AttackerKind { Naive, Adaptive }
 
 /// <summary>The defences `mg eval` compares, by their stable ids (used in file names, tables and the CLI).</summary>

@@ -43,7 +43,7 @@ public sealed record JpegOptions(int MinQuality = 30, int MaxQuality = 100) : IA
 }
 
 /// <summary>
-/// The training augmentations of CNNDetection / Model-Guardian (SPECS §3) as pure functions of an
+/// The training augmentations of CNNDetection / Model-Guardian as pure functions of an
 /// <see cref="RgbImage"/> and a generator. They work on 8-bit pixels because that is what a query is — a
 /// PNG or JPEG upload — and what the JPEG codec needs: crop, pad and flip move bytes and are exact; blur
 /// rounds to the nearest byte once, after both passes; JPEG decodes to bytes. <see cref="PlanarImage.From"/>
@@ -224,7 +224,7 @@ public sealed class AugmentationPipeline
     public IReadOnlyList<AugmentationStep> Steps { get; }
 
     /// <summary>
-    /// CNNDetection's training augmentation, which Model-Guardian uses (SPECS §3): Gaussian blur σ ~ U[0, 3]
+    /// CNNDetection's training augmentation, which Model-Guardian uses: Gaussian blur σ ~ U[0, 3]
     /// and JPEG quality ~ U{30…100}, each with probability <paramref name="blurJpegProbability"/> (the paper
     /// gives no value; 0.5 is CNNDetection's "Blur+JPEG (0.5)" model), then a random
     /// <paramref name="cropSide"/>² crop, then a horizontal flip with probability 0.5.

@@ -38,7 +38,7 @@ public sealed record PhotoCropOptions(int Side)
 }
 
 /// <summary>
-/// Real colour photos from Debian packages (SPECS §7), the "real" class of the detectors' training data,
+/// Real colour photos from Debian packages, the "real" class of the detectors' training data,
 /// served as seeded random crops. The packages ship a few dozen photos; every crop is a different window,
 /// so they give many distinct training images. Which photos the pool holds depends on which packages are
 /// installed; for one installation, a seed always gives the same crops.

@@ -32,6 +32,18 @@ public sealed class ImageFuzzTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void A_jpeg_decode_past_its_time_limit_is_cancelled_inside_the_decoder()
+    {
+        // A limit already spent: the JPEG decoder checks its token between rows of blocks and must stop with the
+        // bad-image error. (The other decoders do not check it; their work is bounded by the declared pixel count.)
+        using var rgb = Image.LoadPixelData<Rgb24>(new byte[512 * 512 * 3], 512, 512);
+        using var ms = new MemoryStream();
+        rgb.Save(ms, new JpegEncoder());
+        var e = Assert.Throws<InvalidDataException>(() => ImageCodec.Decode(ms.ToArray(), timeLimit: TimeSpan.Zero));
+        Assert.Contains("not decoded within", e.Message);
+    }
+
+    [Fact]
     public void Every_seed_decodes_to_its_pixels()
     {
         foreach (var (name, bytes) in Seeds())

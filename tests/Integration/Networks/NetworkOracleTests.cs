@@ -10,7 +10,7 @@ namespace ModelGuardian.Tests.Networks;
 
 /// <summary>
 /// Whole networks with seeded random weights against PyTorch (torchvision's ResNets, and a torch
-/// StyleGAN v1 discriminator written from SPECS §2) on the fast CPU backend. Tolerances as the
+/// StyleGAN v1 discriminator written from the architecture in docs/design.md) on the fast CPU backend. Tolerances as the
 /// issue states them: outputs within 1e-4 of their max-abs, input gradients within 1e-3 of theirs.
 /// PyTorch computes in float64 here: Debian's fp32 CPU build is itself off by more than that at
 /// 224² (measured: a few ReLU/max-pool decisions flip, moving ~1% of the gradient), while our fp32

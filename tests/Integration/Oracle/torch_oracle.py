@@ -172,7 +172,7 @@ def resnet_train_grads(p, t):
 
 
 def stylegan_d(p, t):
-    """StyleGAN v1 discriminator at lod 0 with genforce names, written from SPECS §2."""
+    """StyleGAN v1 discriminator at lod 0 with genforce names."""
     res, base, fmax, group = p["resolution"], p["fmap_base"], p["fmap_max"], p["group"]
     nf = lambda r: min(base // r, fmax)
     lrelu = lambda v: F.leaky_relu(v, 0.2)

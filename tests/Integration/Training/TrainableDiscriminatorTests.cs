@@ -11,7 +11,7 @@ namespace ModelGuardian.Tests.Training;
 
 /// <summary>
 /// The trainable StyleGAN v1 discriminator: its parameter and input gradients against PyTorch (float64, the
-/// oracle's stylegan_d written from SPECS §2, gradients taken with respect to the stored tensors), and its
+/// oracle's stylegan_d written from the architecture in docs/design.md, gradients taken with respect to the stored tensors), and its
 /// export served by the inference builder — the transformation model — giving the same logits and input gradients.
 /// 128² covers the fused conv-downscale, which training runs as 3×3 conv then 2×2 average pool.
 /// </summary>

@@ -5,7 +5,7 @@ using ModelGuardian.Weights.Sources;
 namespace ModelGuardian.Weights.Mapping;
 
 /// <summary>
-/// NVIDIA's StyleGAN v1 TF scope names → genforce's PyTorch names (SPECS §2), with the layout
+/// NVIDIA's StyleGAN v1 TF scope names → genforce's PyTorch names, with the layout
 /// changes: conv [kh, kw, in, out] → [out, in, kh, kw], dense [in, out] → [out, in]. TF's
 /// StyleGAN runs NCHW, so Dense0's flattened input is already in (C, H, W) order: no permutation
 /// of its input dimension. Names that do not match stay as they are (and are then unexpected).
