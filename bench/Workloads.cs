@@ -111,19 +111,12 @@ public abstract class Workload : IDisposable
         }
     }
 
-    /// <summary>Seeded values in [lo, hi): SplitMix64, so the input is the same everywhere.</summary>
+    /// <summary>Seeded values in [lo, hi) from <see cref="SplitMix64"/>, so the input is the same everywhere.</summary>
     public static float[] RandomInput(int count, ulong seed, float lo, float hi)
     {
         var data = new float[count];
-        ulong state = seed;
-        for (int i = 0; i < count; i++)
-        {
-            ulong z = state += 0x9E3779B97F4A7C15UL;
-            z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
-            z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
-            z ^= z >> 31;
-            data[i] = lo + (hi - lo) * ((z >> 40) * (1f / (1 << 24)));
-        }
+        var stream = new SplitMix64(seed);
+        for (int i = 0; i < count; i++) data[i] = lo + (hi - lo) * stream.NextSingle();
         return data;
     }
 }

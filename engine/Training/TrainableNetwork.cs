@@ -198,7 +198,7 @@ internal static class RandomTensors
         for (int i = 0; i < count; i++)
         {
             double u1 = 1 - rng.NextDouble(), u2 = rng.NextDouble(); // u1 in (0, 1]: the log is finite
-            a[i] = (float)(std * Math.Sqrt(-2 * Math.Log(u1)) * Math.Cos(2 * Math.PI * u2));
+            a[i] = (float)BoxMuller.Normal(u1, u2, std);
         }
         return a;
     }

@@ -63,7 +63,7 @@ internal static class AttackCommand
             using var attack = AttackFactory.Create(attackKind, kernels, k, options, new EvalCommand.LazyPhotoProxy());
             var result = attack.RunAsync(meter, testSet, new Progress<AttackProgress>(p =>
                 ProgressBar.Draw(AttackFactory.DisplayName(attackKind), (int)(100 * p.Spent / Math.Max(1, p.Budget)), $"{p.Spent}/{p.Budget} queries, clone {p.LastCloneAccuracy:P1}   "))).GetAwaiter().GetResult();
-            Console.Error.WriteLine();
+            ProgressBar.EndLine();
             if (parse.GetValue(log) is { } path)
                 File.WriteAllLines(path, meter.Log.Select(e => JsonSerializer.Serialize(new { index = e.Index, sha256 = e.ImageSha256, refused = e.Refused, probabilities = e.Probabilities })));
             Console.Out.WriteLine("queries,clone_accuracy");

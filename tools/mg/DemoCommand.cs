@@ -140,6 +140,6 @@ internal static class DemoCommand
             ProgressBar.Draw(label, percent, $"({_done}/{total})");
         }
 
-        public void Dispose() => Console.Error.WriteLine();
+        public void Dispose() => ProgressBar.EndLine();
     }
 }

@@ -85,7 +85,7 @@ internal static class EvalCommand
         var runner = new EvaluationRunner(setup, o, store);
         var results = runner.RunAsync(new Progress<EvaluationProgress>(p =>
             ProgressBar.Draw($"{p.Step,-44}", 100 * p.Done / Math.Max(1, p.Total), $"{p.Done}/{p.Total} {p.Detail}".PadRight(50)))).GetAwaiter().GetResult();
-        Console.Error.WriteLine();
+        ProgressBar.EndLine();
         var report = EvaluationReport.Write(store, o, results);
         Console.Out.WriteLine(report);
         Console.Error.WriteLine($"mg eval: done in {clock.Elapsed.TotalMinutes:F1} min; tables in {Path.Combine(output, "report.md")}");

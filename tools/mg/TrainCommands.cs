@@ -341,7 +341,7 @@ internal sealed class GanProgressBar(string label) : IProgress<GanProgress>
     {
         ProgressBar.Draw($"{label} {p.Iteration}/{p.Iterations}", 100 * p.Iteration / p.Iterations,
             $" D loss {p.DiscriminatorLoss:F4}  G loss {p.GeneratorLoss:F4}  D(real) {p.RealScore:F3}  D(fake) {p.FakeScore:F3}");
-        if (p.Iteration == p.Iterations) Console.Error.WriteLine();
+        if (p.Iteration == p.Iterations) ProgressBar.EndLine();
     }
 }
 
@@ -356,6 +356,6 @@ internal sealed class TrainingProgressBar(string label) : IProgress<TrainingProg
         if (percent == _last && p.Step != p.StepsPerEpoch) return;
         _last = percent;
         ProgressBar.Draw($"{label} epoch {p.Epoch}/{p.Epochs}", percent, $" loss {p.Loss:F4}  acc {p.Accuracy:P1}");
-        if (p.Step == p.StepsPerEpoch) Console.Error.WriteLine();
+        if (p.Step == p.StepsPerEpoch) ProgressBar.EndLine();
     }
 }

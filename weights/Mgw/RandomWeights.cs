@@ -6,12 +6,12 @@ namespace ModelGuardian.Weights;
 /// <summary>
 /// Seeded random weights for any architecture, recorded into a <see cref="TensorSet"/> under the
 /// names the network asks for. Used where no trained weights exist yet (the `mg grad` default,
-/// oracle tests, benchmarks). The generator is our own SplitMix64, so a seed means the same
+/// oracle tests, benchmarks). The stream is <see cref="SplitMix64"/>, so a seed means the same
 /// weights on every machine and .NET version.
 /// </summary>
 public sealed class RandomWeights(ulong seed) : IParameterSource
 {
-    private ulong _state = seed;
+    private SplitMix64 _stream = new(seed);
 
     public TensorSet Tensors { get; } = new();
 
@@ -57,20 +57,12 @@ public sealed class RandomWeights(ulong seed) : IParameterSource
     private static bool IsStyleGanName(string name)
         => (name.StartsWith("input", StringComparison.Ordinal) || name.StartsWith("layer", StringComparison.Ordinal)) && name.Count(c => c == '.') == 1;
 
-    private ulong Next()
-    {
-        ulong z = _state += 0x9E3779B97F4A7C15UL;
-        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
-        z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
-        return z ^ (z >> 31);
-    }
-
     /// <summary>Uniform in [0, 1).</summary>
-    private float Uniform() => (Next() >> 40) * (1f / (1 << 24));
+    private float Uniform() => _stream.NextSingle();
 
     private float Normal()
     {
-        double u1 = ((Next() >> 11) + 1.0) / (1UL << 53), u2 = (Next() >> 11) / (double)(1UL << 53);
-        return (float)(Math.Sqrt(-2 * Math.Log(u1)) * Math.Cos(2 * Math.PI * u2));
+        double u1 = ((_stream.Next() >> 11) + 1.0) / (1UL << 53), u2 = (_stream.Next() >> 11) / (double)(1UL << 53);
+        return (float)BoxMuller.Normal(u1, u2);
     }
 }

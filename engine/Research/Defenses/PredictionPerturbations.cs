@@ -1,3 +1,4 @@
+using ModelGuardian.Engine.Core;
 using ModelGuardian.Engine.Guardian;
 
 namespace ModelGuardian.Engine.Defenses;
@@ -41,9 +42,12 @@ public sealed class RandomNoiseDefense
         return q;
     }
 
-    /// <summary>Box–Muller; 1 − U keeps the logarithm's argument in (0, 1].</summary>
-    private static double Gaussian(Random rng) =>
-        Math.Sqrt(-2 * Math.Log(1 - rng.NextDouble())) * Math.Cos(2 * Math.PI * rng.NextDouble());
+    /// <summary>A standard normal; 1 − U keeps the logarithm's argument in (0, 1].</summary>
+    private static double Gaussian(Random rng)
+    {
+        double u1 = 1 - rng.NextDouble(), u2 = rng.NextDouble();
+        return BoxMuller.Normal(u1, u2);
+    }
 }
 
 /// <summary>β (magnitude) and γ (convergence) of the reverse sigmoid; IBM ART's defaults are 1.0 and 0.1.</summary>

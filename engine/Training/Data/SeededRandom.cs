@@ -1,3 +1,5 @@
+using ModelGuardian.Engine.Core;
+
 namespace ModelGuardian.Engine.Data;
 
 /// <summary>
@@ -14,8 +16,8 @@ public sealed class SeededRandom : Random
 
     public SeededRandom(ulong seed)
     {
-        ulong sm = seed;
-        _s0 = SplitMix64(ref sm); _s1 = SplitMix64(ref sm); _s2 = SplitMix64(ref sm); _s3 = SplitMix64(ref sm);
+        var sm = new SplitMix64(seed);
+        _s0 = sm.Next(); _s1 = sm.Next(); _s2 = sm.Next(); _s3 = sm.Next();
     }
 
     /// <summary>
@@ -28,15 +30,7 @@ public sealed class SeededRandom : Random
     public static ulong Mix(ulong seed, ulong stream)
     {
         ulong z = seed ^ (stream + 0x9E3779B97F4A7C15UL) * 0xD1B54A32D192ED03UL;
-        return SplitMix64(ref z);
-    }
-
-    private static ulong SplitMix64(ref ulong state)
-    {
-        ulong z = state += 0x9E3779B97F4A7C15UL;
-        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
-        z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
-        return z ^ (z >> 31);
+        return SplitMix64.Step(ref z);
     }
 
     /// <summary>The next 64 raw bits.</summary>
@@ -113,6 +107,6 @@ public sealed class SeededRandom : Random
     public double NextGaussian()
     {
         double u1 = 1.0 - NextDouble(), u2 = NextDouble();
-        return Math.Sqrt(-2.0 * Math.Log(u1)) * Math.Cos(2 * Math.PI * u2);
+        return BoxMuller.Normal(u1, u2);
     }
 }

@@ -16,6 +16,15 @@ public class SeededRandomTests
     }
 
     [Fact]
+    public void Gaussians_are_pinned()
+    {
+        // Box–Muller with u1 = 1 − NextDouble(), u2 = NextDouble(), after the three draws above (Python, double, glibc).
+        var rng = new SeededRandom(42);
+        for (int i = 0; i < 3; i++) rng.NextUInt64();
+        Assert.Equal([2.271267919543203, -0.3289716192061914], new[] { rng.NextGaussian(), rng.NextGaussian() });
+    }
+
+    [Fact]
     public void Bounded_draws_stay_in_range_and_cover_it()
     {
         var rng = new SeededRandom(7);
