@@ -3,7 +3,7 @@ using ModelGuardian.Engine.Core;
 namespace ModelGuardian.Weights;
 
 /// <summary>Checks on loaded tensors that warn rather than refuse.</summary>
-public static class TensorChecks
+internal static class TensorChecks
 {
     /// <summary>One warning per tensor holding NaN or ±Inf, naming it: such weights load but poison every output they touch.</summary>
     public static IReadOnlyList<string> NonFiniteWarnings(TensorSet tensors)

@@ -11,7 +11,7 @@ public enum ResizeFilter
 }
 
 /// <summary>PIL-style separable bicubic resampling of planar float images.</summary>
-public static class Resampler
+internal static class Resampler
 {
     // chw: (C, H, W) → (C, outH, outW)
     public static float[] Bicubic(ReadOnlySpan<float> chw, int channels, int h, int w, int outH, int outW)

@@ -8,7 +8,7 @@ namespace ModelGuardian.Engine.Networks;
 // written after load, which is what makes a loaded network safe to call from many threads.
 
 /// <summary>Device copies of a network's parameters, disposed with the network.</summary>
-public sealed class ParameterBuffers(IKernels kernels) : IDisposable
+internal sealed class ParameterBuffers(IKernels kernels) : IDisposable
 {
     private readonly List<DeviceBuffer> _buffers = new();
 
@@ -32,7 +32,7 @@ public sealed class ParameterBuffers(IKernels kernels) : IDisposable
 /// conv2d with optional bias (batch-norm already folded in at load) and optionally a fused
 /// leaky-ReLU (slope 0 = ReLU), whose backward then runs on the gradient first.
 /// </summary>
-public sealed class Conv2dLayer : ILayer
+internal sealed class Conv2dLayer : ILayer
 {
     private readonly DeviceBuffer _weight;
     private readonly DeviceBuffer? _bias;
@@ -122,7 +122,7 @@ public sealed class Conv2dLayer : ILayer
 }
 
 /// <summary>Leaky-ReLU (slope 0 = ReLU), in place: its backward needs only the output.</summary>
-public sealed class LeakyReluLayer(float slope) : ILayer
+internal sealed class LeakyReluLayer(float slope) : ILayer
 {
     public Shape4 OutputShape(Shape4 input) => input;
 
@@ -139,7 +139,7 @@ public sealed class LeakyReluLayer(float slope) : ILayer
 }
 
 /// <summary>Per-channel bias then leaky-ReLU (StyleGAN adds its bias after the pool).</summary>
-public sealed class BiasLeakyReluLayer : ILayer
+internal sealed class BiasLeakyReluLayer : ILayer
 {
     private readonly DeviceBuffer _bias;
     private readonly float _slope;
@@ -169,10 +169,10 @@ public sealed class BiasLeakyReluLayer : ILayer
     }
 }
 
-public enum PoolKind { Max, Average }
+internal enum PoolKind { Max, Average }
 
 /// <summary>Max or average pooling (PyTorch semantics, count_include_pad = true).</summary>
-public sealed class Pool2dLayer(PoolKind kind, int kernel, int stride, int pad = 0) : ILayer
+internal sealed class Pool2dLayer(PoolKind kind, int kernel, int stride, int pad = 0) : ILayer
 {
     private Pool2dShape Geometry(Shape4 x) => Pool2dShape.Square(x.N, x.C, x.H, x.W, kernel, stride, pad);
 
@@ -218,7 +218,7 @@ public sealed class Pool2dLayer(PoolKind kind, int kernel, int stride, int pad =
 }
 
 /// <summary>Adaptive average pooling to (outH, outW); (1, 1) is the global pool of a ResNet.</summary>
-public sealed class AdaptiveAvgPoolLayer(int outH, int outW) : ILayer
+internal sealed class AdaptiveAvgPoolLayer(int outH, int outW) : ILayer
 {
     /// <summary>Whether this is a global pool, the exit of a blocked run.</summary>
     internal bool IsGlobal => outH == 1 && outW == 1;
@@ -241,7 +241,7 @@ public sealed class AdaptiveAvgPoolLayer(int outH, int outW) : ILayer
 }
 
 /// <summary>Flatten (C, H, W) into features, then a dense layer: y = x·Wᵀ + b.</summary>
-public sealed class DenseLayer : ILayer
+internal sealed class DenseLayer : ILayer
 {
     private readonly DeviceBuffer _weight;
     private readonly DeviceBuffer? _bias;
@@ -278,7 +278,7 @@ public sealed class DenseLayer : ILayer
 }
 
 /// <summary>StyleGAN's minibatch standard deviation: one extra channel per image.</summary>
-public sealed class MinibatchStddevLayer(int groupSize, float epsilon = 1e-8f) : ILayer
+internal sealed class MinibatchStddevLayer(int groupSize, float epsilon = 1e-8f) : ILayer
 {
     public int GroupSize { get; } = groupSize;
 
@@ -303,7 +303,7 @@ public sealed class MinibatchStddevLayer(int groupSize, float epsilon = 1e-8f) :
 }
 
 /// <summary>Layers one after another.</summary>
-public sealed class Sequential(IReadOnlyList<ILayer> layers) : ILayer
+internal sealed class Sequential(IReadOnlyList<ILayer> layers) : ILayer
 {
     public IReadOnlyList<ILayer> Layers { get; } = layers;
 
@@ -344,7 +344,7 @@ public sealed class Sequential(IReadOnlyList<ILayer> layers) : ILayer
 /// y = activation(body(x) + shortcut(x)); shortcut null = identity (a ResNet block). The body ends with
 /// an activation-free conv, whose store adds the shortcut and applies the activation in one pass.
 /// </summary>
-public sealed class ResidualLayer : ILayer
+internal sealed class ResidualLayer : ILayer
 {
     private readonly IReadOnlyList<ILayer> _head;
     private readonly Conv2dLayer _last;
