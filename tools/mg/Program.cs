@@ -94,7 +94,7 @@ public static class Program
 
     private static Command ConvertCommand()
     {
-        var source = new Argument<string>("source") { Description = "torch.save checkpoint (.pt/.pth, zip or legacy), .safetensors, or NVIDIA StyleGAN TF pickle (.pkl)" };
+        var source = new Argument<string>("source") { Description = "torch.save checkpoint (.pt/.pth, zip or legacy), .safetensors, NVIDIA StyleGAN TF pickle (.pkl), or a .mgw file to re-record with other input settings" };
         var arch = new Option<string>("--arch") { Description = "resnet18|resnet34|resnet50 (each also -cifar) or stylegan-d", Required = true };
         var classes = new Option<int>("--classes") { Description = "outputs of a ResNet's final layer (1 = a single logit)", DefaultValueFactory = _ => 1 };
         var resolution = new Option<int>("--resolution") { Description = "StyleGAN discriminator resolution", DefaultValueFactory = _ => 256 };
@@ -108,10 +108,12 @@ public static class Program
         var allowMissing = new Option<bool>("--allow-missing") { Description = "initialise missing tensors randomly instead of failing (they are listed)" };
         var ignoreUnexpected = new Option<bool>("--ignore-unexpected") { Description = "drop tensors the network does not use instead of failing (they are listed)" };
         var output = new Option<string>("--output", "-o") { Description = "weight file to write (.mgw)", Required = true };
+        var contract = new InputContractOptions();
         var cmd = new Command("convert", "Converts a PyTorch, safetensors or StyleGAN TF checkpoint into a ModelGuardian weight file, strictly checked against the architecture.")
         {
             source, arch, classes, resolution, width, fmapBase, fmapMax, inputSide, mean, std, key, allowMissing, ignoreUnexpected, output,
         };
+        contract.AddTo(cmd);
         cmd.SetAction(parse => Run(() =>
         {
             var a = ArchitectureDescriptor.Parse(parse.GetValue(arch)!, parse.GetValue(classes), parse.GetValue(resolution), parse.GetValue(width),
@@ -125,8 +127,14 @@ public static class Program
             string? m = parse.GetValue(mean), s = parse.GetValue(std);
             if ((m == null) != (s == null)) throw new ArgumentException("--mean and --std go together.");
             if (m != null) a = a with { Normalization = InputNormalization.Validated(ParseFloats(m, "--mean"), ParseFloats(s!, "--std")) };
+            if (contract.Read(parse, a.InputSide) is { } input) a = a with { Input = input };
             string src = parse.GetValue(source)!, outPath = parse.GetValue(output)!;
             if (!File.Exists(src)) throw new FileNotFoundException($"'{src}' does not exist.");
+            if (IsWeightFile(src))
+            {
+                Rerecord(src, a, outPath);
+                return;
+            }
             using var bar = ProgressBar.ForFile(src, "reading");
             var report = WeightConverter.Convert(src, a, outPath, new MappingOptions
             {
@@ -138,6 +146,29 @@ public static class Program
             Console.Error.WriteLine($"mg convert: {src} ({report.SourceFormat}) → {outPath}: {a}, {report.ParameterCount:N0} parameters");
         }));
         return cmd;
+    }
+
+    private static bool IsWeightFile(string path)
+    {
+        Span<byte> head = stackalloc byte[32];
+        using var f = File.OpenRead(path);
+        return WeightFile.LooksLikeWeightFile(head[..f.ReadAtLeast(head, head.Length, throwOnEndOfStream: false)]);
+    }
+
+    /// <summary>
+    /// A .mgw source: the same tensors under <paramref name="a"/>, which must be the file's own architecture with only its
+    /// input settings (side, normalisation, contract) changed; the provenance keeps the original source and says so.
+    /// </summary>
+    private static void Rerecord(string src, ArchitectureDescriptor a, string outPath)
+    {
+        var c = ModelFiles.LoadChecked(src);
+        var old = c.Architecture;
+        if (old with { Normalization = null, Input = null } != a with { Normalization = null, Input = null })
+            throw new ArgumentException($"'{src}' holds a {old}; re-recording keeps the architecture and changes only --mean/--std and the input contract, but --arch etc. describe a {a}.");
+        a = a with { Normalization = a.Normalization ?? old.Normalization, Input = a.Input ?? old.Input };
+        var notes = c.Provenance.Notes.Append($"re-recorded by mg convert from {Path.GetFileName(src)}: input {a.Input?.ToString() ?? "resized"}").ToList();
+        WeightFile.Save(outPath, a, c.Tensors, c.Provenance with { Notes = notes });
+        Console.Error.WriteLine($"mg convert: {src} → {outPath}: {a}, queries {a.Input?.ToString() ?? "resized"}");
     }
 
     private static Command InspectCommand()
@@ -155,7 +186,11 @@ public static class Program
             o.WriteLine($"checksum:      {(c.ChecksumValid ? "valid (SHA-256 of the payload)" : "MISMATCH: the file was changed after it was written")}");
             o.WriteLine($"architecture:  {a}");
             if (a.Kind == NetworkKind.ImageGenerator) o.WriteLine($"output:        3×{a.Resolution}×{a.Resolution} through a sigmoid (0…1 = pixel/255), from {Engine.Training.ImageGenerator.NoiseSize} N(0, 1) noise values");
-            else o.WriteLine($"input:         {a.InputChannels}×{a.InputSide}×{a.InputSide}, mean [{Floats(a.EffectiveNormalization.Mean)}], std [{Floats(a.EffectiveNormalization.Std)}]");
+            else
+            {
+                o.WriteLine($"input:         {a.InputChannels}×{a.InputSide}×{a.InputSide}, mean [{Floats(a.EffectiveNormalization.Mean)}], std [{Floats(a.EffectiveNormalization.Std)}]");
+                o.WriteLine($"queries:       {(a.Input is { } contract ? contract.ToString() : "resized (no contract recorded: bilinear unless the caller says otherwise)")}");
+            }
             o.WriteLine($"parameters:    {c.Tensors.Tensors.Values.Sum(t => (long)t.Length):N0} in {c.Tensors.Tensors.Count} tensors");
             var p = c.Provenance;
             o.WriteLine($"source:        {p.SourceFile} ({p.SourceFormat}), SHA-256 {p.SourceSha256}");

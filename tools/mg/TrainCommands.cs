@@ -91,7 +91,9 @@ internal static class TrainCommands
             using var net = TrainableNetwork.ResNet(kernels, arch, parse.GetValue(c.Seed));
             var augment = source == "fashion-mnist" ? null : (Func<RgbImage, Random, RgbImage>)((img, rng) => rng.Next(2) == 0 ? Augmentations.FlipHorizontal(img) : img);
             var metrics = SupervisedTrainer.Train(net, train, test, TrainingOptionsOf(parse, c, augment), new TrainingProgressBar("train"));
-            Save(parse, c, net, source, metrics, $"held-out accuracy {metrics.Accuracy:P2} on {metrics.Samples} images");
+            // Record how the training images reached the network, so that every server of the model does the same.
+            var input = source == "fashion-mnist" ? FashionMnist.Contract : new InputContract();
+            Save(parse, c, net, source, metrics, $"held-out accuracy {metrics.Accuracy:P2} on {metrics.Samples} images", input);
         }));
         return cmd;
     }
@@ -310,13 +312,13 @@ internal static class TrainCommands
         return new RgbImage(gw, gh, px);
     }
 
-    private static void Save(ParseResult parse, Common c, TrainableNetwork net, string source, ValidationMetrics metrics, string summary)
+    private static void Save(ParseResult parse, Common c, TrainableNetwork net, string source, ValidationMetrics metrics, string summary, InputContract? input = null)
     {
         string output = parse.GetValue(c.Output)!;
         string command = "mg " + string.Join(' ', Program.Arguments);
         var provenance = new Provenance($"trained: {source}", "", "mg train", TrainerVersion, DateTimeOffset.UtcNow,
             [$"command: {command}", $"seed {parse.GetValue(c.Seed)}", summary]);
-        WeightFile.Save(output, net.Architecture, net.Export(), provenance);
+        WeightFile.Save(output, net.Architecture with { Input = input }, net.Export(), provenance);
         string metricsPath = Path.ChangeExtension(output, ".metrics.json");
         File.WriteAllText(metricsPath, JsonSerializer.Serialize(new
         {

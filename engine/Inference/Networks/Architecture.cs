@@ -66,6 +66,8 @@ public sealed record ArchitectureDescriptor
     /// <summary>Default input side for images (ResNets accept other sides ≥ MinimumInputSide).</summary>
     public int InputSide { get; init; } = 224;
     public InputNormalization? Normalization { get; init; }
+    /// <summary>How a query becomes this network's input (null: resized to <see cref="InputSide"/>, the filter the caller picks).</summary>
+    public InputContract? Input { get; init; }
 
     public InputNormalization EffectiveNormalization =>
         Normalization ?? (Kind == NetworkKind.StyleGanDiscriminator ? InputNormalization.SymmetricUnit : InputNormalization.ImageNet);

@@ -1,3 +1,4 @@
+using ModelGuardian.Engine.Networks;
 using ModelGuardian.Engine.Imaging;
 
 namespace ModelGuardian.Engine.Data;
@@ -21,6 +22,9 @@ public sealed class FashionMnist
     /// <summary>Side of <see cref="ToPlanar32(int)"/>'s images: 28 + 2 × <see cref="Padding"/>.</summary>
     public const int PaddedSide = 32;
     public const int Padding = (PaddedSide - Side) / 2;
+
+    /// <summary>How a classifier trained on <see cref="ToPlanar32(int)"/>'s images takes a query: grey, 28² padded with black to 32².</summary>
+    public static InputContract Contract { get; } = new() { Fit = InputFit.Pad, ContentSide = Side, PadValue = 0, Grey = true };
 
     /// <summary>The dataset's class names, by label.</summary>
     public static IReadOnlyList<string> ClassNames { get; } =

@@ -98,11 +98,11 @@ public sealed class WeightFileTests : IDisposable
     [Fact]
     public void UnknownVersionNamesTheSupportedOnes()
     {
-        string path = Path("v2.mgw");
-        File.WriteAllBytes(path, Top(WeightFile.Magic, 2, [1, 2, 3], new byte[32]));
+        string path = Path("v3.mgw");
+        File.WriteAllBytes(path, Top(WeightFile.Magic, 3, [1, 2, 3], new byte[32]));
         var e = Assert.Throws<WeightFormatException>(() => WeightFile.Load(path));
-        Assert.Contains("version 2", e.Message);
-        Assert.Contains("reads version(s) 1", e.Message);
+        Assert.Contains("version 3", e.Message);
+        Assert.Contains("reads version(s) 1, 2", e.Message);
     }
 
     [Fact]

@@ -9,7 +9,7 @@ using ModelGuardian.Weights;
 namespace ModelGuardian.Tests.Cli;
 
 /// <summary>
-/// The "done when": LGrad's genforce StyleGAN .pth, NVIDIA's TF .pkl and a CNNDetection
+/// LGrad's genforce StyleGAN .pth, NVIDIA's TF .pkl and a CNNDetection
 /// ResNet-50 .pth convert with `mg convert`, and what they become is usable by `mg inspect`,
 /// `mg grad --model` and `mg predict`.
 /// </summary>
@@ -154,5 +154,27 @@ public sealed class MgWeightsCliTests : IDisposable
         Assert.StartsWith("mg: error:", line);
         Assert.Contains(message, line);
         Assert.False(File.Exists(output));
+    }
+
+    [Fact]
+    public void Convert_records_an_input_contract_that_inspect_and_predict_apply()
+    {
+        string victim = System.IO.Path.Combine(AppContext.BaseDirectory, "default-models", "victim.mgw"), output = Path("victim-resized.mgw");
+        // Re-recorded with a plain resize, then back with the padding it was trained with: the tensors never change.
+        var (code, _, stderr) = Mg.Run("convert", victim, "--arch", "resnet18-cifar", "--classes", "10", "--width", "16", "--fit", "resize", "-o", output);
+        Assert.True(code == 0, stderr);
+        Assert.Contains("queries:       resized (bilinear)", Mg.Run("inspect", output).Stdout);
+        (code, _, stderr) = Mg.Run("convert", output, "--arch", "resnet18-cifar", "--classes", "10", "--width", "16", "--fit", "pad", "--content-side", "28", "--grey", "-o", Path("victim-padded.mgw"));
+        Assert.True(code == 0, stderr);
+        Assert.Contains("grey (luma), square, resized (bilinear) to 28² if another size, padded with 0", Mg.Run("inspect", Path("victim-padded.mgw")).Stdout);
+        // A 40×20 query cannot be padded to a square: a one-line reason, exit 1.
+        string wide = Path("wide.png");
+        File.WriteAllBytes(wide, new RgbImage(40, 20, new byte[40 * 20 * 3]).EncodePng());
+        (code, _, stderr) = Mg.Run("predict", wide, "--model", Path("victim-padded.mgw"));
+        Assert.Equal(1, code);
+        Assert.Contains("square", stderr);
+        // Contract settings without --fit, or another architecture than the file's, are refused.
+        Assert.Contains("give --fit too", Mg.Run("convert", victim, "--arch", "resnet18-cifar", "--classes", "10", "--width", "16", "--grey", "-o", Path("x.mgw")).Stderr);
+        Assert.Contains("re-recording keeps the architecture", Mg.Run("convert", victim, "--arch", "resnet18-cifar", "--classes", "10", "--width", "8", "-o", Path("x.mgw")).Stderr);
     }
 }

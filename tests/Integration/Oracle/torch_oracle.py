@@ -226,6 +226,27 @@ def pil_bicubic(p, t):
     return torch.from_numpy(np.stack(planes)) + 0 * t["x"].sum()  # keep x in the graph; its gradient is not used
 
 
+def input_contract(p, t):
+    """A query brought to a network's input side by torchvision's functional transforms on a float tensor (0..255)."""
+    import torchvision.transforms.functional as F
+    from torchvision.transforms import InterpolationMode
+    x = t["x"]
+    if p["grey"]:
+        x = (0.299 * x[0] + 0.587 * x[1] + 0.114 * x[2]).expand(3, -1, -1)
+    side, bilinear = p["side"], InterpolationMode.BILINEAR
+    if p["fit"] == "resize":
+        x = F.resize(x, [side, side], interpolation=bilinear, antialias=False)
+    elif p["fit"] == "pad":
+        c = p["content"]
+        if x.shape[-1] != c:
+            x = F.resize(x, [c, c], interpolation=bilinear, antialias=False)
+        m = (side - c) // 2
+        x = F.pad(x, [m, m, m, m], fill=p["pad_value"])
+    else:
+        x = F.center_crop(F.resize(x, p["resize_side"], interpolation=bilinear, antialias=False), [side, side])
+    return x + 0 * t["x"].sum()  # keep x in the graph; its gradient is not used
+
+
 def param_grads(p, t):
     """A layer's output and the gradients of sum(y * g) for x and every tensor named in p["params"]."""
     for name in p["params"]:
@@ -253,7 +274,8 @@ def optim_step(p, t):
     return t["x"] * 1.0
 
 
-OPS = {"layer": layer, "resnet": resnet, "stylegan_d": stylegan_d, "pil_bicubic": pil_bicubic, "param_grads": param_grads, "optim_step": optim_step,
+OPS = {"layer": layer, "resnet": resnet, "stylegan_d": stylegan_d, "pil_bicubic": pil_bicubic,
+    "input_contract": input_contract, "param_grads": param_grads, "optim_step": optim_step,
        "resnet_train_grads": resnet_train_grads, "stylegan_d_grads": stylegan_d_grads}
 
 

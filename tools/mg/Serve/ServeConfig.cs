@@ -6,7 +6,7 @@ namespace ModelGuardian.Tools.Serve;
 /// <summary>A network to load: a weight file, or (explicitly, for demonstrations) seeded random weights.</summary>
 public sealed record ModelSource
 {
-    /// <summary>A .mgw file (relative paths are relative to the config file).</summary>
+    /// <summary>A .mgw file: relative to the config file, or "@defaults/name.mgw" among the built-in models beside mg.</summary>
     public string? Model { get; init; }
     public RandomModel? Random { get; init; }
     /// <summary>Sub-detectors: flag when sigmoid(logit) exceeds it.</summary>
@@ -132,7 +132,13 @@ public sealed record ServeConfig
         return config;
     }
 
-    public string Resolve(string relative) => System.IO.Path.GetFullPath(relative, Directory);
+    /// <summary>The prefix of a path inside the built-in default models shipped beside mg (weights/default in the repository).</summary>
+    public const string DefaultModelsPrefix = "@defaults/";
+
+    /// <summary>A path from the config: relative to the config's folder, or "@defaults/…" inside the built-in models.</summary>
+    public string Resolve(string relative) => relative.StartsWith(DefaultModelsPrefix, StringComparison.Ordinal)
+        ? System.IO.Path.Combine(AppContext.BaseDirectory, "default-models", relative[DefaultModelsPrefix.Length..])
+        : System.IO.Path.GetFullPath(relative, Directory);
 
     public string? AdminKeyHash => Environment.GetEnvironmentVariable("MG_ADMIN_KEY_SHA256") is { Length: > 0 } env ? env : AdminKeySha256;
 

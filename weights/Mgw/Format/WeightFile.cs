@@ -4,6 +4,7 @@ using System.Security.Cryptography;
 using MessagePack;
 using MessagePack.Resolvers;
 using ModelGuardian.Engine.Core;
+using ModelGuardian.Engine.Imaging;
 using ModelGuardian.Engine.Networks;
 
 namespace ModelGuardian.Weights.Format;
@@ -29,8 +30,9 @@ public sealed record WeightFileContents(
 public static class WeightFile
 {
     public const string Magic = "ModelGuardian-weights";
-    public const int CurrentVersion = 1;
-    public static readonly IReadOnlyList<int> SupportedVersions = [1];
+    /// <summary>Version 2 adds the input contract to the architecture; version-1 files are read as resized inputs.</summary>
+    public const int CurrentVersion = 2;
+    public static readonly IReadOnlyList<int> SupportedVersions = [1, 2];
     public const string Extension = ".mgw";
 
     private const int MaxTensors = 100_000, MaxRank = 8, MaxNameLength = 1024;
@@ -153,7 +155,7 @@ public static class WeightFile
             switch (key)
             {
                 case "architecture":
-                    arch = MessagePackSerializer.Deserialize<ArchitectureRecord>(ref p, Untrusted).ToDescriptor(path);
+                    arch = MessagePackSerializer.Deserialize<ArchitectureRecord>(ref p, Untrusted).ToDescriptor(path, (int)version);
                     break;
                 case "provenance":
                     provenance = MessagePackSerializer.Deserialize<ProvenanceRecord>(ref p, Untrusted).ToProvenance();
@@ -236,6 +238,13 @@ public static class WeightFile
         [Key("mean")] public float[]? Mean { get; set; }
         [Key("std")] public float[]? Std { get; set; }
         [Key("family")] public string? Family { get; set; }
+        // The input contract (version 2): absent means resized to the input side.
+        [Key("input_fit")] public string? InputFit { get; set; }
+        [Key("input_filter")] public string? InputFilter { get; set; }
+        [Key("content_side")] public int ContentSide { get; set; }
+        [Key("pad_value")] public float PadValue { get; set; }
+        [Key("resize_side")] public int ResizeSide { get; set; }
+        [Key("input_grey")] public bool InputGrey { get; set; }
 
         public static ArchitectureRecord From(ArchitectureDescriptor a) => new()
         {
@@ -244,9 +253,45 @@ public static class WeightFile
             Depth = a.Depth, Width = a.Width, Stem = a.Stem == ResNetStem.Cifar ? "cifar" : "imagenet", Outputs = a.Outputs,
             Resolution = a.Resolution, FmapBase = a.FmapBase, FmapMax = a.FmapMax, MbstdGroup = a.MbstdGroupSize,
             InputChannels = a.InputChannels, InputSide = a.InputSide, Mean = a.Normalization?.Mean, Std = a.Normalization?.Std,
+            InputFit = a.Input is { } c ? FitName(c.Fit) : null,
+            InputFilter = a.Input is { } f ? (f.Filter == ResizeFilter.Bicubic ? "bicubic" : "bilinear") : null,
+            ContentSide = a.Input?.ContentSide ?? 0, PadValue = a.Input?.PadValue ?? 0, ResizeSide = a.Input?.ResizeSide ?? 0,
+            InputGrey = a.Input?.Grey ?? false,
         };
 
-        public ArchitectureDescriptor ToDescriptor(string path)
+        private static string FitName(InputFit fit) => fit switch { Engine.Networks.InputFit.Pad => "pad", Engine.Networks.InputFit.CenterCrop => "center-crop", _ => "resize" };
+
+        private InputContract? Contract(int version)
+        {
+            if (InputFit == null)
+            {
+                if (InputFilter != null || ContentSide != 0 || PadValue != 0 || ResizeSide != 0 || InputGrey)
+                    throw new ArgumentException("input contract settings without input_fit.");
+                return null;
+            }
+            if (version < 2) throw new ArgumentException($"an input contract in a version-{version} file.");
+            var contract = new InputContract
+            {
+                Fit = InputFit switch
+                {
+                    "resize" => Engine.Networks.InputFit.Resize,
+                    "pad" => Engine.Networks.InputFit.Pad,
+                    "center-crop" => Engine.Networks.InputFit.CenterCrop,
+                    _ => throw new ArgumentException($"unknown input fit '{InputFit}' (resize, pad or center-crop)."),
+                },
+                Filter = InputFilter switch
+                {
+                    "bilinear" or null => ResizeFilter.Bilinear,
+                    "bicubic" => ResizeFilter.Bicubic,
+                    _ => throw new ArgumentException($"unknown input filter '{InputFilter}' (bilinear or bicubic)."),
+                },
+                ContentSide = ContentSide, PadValue = PadValue, ResizeSide = ResizeSide, Grey = InputGrey,
+            };
+            contract.Validate(InputSide);
+            return contract;
+        }
+
+        public ArchitectureDescriptor ToDescriptor(string path, int version)
         {
             try
             {
@@ -265,6 +310,7 @@ public static class WeightFile
                 };
                 if (a.InputSide != InputSide) throw new ArgumentException($"input side {InputSide} does not match resolution {a.Resolution}.");
                 if (InputSide < a.MinimumInputSide || InputSide > 4096) throw new ArgumentException($"input side {InputSide} is outside {a.MinimumInputSide}…4096.");
+                a = a with { Input = Contract(version) };
                 return (Mean, Std) switch
                 {
                     (null, null) => a,

@@ -1,8 +1,11 @@
-using ModelGuardian.Engine.Networks;
+using ModelGuardian.Engine.Imaging;
 
-namespace ModelGuardian.Engine.Imaging;
+namespace ModelGuardian.Engine.Networks;
 
-/// <summary>Turns an image into a network's input as its descriptor says: normalised per channel, resized to the input side.</summary>
+/// <summary>
+/// Turns an image into a network's input as its descriptor says: brought to the input side by its input contract
+/// (resized, padded or centre-cropped; made grey) or, without one, resized; then normalised per channel.
+/// </summary>
 public static class NetworkInput
 {
     /// <summary>(3, S, S) for S = the network's input side.</summary>
@@ -13,10 +16,16 @@ public static class NetworkInput
     public static float[] FromPlanar(Network network, PlanarImage image, ResizeFilter filter = ResizeFilter.Bilinear)
         => FromPlanar(network.Architecture, network.Kernels, image, filter);
 
-    /// <summary>As for a network of architecture <paramref name="a"/> on <paramref name="kernels"/> (a trainable one, say).</summary>
+    /// <summary>
+    /// As for a network of architecture <paramref name="a"/> on <paramref name="kernels"/> (a trainable one, say).
+    /// <paramref name="filter"/> applies only where the descriptor has no input contract, whose own filter wins.
+    /// </summary>
+    /// <exception cref="InvalidDataException">the image cannot meet the network's input contract.</exception>
     public static float[] FromPlanar(ArchitectureDescriptor a, Kernels.IKernels kernels, PlanarImage image, ResizeFilter filter = ResizeFilter.Bilinear)
     {
-        int side = a.InputSide, hw = image.Width * image.Height;
+        int side = a.InputSide;
+        if (a.Input is { } contract) image = contract.Apply(image, side, kernels);
+        int hw = image.Width * image.Height;
         var norm = a.EffectiveNormalization;
         // Normalising first is exact: both filters are affine combinations whose weights sum to 1.
         var planar = new float[3 * hw];
