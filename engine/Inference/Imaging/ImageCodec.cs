@@ -22,8 +22,8 @@ namespace ModelGuardian.Engine.Imaging;
 /// </summary>
 public static class ImageCodec
 {
-    /// <summary>Largest single buffer a decode may allocate. A 4096² RGB image needs 48 MB; the JPEG
-    /// decoder's coefficient planes for it about twice that.</summary>
+    /// <summary>Largest buffer a decode may allocate. A 4096² RGB image needs 48 MB; the cap leaves room for
+    /// a decoder's intermediate planes and refuses anything larger.</summary>
     public const int AllocationLimitMegabytes = 256;
 
     /// <summary>Default wall-clock bound for one JPEG decode; a valid image of the default largest side decodes
