@@ -23,8 +23,6 @@ public sealed class ImageGenerator : TrainableGraph
     public GeneratorFamily Family => Architecture.GeneratorFamily;
     public int Width => Architecture.Width;
 
-    /// <summary>Channels after the dense layer and after each up-sampling, for <paramref name="width"/>.</summary>
-    public static (int C0, int C1, int C2) Channels(int width) => GeneratorShape.Channels(width);
 
     public static ImageGenerator Create(IKernels kernels, GeneratorFamily family, ulong seed, int width = 32)
     {
@@ -34,7 +32,7 @@ public sealed class ImageGenerator : TrainableGraph
         var mode = new TrainingMode();
         try
         {
-            var (c0, c1, c2) = Channels(width);
+            var (c0, c1, c2) = GeneratorShape.Channels(width);
             float[] Conv(int cout, int cin, int k) => rng.Normals(cout * cin * k * k, MathF.Sqrt(2f / (cin * k * k)));
             var layers = new List<ILayer>
             {

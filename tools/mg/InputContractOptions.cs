@@ -1,5 +1,4 @@
 using System.CommandLine;
-using System.Globalization;
 using ModelGuardian.Engine.Imaging;
 using ModelGuardian.Engine.Networks;
 
@@ -11,7 +10,7 @@ internal sealed class InputContractOptions
     private readonly Option<string?> _fit = new("--fit") { Description = "how queries reach the input side: resize, pad (square images of --content-side, padded) or center-crop (shorter side to --resize-side, then cropped)" };
     private readonly Option<string?> _filter = new("--filter") { Description = "the contract's resize filter: bilinear (default) or bicubic" };
     private readonly Option<int?> _contentSide = new("--content-side") { Description = "--fit pad: the image side before padding (e.g. 28 for Fashion-MNIST padded to 32)" };
-    private readonly Option<string?> _padValue = new("--pad-value") { Description = "--fit pad: the padding's value on the 0…255 scale (default 0)" };
+    private readonly Option<float?> _padValue = new("--pad-value") { Description = "--fit pad: the padding's value on the 0…255 scale (default 0)" };
     private readonly Option<int?> _resizeSide = new("--resize-side") { Description = "--fit center-crop: the shorter side after resizing, before the crop (e.g. 256 for 224 crops)" };
     private readonly Option<bool> _grey = new("--grey") { Description = "the model was trained on grey images repeated in three channels: colour queries are made grey first" };
 
@@ -23,7 +22,8 @@ internal sealed class InputContractOptions
     /// <summary>The contract the options describe, or null when none of them is given.</summary>
     public InputContract? Read(ParseResult parse, int inputSide)
     {
-        string? fit = parse.GetValue(_fit), filter = parse.GetValue(_filter), pad = parse.GetValue(_padValue);
+        string? fit = parse.GetValue(_fit), filter = parse.GetValue(_filter);
+        float? pad = parse.GetValue(_padValue);
         int? content = parse.GetValue(_contentSide), resize = parse.GetValue(_resizeSide);
         bool grey = parse.GetValue(_grey);
         if (fit == null)
@@ -49,8 +49,7 @@ internal sealed class InputContractOptions
             },
             ContentSide = content ?? 0,
             ResizeSide = resize ?? 0,
-            PadValue = pad == null ? 0 : float.TryParse(pad, NumberStyles.Float, CultureInfo.InvariantCulture, out float v) ? v
-                : throw new ArgumentException($"--pad-value: '{pad}' is not a number."),
+            PadValue = pad ?? 0,
             Grey = grey,
         };
         contract.Validate(inputSide);

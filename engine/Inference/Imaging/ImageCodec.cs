@@ -91,24 +91,19 @@ public static class ImageCodec
         }
     }
 
-    /// <summary>The size and format a file declares, read from its header alone.</summary>
+    /// <summary>What a file declares in its header alone: size, format, and whether it stores grey levels only
+    /// (a grey PNG or a one-component JPEG).</summary>
     /// <exception cref="InvalidDataException">not one of <see cref="Formats"/>, or a header that cannot be read.</exception>
-    public static (int Width, int Height, IImageFormat Format) Identify(byte[] bytes)
+    public static ImageHeader Identify(byte[] bytes)
     {
         var (info, format) = ReadHeader(bytes);
-        return (info.Width, info.Height, format);
-    }
-
-    /// <summary>Whether the file declares grey levels only (a grey PNG or a one-component JPEG), from its header.</summary>
-    public static bool IsGrey(byte[] bytes)
-    {
-        var (info, format) = ReadHeader(bytes);
-        return format switch
+        bool grey = format switch
         {
             PngFormat => info.Metadata.GetPngMetadata().ColorType is PngColorType.Grayscale or PngColorType.GrayscaleWithAlpha,
             JpegFormat => info.Metadata.GetJpegMetadata().ColorType is JpegColorType.Luminance,
             _ => false,
         };
+        return new ImageHeader(info.Width, info.Height, format.Name, grey);
     }
 
     private static (IImageInfo Info, IImageFormat Format) ReadHeader(byte[] bytes)
@@ -172,3 +167,6 @@ public static class ImageCodec
         _ => throw new ArgumentOutOfRangeException(nameof(channels), channels, "3 (RGB) or 4 (RGBA) channels expected."),
     };
 }
+
+/// <summary>An image file's header: its size, its format's name, and whether it stores grey levels only.</summary>
+public sealed record ImageHeader(int Width, int Height, string Format, bool Grey);

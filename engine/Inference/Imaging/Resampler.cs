@@ -74,6 +74,10 @@ internal static class Resampler
         return (first, weights, window);
     }
 
+    /// <summary>(C, outH, outW) from (C, h, w) with <paramref name="filter"/>: bilinear runs on the backend, bicubic here.</summary>
+    public static float[] Resize(IKernels kernels, ResizeFilter filter, ReadOnlySpan<float> chw, int channels, int h, int w, int outH, int outW)
+        => filter == ResizeFilter.Bicubic ? Bicubic(chw, channels, h, w, outH, outW) : Bilinear(kernels, chw, channels, h, w, outH, outW);
+
     /// <summary>Bilinear on the backend (the layer kernel): chw (C, H, W) → (C, outH, outW).</summary>
     public static float[] Bilinear(IKernels kernels, ReadOnlySpan<float> chw, int channels, int h, int w, int outH, int outW)
     {

@@ -94,10 +94,7 @@ public sealed record InputContract
     private PlanarImage Resize(PlanarImage image, int width, int height, IKernels kernels)
     {
         if (image.Width == width && image.Height == height) return image;
-        var values = Filter == ResizeFilter.Bicubic
-            ? Resampler.Bicubic(image.Values, 3, image.Height, image.Width, height, width)
-            : Resampler.Bilinear(kernels, image.Values, 3, image.Height, image.Width, height, width);
-        return new PlanarImage(width, height, values);
+        return new PlanarImage(width, height, Resampler.Resize(kernels, Filter, image.Values, 3, image.Height, image.Width, height, width));
     }
 
     private PlanarImage Pad(PlanarImage image, int side)
@@ -123,17 +120,15 @@ public sealed record InputContract
         return new PlanarImage(side, side, values);
     }
 
+    /// <summary>Luma in all three planes; an image already grey (every pixel R = G = B) is returned as it is.</summary>
     private static PlanarImage ToGrey(PlanarImage image)
     {
         int n = image.Width * image.Height;
         var v = image.Values;
+        if (v.AsSpan(0, n).SequenceEqual(v.AsSpan(n, n)) && v.AsSpan(0, n).SequenceEqual(v.AsSpan(2 * n, n))) return image;
         var grey = new float[3 * n];
         for (int i = 0; i < n; i++)
-        {
-            float r = v[i], g = v[n + i], b = v[2 * n + i];
-            float l = r == g && g == b ? r : 0.299f * r + 0.587f * g + 0.114f * b;
-            grey[i] = grey[n + i] = grey[2 * n + i] = l;
-        }
+            grey[i] = grey[n + i] = grey[2 * n + i] = 0.299f * v[i] + 0.587f * v[n + i] + 0.114f * v[2 * n + i];
         return new PlanarImage(image.Width, image.Height, grey);
     }
 

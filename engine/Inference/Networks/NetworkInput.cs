@@ -37,9 +37,7 @@ public static class NetworkInput
             for (int i = 0; i < hw; i++) dst[i] = src[i] * scale - shift;
         }
         if (image.Width == side && image.Height == side) return planar;
-        return filter == ResizeFilter.Bicubic
-            ? Resampler.Bicubic(planar, 3, image.Height, image.Width, side, side)
-            : Resampler.Bilinear(kernels, planar, 3, image.Height, image.Width, side, side);
+        return Resampler.Resize(kernels, filter, planar, 3, image.Height, image.Width, side, side);
     }
 
     /// <summary>

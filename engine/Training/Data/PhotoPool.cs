@@ -115,14 +115,10 @@ public sealed class PhotoPool
         byte[] bytes;
         try { bytes = File.ReadAllBytes(file); }
         catch (IOException e) { return (null, "unreadable: " + e.Message); }
-        int width, height;
-        bool grey;
-        try
-        {
-            (width, height, _) = ImageCodec.Identify(bytes);
-            grey = ImageCodec.IsGrey(bytes);
-        }
+        ImageHeader header;
+        try { header = ImageCodec.Identify(bytes); }
         catch (InvalidDataException e) { return (null, "unreadable header: " + e.Message); }
+        var (width, height, _, grey) = header;
         if (grey) return (null, "grey");
         if (Math.Min(width, height) < rule.MinSide) return (null, $"too small ({width}×{height})");
         if (Math.Max(width, height) > maxSide) return (null, $"too large ({width}×{height})");

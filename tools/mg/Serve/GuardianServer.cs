@@ -197,11 +197,7 @@ public static class GuardianServer
             or "image/png" or "image/jpeg" or "image/jpg" or "image/bmp" or "image/x-ms-bmp" or "image/gif" or "image/webp";
 
         private static string? MediaType(string? contentType)
-        {
-            if (string.IsNullOrWhiteSpace(contentType)) return null;
-            int semi = contentType.IndexOf(';');
-            return (semi < 0 ? contentType : contentType[..semi]).Trim().ToLowerInvariant();
-        }
+            => Microsoft.Net.Http.Headers.MediaTypeHeaderValue.TryParse(contentType, out var parsed) ? parsed.MediaType.Value?.ToLowerInvariant() : null;
 
         /// <summary>A request Kestrel could not read (bad chunking, a body over the limit or too slow): its own 4xx status, as JSON.</summary>
         private IResult BadRequest(BadHttpRequestException e) => e.StatusCode switch
