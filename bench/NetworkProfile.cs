@@ -64,6 +64,49 @@ public static class NetworkProfile
         return 0;
     }
 
+    /// <summary>
+    /// `--in-training &lt;width&gt; [batch]`: one SGD step of a CIFAR-stem ResNet-18 of that width (forward, backward,
+    /// update) on 32² inputs, every kernel call timed as in <see cref="Run"/>: the shape the attacks' clones and the
+    /// default victim train at. Fastest of <paramref name="steps"/> steps per call, summed by kind. Not a benchmark.
+    /// </summary>
+    public static int RunTraining(int width, int batch, int threads, int steps = 20)
+    {
+        using var timing = new TimingKernels(new CpuKernels(threads));
+        var architecture = ArchitectureDescriptor.ResNet(18, 10, ResNetStem.Cifar, 32, width);
+        using var net = ModelGuardian.Engine.Training.TrainableNetwork.ResNet(timing, architecture, Workload.WeightSeed);
+        var optimizer = new ModelGuardian.Engine.Training.SgdOptimizer(net.Parameters, 0.01f, 0.9f, 5e-4f);
+        var shape = new Shape4(batch, 3, 32, 32);
+        var input = Workload.RandomInput(shape.Length, Workload.InputSeed, -2f, 2.5f);
+        var labels = Enumerable.Range(0, batch).Select(i => i % 10).ToArray();
+        double[]? fastest = null;
+        string[]? labelsOf = null;
+        var wholes = new List<double>();
+        for (int f = 0; f < steps + 3; f++)
+        {
+            timing.Calls.Clear(); timing.Gaps.Clear(); timing.LastEnd = 0;
+            long t0 = Stopwatch.GetTimestamp();
+            net.ForwardBackward(input, shape, y => ModelGuardian.Engine.Training.Losses.CrossEntropy(y, labels, 10));
+            optimizer.Step();
+            double whole = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
+            if (f < 3) continue;
+            wholes.Add(whole);
+            if (fastest is null || fastest.Length != timing.Calls.Count)
+            {
+                labelsOf = timing.Calls.Select(c => c.Label).ToArray();
+                fastest = timing.Calls.Select(c => c.Ms).ToArray();
+            }
+            else
+                for (int i = 0; i < fastest.Length; i++) fastest[i] = Math.Min(fastest[i], timing.Calls[i].Ms);
+        }
+        wholes.Sort();
+        Console.WriteLine($"resnet18-cifar width {width} batch {batch}: {steps} SGD steps on {threads} thread(s); per kernel call its fastest (ms), summed by kind");
+        foreach (var g in labelsOf!.Select((l, i) => (l, t: fastest![i])).GroupBy(x => x.l).OrderByDescending(g => g.Sum(x => x.t)).Take(40))
+            Console.WriteLine($"{g.Key,-70} {g.Count(),3} {g.Sum(x => x.t),8:F3}");
+        Console.WriteLine($"{"Σ kernel calls (fastest each)",-70} {fastest!.Length,3} {fastest.Sum(),8:F3}");
+        Console.WriteLine($"{"whole step: fastest / median",-70} {"",3} {wholes[0],8:F3} {wholes[wholes.Count / 2],8:F3}");
+        return 0;
+    }
+
     // ONNX Runtime's own profiler on the same graph as the benchmark: per node its fastest time over the
     // forwards (µs in the profile's "dur"), summed by operator.
     private static void TheirsByNode(ArchitectureDescriptor a, ModelGuardian.Engine.Core.TensorSet tensors, Shape4 shape, float[] input, int threads, int forwards, bool nodes)

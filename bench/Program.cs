@@ -35,6 +35,13 @@ if (Array.IndexOf(args, "--in-network") is var inNetworkAt and >= 0)
     return NetworkProfile.Run(options.At(0, "resnet50-b1")!, options.Threads, options.Flags.Contains("--nodes"));
 }
 
+if (Array.IndexOf(args, "--in-training") is var inTrainingAt and >= 0)
+{
+    var options = DiagnosticArguments.Parse(args, inTrainingAt);
+    return NetworkProfile.RunTraining(int.Parse(options.At(0, "8")!, System.Globalization.CultureInfo.InvariantCulture),
+        int.Parse(options.At(1, "64")!, System.Globalization.CultureInfo.InvariantCulture), options.Threads);
+}
+
 if (Array.IndexOf(args, "--blocked-ab") is var abAt and >= 0)
 {
     var options = DiagnosticArguments.Parse(args, abAt);
