@@ -24,7 +24,15 @@ public sealed class ImageGenerator : TrainableGraph
     public int Width => Architecture.Width;
 
 
-    public static ImageGenerator Create(IKernels kernels, GeneratorFamily family, ulong seed, int width = 32)
+    public static ImageGenerator Create(IKernels kernels, GeneratorFamily family, ulong seed, int width = 32) => Build(kernels, family, seed, width, grey: false);
+
+    /// <summary>
+    /// The same body ending in one channel of raw pre-activations, (N, 1, 32, 32), no output function: for
+    /// callers that apply their own image head (the attacks' batch-norm and tanh). Not a weight-file network.
+    /// </summary>
+    public static ImageGenerator CreateGreyLogits(IKernels kernels, GeneratorFamily family, ulong seed, int width = 32) => Build(kernels, family, seed, width, grey: true);
+
+    private static ImageGenerator Build(IKernels kernels, GeneratorFamily family, ulong seed, int width, bool grey)
     {
         var architecture = ArchitectureDescriptor.Generator(family, width);
         var rng = new Data.SeededRandom(seed);
@@ -55,8 +63,12 @@ public sealed class ImageGenerator : TrainableGraph
                 layers.Add(new TrainBatchNorm(store, $"bn{i}", cout, mode));
                 layers.Add(new LeakyReluLayer(0.2f));
             }
-            layers.Add(new TrainConv2d(store, "to_rgb", c2, 3, 3, 1, 1, bias: true, Conv(3, c2, 3), new float[3]));
-            layers.Add(new SigmoidLayer());
+            if (grey) layers.Add(new TrainConv2d(store, "to_grey", c2, 1, 3, 1, 1, bias: true, Conv(1, c2, 3), new float[1]));
+            else
+            {
+                layers.Add(new TrainConv2d(store, "to_rgb", c2, 3, 3, 1, 1, bias: true, Conv(3, c2, 3), new float[3]));
+                layers.Add(new SigmoidLayer());
+            }
             return new ImageGenerator(architecture, new Sequential(layers), store, mode);
         }
         catch

@@ -29,9 +29,10 @@ internal static class AttackCommand
         var log = new Option<string?>("--log") { Description = "write every query (index, SHA-256 of the float values sent, refused, probabilities) as JSON lines" };
         var seed = new Option<ulong>("--seed") { DefaultValueFactory = _ => 1UL };
         var backend = new Option<string>("--backend") { DefaultValueFactory = _ => "auto" };
+        var set = new Option<string[]>("--set") { Description = "override a recipe setting, Name=value (e.g. ReplaySteps=10, Schedule=Steps; the names are in docs/attacks.md); repeatable", AllowMultipleArgumentsPerToken = false };
         var cmd = new Command("attack", "Runs one built-in data-free stealing attack against an mg serve (HTTP, API key) or the default victim in process, and prints the clone's accuracy against queries.")
         {
-            kind, server, apiKey, budget, adaptive, models, testData, classes, studentWidth, log, seed, backend,
+            kind, server, apiKey, budget, adaptive, models, testData, classes, studentWidth, log, seed, backend, set,
         };
         cmd.SetAction(parse => Program.Run(() =>
         {
@@ -55,11 +56,12 @@ internal static class AttackCommand
                 Console.Error.WriteLine("mg attack: no --server: attacking the default victim in process, undefended");
             }
             var meter = new BudgetedClient(victim, long.MaxValue, keepLog: parse.GetValue(log) != null);
-            var options = AttackOptions.For(attackKind, parse.GetValue(budget), parse.GetValue(seed)) with
+            var options = WithSettings(AttackOptions.For(attackKind, parse.GetValue(budget), parse.GetValue(seed)) with
             {
                 StudentWidth = parse.GetValue(studentWidth),
                 AnswerInterpreter = parse.GetValue(adaptive) ? AdaptiveAttacker.Interpreter(k) : null,
-            };
+            }, parse.GetValue(set) ?? []);
+            Console.Error.WriteLine($"mg attack: {Describe(options)}");
             using var attack = AttackFactory.Create(attackKind, kernels, k, options, new EvalCommand.LazyPhotoProxy());
             var result = attack.RunAsync(meter, testSet, new Progress<AttackProgress>(p =>
                 ProgressBar.Draw(AttackFactory.DisplayName(attackKind), (int)(100 * p.Spent / Math.Max(1, p.Budget)), $"{p.Spent}/{p.Budget} queries, clone {p.LastCloneAccuracy:P1}   "))).GetAwaiter().GetResult();
@@ -72,4 +74,37 @@ internal static class AttackCommand
         }));
         return cmd;
     }
+
+    /// <summary>The recipe with <c>Name=value</c> overrides applied, by property name (numbers, booleans, enums).</summary>
+    internal static AttackOptions WithSettings(AttackOptions options, IEnumerable<string> settings)
+    {
+        var result = options with { };
+        foreach (string setting in settings)
+        {
+            int eq = setting.IndexOf('=');
+            if (eq <= 0) throw new ArgumentException($"--set takes Name=value, got '{setting}'.");
+            string name = setting[..eq].Trim(), text = setting[(eq + 1)..].Trim();
+            var property = Settable().FirstOrDefault(p => string.Equals(p.Name, name, StringComparison.OrdinalIgnoreCase))
+                           ?? throw new ArgumentException($"--set: no setting '{name}'; known: {string.Join(", ", Settable().Select(p => p.Name))}.");
+            object value;
+            try
+            {
+                value = property.PropertyType.IsEnum
+                    ? Enum.Parse(property.PropertyType, text, ignoreCase: true)
+                    : Convert.ChangeType(text, property.PropertyType, CultureInfo.InvariantCulture);
+            }
+            catch (Exception e) when (e is FormatException or ArgumentException or OverflowException)
+            {
+                throw new ArgumentException($"--set {name}: '{text}' is not a {property.PropertyType.Name}.");
+            }
+            property.SetValue(result, value);
+        }
+        return result;
+    }
+
+    private static IEnumerable<System.Reflection.PropertyInfo> Settable() => typeof(AttackOptions).GetProperties()
+        .Where(p => p.CanWrite && (p.PropertyType.IsPrimitive || p.PropertyType.IsEnum));
+
+    internal static string Describe(AttackOptions options) =>
+        string.Join(", ", Settable().Select(p => $"{p.Name}={Convert.ToString(p.GetValue(options), CultureInfo.InvariantCulture)}"));
 }

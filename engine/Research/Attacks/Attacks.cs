@@ -7,22 +7,23 @@ namespace ModelGuardian.Engine.Attacks;
 /// <summary>
 /// DFME and MAZE: the generator cannot see the victim's gradient, so it estimates the gradient of the
 /// student–victim disagreement at each generated image from forward differences along random unit
-/// directions, and ascends it. Cost per iteration: B·(m + 1) queries for the generator step,
-/// then B per student step.
+/// directions (in the grey head's pre-tanh plane, as DFME perturbs), and ascends it. Cost per iteration:
+/// B·(m + 1) queries for the generator step, then B per student step; replay steps cost none.
 /// </summary>
 public abstract class ZerothOrderAttack : DataFreeAttack
 {
-    protected ZerothOrderAttack(AttackKind kind, IKernels kernels, int classes, AttackOptions options) : base(kind, kernels, classes, options) { }
+    private readonly ReplayBuffer? _replay;
+
+    protected ZerothOrderAttack(AttackKind kind, IKernels kernels, int classes, AttackOptions options) : base(kind, kernels, classes, options)
+    {
+        if (options.ReplaySteps > 0) _replay = new ReplayBuffer(options.ReplayCapacity, PerImage, classes, options.GreyImages);
+    }
 
     /// <summary>Per query: how much student and victim disagree (the generator's objective).</summary>
     protected abstract double[] Disagreement(float[] studentLogits, double[][] answers);
 
     /// <summary>The student's loss on a batch of answers.</summary>
     protected abstract (double, float[]) StudentLoss(float[] studentLogits, double[][] answers);
-
-    protected virtual void Remember(float[] images, double[][] answers) { }
-
-    protected virtual void Replay() { }
 
     /// <summary>
     /// DFME's forward-difference estimate of ∇L at each of n points: ĝ_i = (d / m) Σ_j (L(x_i + εu_j) − L(x_i)) / ε · u_j,
@@ -46,12 +47,13 @@ public abstract class ZerothOrderAttack : DataFreeAttack
 
     protected override async Task IterateAsync(BudgetedClient victim, CancellationToken cancellationToken)
     {
-        int m = Options.Directions, d = PerImage;
+        int m = Options.Directions;
         int n = Affordable(victim, m + 1);
         if (n >= 2)
         {
-            using var recorded = Generator.Record(Noise(n), NoiseShape(n));
-            var x = recorded.Outputs;
+            using var pass = Generate(Noise(n), n);
+            int d = pass.PerturbableLength;
+            var x = pass.Perturbable;
             // Query points, per image: the base point, then m points ε along unit directions u_j.
             var points = new float[n * (m + 1) * d];
             var directions = new float[n * m * d];
@@ -66,33 +68,42 @@ public abstract class ZerothOrderAttack : DataFreeAttack
                     for (int t = 0; t < d; t++) { u[t] = (float)Random.NextGaussian(); norm += (double)u[t] * u[t]; }
                     float inv = (float)(1 / Math.Sqrt(norm));
                     var p = points.AsSpan((i * (m + 1) + 1 + j) * d, d);
-                    for (int t = 0; t < d; t++) { u[t] *= inv; p[t] = Math.Clamp(xi[t] + Options.Epsilon * u[t], 0f, 1f); }
+                    for (int t = 0; t < d; t++) { u[t] *= inv; p[t] = xi[t] + Options.Epsilon * u[t]; }
                 }
             }
-            var answers = await AskAsync(victim, points, n * (m + 1), cancellationToken).ConfigureAwait(false);
+            var images = pass.ImagesAt(points);
+            var answers = await AskAsync(victim, images, n * (m + 1), cancellationToken).ConfigureAwait(false);
             if (answers == null) return;
-            var loss = Disagreement(Outputs(Student, points, n * (m + 1)), answers);
+            // The student is measured in evaluation mode for the estimate, as DFME does: batch statistics would
+            // mix the displaced copies with their base points.
+            Student.Mode.IsTraining = false;
+            var loss = Disagreement(Outputs(Student, images, n * (m + 1)), answers);
+            Student.Mode.IsTraining = true;
             // The generator ascends the mean disagreement: its loss is −mean L, so ∂/∂x_i = −ĝ_i / n.
             var dx = EstimateGradient(loss, directions, n, m, d, Options.Epsilon);
             for (int i = 0; i < dx.Length; i++) dx[i] = -dx[i] / n;
-            recorded.Backward(dx);
+            pass.BackwardPerturbable(dx);
             GeneratorOptimizer.Step();
-            var bases = new float[n * d];
+            var bases = new float[n * PerImage];
             var baseAnswers = new double[n][];
             for (int i = 0; i < n; i++)
             {
-                points.AsSpan(i * (m + 1) * d, d).CopyTo(bases.AsSpan(i * d, d));
+                images.AsSpan(i * (m + 1) * PerImage, PerImage).CopyTo(bases.AsSpan(i * PerImage, PerImage));
                 baseAnswers[i] = answers[i * (m + 1)];
             }
-            Remember(bases, baseAnswers);
+            _replay?.Add(bases, baseAnswers);
         }
         for (int s = 0; s < Options.StudentSteps; s++)
         {
             if (await QueryFreshBatchAsync(victim, cancellationToken).ConfigureAwait(false) is not (var x, var answers)) break;
             TrainStep(Student, StudentOptimizer, x, answers.Length, logits => StudentLoss(logits, answers));
-            Remember(x, answers);
+            _replay?.Add(x, answers);
         }
-        Replay();
+        for (int s = 0; s < Options.ReplaySteps && _replay is { Count: > 0 }; s++)
+        {
+            var (x, answers) = _replay.Sample(Options.BatchSize, Random);
+            TrainStep(Student, StudentOptimizer, x, answers.Length, logits => StudentLoss(logits, answers));
+        }
     }
 }
 
@@ -107,27 +118,11 @@ public sealed class DfmeAttack(IKernels kernels, int classes, AttackOptions opti
 }
 
 /// <summary>MAZE (Kariyappa et al. 2021): KL divergence, m = 10 directions, experience replay.</summary>
-public sealed class MazeAttack : ZerothOrderAttack
+public sealed class MazeAttack(IKernels kernels, int classes, AttackOptions options) : ZerothOrderAttack(AttackKind.Maze, kernels, classes, options)
 {
-    private readonly ReplayBuffer _replay;
-
-    public MazeAttack(IKernels kernels, int classes, AttackOptions options) : base(AttackKind.Maze, kernels, classes, options)
-        => _replay = new ReplayBuffer(options.ReplayCapacity, PerImage, classes);
-
     protected override double[] Disagreement(float[] studentLogits, double[][] answers) => AttackLosses.RowKl(studentLogits, answers, Classes);
 
     protected override (double, float[]) StudentLoss(float[] studentLogits, double[][] answers) => Losses.KlDivergence(studentLogits, Flatten(answers), Classes);
-
-    protected override void Remember(float[] images, double[][] answers) => _replay.Add(images, answers);
-
-    protected override void Replay()
-    {
-        for (int s = 0; s < Options.ReplaySteps && _replay.Count > 0; s++)
-        {
-            var (x, answers) = _replay.Sample(Options.BatchSize, Random);
-            TrainStep(Student, StudentOptimizer, x, answers.Length, logits => StudentLoss(logits, answers));
-        }
-    }
 
     internal static float[] Flatten(double[][] rows) => rows.SelectMany(r => r.Select(v => (float)v)).ToArray();
 }
@@ -153,8 +148,8 @@ public sealed class DastAttack(IKernels kernels, int classes, AttackOptions opti
             labels[i] = Random.Next(Classes);
             for (int k = 0; k < Math.Min(Classes, ImageGenerator.NoiseSize); k++) z[i * ImageGenerator.NoiseSize + k] = k == labels[i] ? 1f : 0f;
         }
-        using var recorded = Generator.Record(z, NoiseShape(n));
-        var x = recorded.Outputs;
+        using var recorded = Generate(z, n);
+        var x = recorded.Images;
         var answers = await AskAsync(victim, x, n, cancellationToken).ConfigureAwait(false);
         if (answers == null) return;
         using (var student = Student.Record(ToNetworkInput(StudentArchitecture, x), ImageShape(n)))
@@ -175,7 +170,7 @@ public sealed class DastAttack(IKernels kernels, int classes, AttackOptions opti
 
 /// <summary>
 /// DisGUIDE (Rosenthal et al. 2023): two students; the generator seeks images they disagree on (white-box
-/// through both, no queries) with a class-diversity term; both students learn the victim's answers (KL) with replay.
+/// through both, no queries) with a class-diversity term; both students learn the victim's answers with replay.
 /// The clone measured is the first student.
 /// </summary>
 public sealed class DisguideAttack : DataFreeAttack
@@ -188,15 +183,15 @@ public sealed class DisguideAttack : DataFreeAttack
     {
         _second = NewStudent(1);
         _secondOptimizer = NewStudentOptimizer(_second);
-        _replay = new ReplayBuffer(options.ReplayCapacity, PerImage, classes);
+        _replay = new ReplayBuffer(options.ReplayCapacity, PerImage, classes, options.GreyImages);
     }
 
     protected override async Task IterateAsync(BudgetedClient victim, CancellationToken cancellationToken)
     {
         int n = Options.BatchSize;
-        using (var recorded = Generator.Record(Noise(n), NoiseShape(n)))
+        using (var recorded = Generate(Noise(n), n))
         {
-            var input = ToNetworkInput(StudentArchitecture, recorded.Outputs);
+            var input = ToNetworkInput(StudentArchitecture, recorded.Images);
             using var a = Student.Record(input, ImageShape(n));
             using var b = _second.Record(input, ImageShape(n));
             var (_, ga, gb) = AttackLosses.SoftmaxDisagreement(a.Outputs, b.Outputs, Classes);
@@ -225,11 +220,12 @@ public sealed class DisguideAttack : DataFreeAttack
         }
     }
 
+    // Both students learn DFME's way (L1 to the victim's reconstructed logits), which DisGUIDE's reference keeps.
     private void TrainBoth(float[] x, double[][] answers)
     {
-        var target = MazeAttack.Flatten(answers);
-        TrainStep(Student, StudentOptimizer, x, answers.Length, logits => Losses.KlDivergence(logits, target, Classes));
-        TrainStep(_second, _secondOptimizer, x, answers.Length, logits => Losses.KlDivergence(logits, target, Classes));
+        var target = AttackLosses.ReconstructedLogits(answers, Classes);
+        TrainStep(Student, StudentOptimizer, x, answers.Length, logits => Losses.L1(logits, target));
+        TrainStep(_second, _secondOptimizer, x, answers.Length, logits => Losses.L1(logits, target));
     }
 }
 
@@ -269,9 +265,9 @@ public sealed class DfmsHlAttack : DataFreeAttack
         _discriminator.ForwardBackward(ToNetworkInput(_discriminator.Architecture, Sample(n)), ImageShape(n), y => Losses.BceWithLogits(y, zeros));
         _discriminatorOptimizer.Step();
         // Generator: fool the discriminator (non-saturating) and spread the student's predictions over the classes.
-        using (var recorded = Generator.Record(Noise(n), NoiseShape(n)))
+        using (var recorded = Generate(Noise(n), n))
         {
-            var x = recorded.Outputs;
+            var x = recorded.Images;
             using var d = _discriminator.Record(ToNetworkInput(_discriminator.Architecture, x), ImageShape(n));
             using var s = Student.Record(ToNetworkInput(StudentArchitecture, x), ImageShape(n));
             var (_, dAdv) = Losses.BceWithLogits(d.Outputs, ones);

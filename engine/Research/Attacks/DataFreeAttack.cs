@@ -10,9 +10,21 @@ namespace ModelGuardian.Engine.Attacks;
 /// <summary>The built-in data-free stealing attacks (docs/design.md and the papers they name).</summary>
 public enum AttackKind { Dfme, Maze, Dast, Disguide, DfmsHl }
 
+/// <summary>How the attacks' learning rates change over the budget.</summary>
+public enum LearningRateSchedule
+{
+    /// <summary>The same rate throughout.</summary>
+    Constant,
+    /// <summary>Half a cosine from the rate to 0 over the budget.</summary>
+    Cosine,
+    /// <summary>DFME's steps: ×0.3 at 10, 30 and 50 % of the budget.</summary>
+    Steps,
+}
+
 /// <summary>
-/// How an attack runs; immutable. <see cref="For"/> gives each attack its published recipe, scaled to a
-/// budget that 2 CPU cores can spend (batch sizes and query costs per iteration keep their ratios).
+/// How an attack runs; immutable. <see cref="For"/> gives each attack its recipe: the reference values where
+/// 2 CPU cores can afford them, and where not, the change and its reason in docs/attacks.md. Every property
+/// can be set by name from the CLI (`mg attack --set Name=value`).
 /// </summary>
 public sealed record AttackOptions
 {
@@ -23,6 +35,14 @@ public sealed record AttackOptions
     public int StudentWidth { get; init; } = 8;
     public GeneratorFamily Generator { get; init; } = GeneratorFamily.NearestConv;
     public int GeneratorWidth { get; init; } = 32;
+    /// <summary>
+    /// The generator's image head: true, one grey plane through batch-norm (no affine) and tanh, repeated to three
+    /// channels (DFME's head; MAZE's Fashion-MNIST generator is one-channel) — what suits a grey victim; false,
+    /// three colour channels through a sigmoid (the detectors' generator families).
+    /// </summary>
+    public bool GreyImages { get; init; } = true;
+    /// <summary>Grey head only: added before the tanh; negative starts the images darker, as the victim's are (objects on black).</summary>
+    public float ImageShift { get; init; }
     /// <summary>Student steps per iteration (each on a fresh, queried batch).</summary>
     public int StudentSteps { get; init; } = 5;
     /// <summary>Zeroth-order estimate: random directions per generated image (DFME 1, MAZE 10) and step ε.</summary>
@@ -31,9 +51,11 @@ public sealed record AttackOptions
     /// <summary>Student: SGD (DFME: 0.1, momentum 0.9, weight decay 5e-4).</summary>
     public float StudentLearningRate { get; init; } = 0.1f;
     public float GeneratorLearningRate { get; init; } = 1e-4f;
-    /// <summary>Extra student steps per iteration on remembered queries (MAZE's experience replay; no new queries).</summary>
+    public LearningRateSchedule Schedule { get; init; } = LearningRateSchedule.Constant;
+    /// <summary>Extra student steps per iteration on remembered queries (experience replay; no new queries).</summary>
     public int ReplaySteps { get; init; }
-    public int ReplayCapacity { get; init; } = 4096;
+    /// <summary>Queries the replay memory keeps (the oldest are forgotten past it); the default keeps every query of any budget run here.</summary>
+    public int ReplayCapacity { get; init; } = 1 << 21;
     /// <summary>Weight of the class-diversity term in generator losses that use one (DFMS, DisGUIDE).</summary>
     public float DiversityWeight { get; init; } = 1f;
     /// <summary>How many times the clone is measured over the run (plus once before the first query).</summary>
@@ -44,28 +66,44 @@ public sealed record AttackOptions
     /// </summary>
     public Func<double[], double[]>? AnswerInterpreter { get; init; }
 
-    /// <summary>The recipe of <paramref name="kind"/> at <paramref name="budget"/> queries.</summary>
+    /// <summary>The recipe of <paramref name="kind"/> at <paramref name="budget"/> queries (docs/attacks.md: each value beside the reference's).</summary>
     public static AttackOptions For(AttackKind kind, long budget, ulong seed = 1) => kind switch
     {
-        // DFME: 1 direction, 5 student steps per generator step, Adam 1e-4 for G; batch 256 → 64.
-        AttackKind.Dfme => new AttackOptions { Budget = budget, Seed = seed, Directions = 1, StudentSteps = 5 },
+        // DFME: 1 direction, ε 1e-3 before the tanh, L1 on reconstructed logits; one student step per generator step
+        // and 5 replay steps over every past answer, generator Adam 1e-3, cosine rates, a dark start (reference: 5
+        // fresh steps, no replay, Adam 1e-4, ×0.3 steps, no shift).
+        AttackKind.Dfme => new AttackOptions
+        {
+            Budget = budget, Seed = seed, BatchSize = 128, Directions = 1, StudentSteps = 1, ReplaySteps = 5,
+            GeneratorLearningRate = 1e-3f, Schedule = LearningRateSchedule.Cosine, GeneratorWidth = 16, ImageShift = DarkStart,
+        },
         // MAZE: KL, m = 10, batch 128 → 32, experience replay.
         AttackKind.Maze => new AttackOptions { Budget = budget, Seed = seed, BatchSize = 32, Directions = 10, StudentSteps = 5, ReplaySteps = 2 },
         // DaST: one query batch per iteration, shared by the generator and the student steps.
         AttackKind.Dast => new AttackOptions { Budget = budget, Seed = seed, StudentSteps = 1, GeneratorLearningRate = 1e-4f },
-        // DisGUIDE: two students, white-box disagreement for G (no queries), replay.
-        AttackKind.Disguide => new AttackOptions { Budget = budget, Seed = seed, StudentSteps = 5, ReplaySteps = 2, GeneratorLearningRate = 1e-3f },
+        // DisGUIDE: two students, white-box disagreement for G (no queries); one fresh batch and 3 replay steps per
+        // generator step, diversity weight 0.2, as the reference; generator Adam 1e-3 and cosine rates as DFME here.
+        AttackKind.Disguide => new AttackOptions
+        {
+            Budget = budget, Seed = seed, BatchSize = 128, StudentSteps = 1, ReplaySteps = 3, DiversityWeight = 0.2f,
+            GeneratorLearningRate = 1e-3f, Schedule = LearningRateSchedule.Cosine, GeneratorWidth = 16, ImageShift = DarkStart,
+        },
         // DFMS-HL: a GAN on proxy photos plus class diversity; the student learns from top-1 labels only.
-        AttackKind.DfmsHl => new AttackOptions { Budget = budget, Seed = seed, StudentSteps = 1, GeneratorLearningRate = 2e-4f },
+        AttackKind.DfmsHl => new AttackOptions { Budget = budget, Seed = seed, StudentSteps = 1, GeneratorLearningRate = 2e-4f, GreyImages = false },
         _ => throw new ArgumentOutOfRangeException(nameof(kind)),
     };
+
+    /// <summary>The grey head's shift in the recipes that learned: images start mostly dark, as the victim's are.</summary>
+    public const float DarkStart = -1.5f;
 
     internal void Validate()
     {
         if (Budget < 1) throw new ArgumentException($"The query budget must be positive, got {Budget}.");
         if (BatchSize < 2) throw new ArgumentException($"Batch size must be at least 2 (batch-norm), got {BatchSize}.");
         if (StudentSteps < 1 || Directions < 1 || ReplaySteps < 0 || EvaluationPoints < 1) throw new ArgumentException("Student steps, directions and evaluation points must be positive; replay steps not negative.");
+        if (ReplayCapacity < 1) throw new ArgumentException($"The replay capacity must be positive, got {ReplayCapacity}.");
         if (!(Epsilon > 0) || !(StudentLearningRate > 0) || !(GeneratorLearningRate > 0)) throw new ArgumentException("ε and learning rates must be positive.");
+        if (!float.IsFinite(ImageShift)) throw new ArgumentException($"The image shift must be a number, got {ImageShift}.");
     }
 }
 
@@ -142,9 +180,30 @@ public abstract class DataFreeAttack : IDisposable
         StudentArchitecture = ArchitectureDescriptor.ResNet(options.StudentDepth, classes, ResNetStem.Cifar, ImageGenerator.Side, options.StudentWidth);
         Student = NewStudent(0);
         StudentOptimizer = NewStudentOptimizer(Student);
-        Generator = Own(ImageGenerator.Create(kernels, options.Generator, SeededRandom.Mix(options.Seed, 100 + (ulong)kind), options.GeneratorWidth));
-        GeneratorOptimizer = new AdamOptimizer(Generator.Parameters, options.GeneratorLearningRate);
+        ulong generatorSeed = SeededRandom.Mix(options.Seed, 100 + (ulong)kind);
+        Generator = Own(options.GreyImages
+            ? ImageGenerator.CreateGreyLogits(kernels, options.Generator, generatorSeed, options.GeneratorWidth)
+            : ImageGenerator.Create(kernels, options.Generator, generatorSeed, options.GeneratorWidth));
+        GeneratorOptimizer = Scheduled(new AdamOptimizer(Generator.Parameters, options.GeneratorLearningRate));
     }
+
+    private readonly List<(Optimizer Optimizer, float Rate)> _scheduled = new();
+
+    /// <summary>Puts <paramref name="optimizer"/> under <see cref="AttackOptions.Schedule"/>, from its current rate.</summary>
+    protected T Scheduled<T>(T optimizer) where T : Optimizer
+    {
+        _scheduled.Add((optimizer, optimizer.LearningRate));
+        return optimizer;
+    }
+
+    /// <summary>The learning-rate factor at a share of the budget spent.</summary>
+    public static double ScheduleFactor(LearningRateSchedule schedule, double spent) => schedule switch
+    {
+        LearningRateSchedule.Constant => 1,
+        LearningRateSchedule.Cosine => (1 + Math.Cos(Math.PI * Math.Clamp(spent, 0, 1))) / 2,
+        LearningRateSchedule.Steps => Math.Pow(0.3, (spent >= 0.1 ? 1 : 0) + (spent >= 0.3 ? 1 : 0) + (spent >= 0.5 ? 1 : 0)),
+        _ => throw new ArgumentOutOfRangeException(nameof(schedule)),
+    };
 
     public AttackKind Kind { get; }
     public AttackOptions Options { get; }
@@ -168,7 +227,7 @@ public abstract class DataFreeAttack : IDisposable
 
     protected TrainableNetwork NewStudent(ulong index) => Own(TrainableNetwork.ResNet(Kernels, StudentArchitecture, SeededRandom.Mix(Options.Seed, 200 + index)));
 
-    protected Optimizer NewStudentOptimizer(TrainableNetwork student) => new SgdOptimizer(student.Parameters, Options.StudentLearningRate, 0.9f, 5e-4f);
+    protected Optimizer NewStudentOptimizer(TrainableNetwork student) => Scheduled(new SgdOptimizer(student.Parameters, Options.StudentLearningRate, 0.9f, 5e-4f));
 
     public async Task<AttackResult> RunAsync(IVictimClient victim, CloneTestSet test, IProgress<AttackProgress>? progress = null, CancellationToken cancellationToken = default)
     {
@@ -181,6 +240,8 @@ public abstract class DataFreeAttack : IDisposable
         {
             cancellationToken.ThrowIfCancellationRequested();
             long before = meter.Spent;
+            double factor = ScheduleFactor(Options.Schedule, (double)meter.Spent / Options.Budget);
+            foreach (var (optimizer, rate) in _scheduled) optimizer.LearningRate = (float)(rate * factor);
             await IterateAsync(meter, cancellationToken).ConfigureAwait(false);
             if (meter.Spent == before) throw new InvalidOperationException($"{Kind}: an iteration spent no queries with {meter.Remaining} left.");
             bool measure = meter.Spent * Options.EvaluationPoints >= nextPoint * Options.Budget || meter.Remaining == 0 || meter.Terminated;
@@ -212,7 +273,60 @@ public abstract class DataFreeAttack : IDisposable
     protected static Shape4 NoiseShape(int n) => new(n, ImageGenerator.NoiseSize, 1, 1);
 
     /// <summary>n generator images (values in 0…1), no backward.</summary>
-    protected float[] Sample(int n) => Generator.Forward(Noise(n), NoiseShape(n));
+    protected float[] Sample(int n)
+    {
+        var raw = Generator.Forward(Noise(n), NoiseShape(n));
+        return Options.GreyImages ? GreyImageHead.ToImages(GreyImageHead.Normalise(raw).Normalised, Side * Side, Options.ImageShift) : raw;
+    }
+
+    /// <summary>A recorded generator forward on <paramref name="z"/>: its images and the way back to the generator's parameters.</summary>
+    protected GeneratorPass Generate(float[] z, int n) => new(Generator.Record(z, NoiseShape(n)), Options.GreyImages ? Options.ImageShift : null);
+
+    /// <summary>
+    /// One recorded generator forward. <see cref="Perturbable"/> is where zeroth-order attacks step: the normalised
+    /// pre-tanh plane of the grey head (S² per image), or the colour images themselves (3S²).
+    /// </summary>
+    protected sealed class GeneratorPass : IDisposable
+    {
+        private readonly RecordedPass _raw;
+        private readonly float? _shift;
+        private readonly double _inverseStd;
+
+        internal GeneratorPass(RecordedPass raw, float? greyShift)
+        {
+            _raw = raw;
+            _shift = greyShift;
+            if (greyShift is null) Perturbable = Images = raw.Outputs;
+            else
+            {
+                (Perturbable, _inverseStd) = GreyImageHead.Normalise(raw.Outputs);
+                Images = GreyImageHead.ToImages(Perturbable, Side * Side, greyShift.Value);
+            }
+        }
+
+        public float[] Images { get; }
+        public float[] Perturbable { get; }
+        public int PerturbableLength => _shift is null ? 3 * Side * Side : Side * Side;
+
+        /// <summary>Images (values in 0…1) at points of the perturbable space.</summary>
+        public float[] ImagesAt(float[] perturbable)
+        {
+            if (_shift is { } shift) return GreyImageHead.ToImages(perturbable, Side * Side, shift);
+            var y = new float[perturbable.Length];
+            for (int i = 0; i < y.Length; i++) y[i] = Math.Clamp(perturbable[i], 0f, 1f);
+            return y;
+        }
+
+        /// <summary>Backward from ∂loss/∂images into the generator's parameter gradients.</summary>
+        public void Backward(float[] dImages) =>
+            BackwardPerturbable(_shift is { } shift ? GreyImageHead.ToImagesBackward(Perturbable, Side * Side, shift, dImages) : dImages);
+
+        /// <summary>Backward from ∂loss/∂(perturbable values) into the generator's parameter gradients.</summary>
+        public void BackwardPerturbable(float[] gradient) =>
+            _raw.Backward(_shift is null ? gradient : GreyImageHead.NormaliseBackward(Perturbable, _inverseStd, gradient));
+
+        public void Dispose() => _raw.Dispose();
+    }
 
     /// <summary>
     /// Queries the victim; answers pass through the adaptive interpreter. Null when the account was refused
@@ -270,36 +384,67 @@ public abstract class DataFreeAttack : IDisposable
     }
 }
 
-/// <summary>A ring buffer of answered queries (images in 0…1 and the answers trained on) for experience replay.</summary>
-public sealed class ReplayBuffer(int capacity, int perImage, int classes)
+/// <summary>
+/// The attacker's memory of answered queries for experience replay: images and the answers trained on, up to a
+/// capacity (then the oldest are overwritten). Images are kept in half precision, and grey ones as one plane (the
+/// three channels are equal), so a run keeps every one of its queries: 2 KB a grey 32² image.
+/// </summary>
+public sealed class ReplayBuffer
 {
-    private readonly float[] _images = new float[(long)capacity * perImage];
-    private readonly double[][] _answers = new double[capacity][];
+    private const int ChunkImages = 1024;
+    private readonly int _capacity, _perImage, _classes, _stored;
+    private readonly bool _grey;
+    private readonly List<Half[]> _chunks = new();
+    private readonly List<double[][]> _answers = new();
     private long _added;
 
-    public int Count => (int)Math.Min(_added, capacity);
+    /// <param name="grey">Keep one plane per image: every image added must have three equal channels.</param>
+    public ReplayBuffer(int capacity, int perImage, int classes, bool grey = false)
+    {
+        if (capacity < 1 || perImage < 1 || classes < 1) throw new ArgumentException($"A replay buffer of {capacity} images of {perImage} values and {classes} classes.");
+        if (grey && perImage % 3 != 0) throw new ArgumentException($"Grey images of {perImage} values are not three planes.");
+        (_capacity, _perImage, _classes, _grey) = (capacity, perImage, classes, grey);
+        _stored = grey ? perImage / 3 : perImage;
+    }
+
+    public int Count => (int)Math.Min(_added, _capacity);
 
     public void Add(ReadOnlySpan<float> images, IReadOnlyList<double[]> answers)
     {
+        if (images.Length != answers.Count * _perImage) throw new ArgumentException($"{images.Length} values for {answers.Count} images of {_perImage}.");
         for (int i = 0; i < answers.Count; i++)
         {
-            int slot = (int)(_added++ % capacity);
-            images.Slice(i * perImage, perImage).CopyTo(_images.AsSpan(slot * perImage, perImage));
-            if (answers[i].Length != classes) throw new ArgumentException($"An answer of {answers[i].Length} probabilities in a buffer of {classes} classes.");
-            _answers[slot] = answers[i];
+            if (answers[i].Length != _classes) throw new ArgumentException($"An answer of {answers[i].Length} probabilities in a buffer of {_classes} classes.");
+            int slot = (int)(_added++ % _capacity);
+            if (slot / ChunkImages == _chunks.Count)
+            {
+                _chunks.Add(new Half[ChunkImages * _stored]);
+                _answers.Add(new double[ChunkImages][]);
+            }
+            var dst = _chunks[slot / ChunkImages].AsSpan(slot % ChunkImages * _stored, _stored);
+            var src = images.Slice(i * _perImage, _stored);
+            for (int j = 0; j < _stored; j++) dst[j] = (Half)src[j];
+            _answers[slot / ChunkImages][slot % ChunkImages] = answers[i];
         }
     }
 
     public (float[] Images, double[][] Answers) Sample(int n, Random rng)
     {
         if (Count == 0) throw new InvalidOperationException("The replay buffer is empty.");
-        var images = new float[n * perImage];
+        var images = new float[n * _perImage];
         var answers = new double[n][];
         for (int i = 0; i < n; i++)
         {
             int slot = rng.Next(Count);
-            _images.AsSpan(slot * perImage, perImage).CopyTo(images.AsSpan(i * perImage, perImage));
-            answers[i] = _answers[slot];
+            var src = _chunks[slot / ChunkImages].AsSpan(slot % ChunkImages * _stored, _stored);
+            var dst = images.AsSpan(i * _perImage, _stored);
+            for (int j = 0; j < _stored; j++) dst[j] = (float)src[j];
+            if (_grey)
+            {
+                dst.CopyTo(images.AsSpan(i * _perImage + _stored, _stored));
+                dst.CopyTo(images.AsSpan(i * _perImage + 2 * _stored, _stored));
+            }
+            answers[i] = _answers[slot / ChunkImages][slot % ChunkImages];
         }
         return (images, answers);
     }

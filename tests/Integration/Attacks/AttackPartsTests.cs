@@ -1,0 +1,90 @@
+using ModelGuardian.Engine.Attacks;
+
+namespace ModelGuardian.Tests.Attacks;
+
+/// <summary>
+/// The attacks' parts that are not networks: the grey image head (gradients against central finite differences
+/// in double-rounded float, h = 1e-2, agreement within 2e-3 absolute), the replay memory and the learning-rate schedules.
+/// </summary>
+public sealed class AttackPartsTests
+{
+    private const int Plane = 6;
+
+    [Fact]
+    public void TheGreyHeadsGradientsMatchFiniteDifferences()
+    {
+        var raw = TestUtil.Random(3 * Plane, 11, 2f);
+        var weights = TestUtil.Random(3 * 3 * Plane, 12, 1f);
+        const float shift = -0.7f;
+        // A loss of the images: Σ w·image, through batch-norm, the shifted tanh and the channel copy.
+        double Loss(float[] r)
+        {
+            var images = GreyImageHead.ToImages(GreyImageHead.Normalise(r).Normalised, Plane, shift);
+            double s = 0;
+            for (int i = 0; i < images.Length; i++) s += (double)weights[i] * images[i];
+            return s;
+        }
+        var (a, inv) = GreyImageHead.Normalise(raw);
+        var grad = GreyImageHead.NormaliseBackward(a, inv, GreyImageHead.ToImagesBackward(a, Plane, shift, weights));
+        for (int i = 0; i < raw.Length; i++)
+        {
+            const float h = 1e-2f;
+            var up = (float[])raw.Clone(); up[i] += h;
+            var down = (float[])raw.Clone(); down[i] -= h;
+            double fd = (Loss(up) - Loss(down)) / (2 * h);
+            Assert.True(Math.Abs(fd - grad[i]) < 2e-3, $"∂/∂raw{i} = {grad[i]}, finite difference {fd}");
+        }
+    }
+
+    [Fact]
+    public void TheGreyHeadNormalisesTheBatchAndRepeatsOnePlane()
+    {
+        var raw = TestUtil.Random(4 * Plane, 13, 3f);
+        var (a, _) = GreyImageHead.Normalise(raw);
+        Assert.Equal(0, a.Average(), 5);
+        Assert.Equal(1, a.Select(v => (double)v * v).Average(), 3); // biased variance 1 (ε = 1e-5 aside)
+        var images = GreyImageHead.ToImages(a, Plane, 0f);
+        for (int i = 0; i < 4; i++)
+        {
+            var r = images.AsSpan(i * 3 * Plane, Plane);
+            Assert.True(r.SequenceEqual(images.AsSpan((i * 3 + 1) * Plane, Plane)) && r.SequenceEqual(images.AsSpan((i * 3 + 2) * Plane, Plane)));
+            for (int j = 0; j < Plane; j++) Assert.Equal((Math.Tanh(a[i * Plane + j]) + 1) / 2, r[j], 5);
+        }
+        Assert.Throws<ArgumentException>(() => GreyImageHead.ToImages(new float[7], Plane, 0f));
+    }
+
+    [Fact]
+    public void TheReplayMemoryKeepsGreyImagesAsOnePlaneAndForgetsTheOldestPastItsCapacity()
+    {
+        const int per = 3 * Plane;
+        var buffer = new ReplayBuffer(capacity: 3, per, classes: 2, grey: true);
+        float[] Grey(float v) => Enumerable.Repeat(v, per).ToArray();
+        for (int i = 0; i < 5; i++) buffer.Add(Grey(0.1f * (i + 1)), [[i, 1 - i]]);
+        Assert.Equal(3, buffer.Count);
+        var (images, answers) = buffer.Sample(60, new Random(1));
+        var seen = new HashSet<int>();
+        for (int i = 0; i < 60; i++)
+        {
+            int which = (int)answers[i][0];
+            seen.Add(which);
+            // Half precision: within 2^-11 relative.
+            Assert.All(images.Skip(i * per).Take(per), v => Assert.Equal(0.1f * (which + 1), v, 3e-4f));
+        }
+        Assert.Equal([2, 3, 4], seen.Order());
+        Assert.Throws<ArgumentException>(() => buffer.Add(Grey(0f), [[1.0]]));
+        Assert.Throws<InvalidOperationException>(() => new ReplayBuffer(4, per, 2).Sample(1, new Random(1)));
+    }
+
+    [Fact]
+    public void TheSchedulesFollowTheirDefinitions()
+    {
+        Assert.Equal(1, DataFreeAttack.ScheduleFactor(LearningRateSchedule.Constant, 0.7));
+        Assert.Equal(1, DataFreeAttack.ScheduleFactor(LearningRateSchedule.Cosine, 0), 12);
+        Assert.Equal(0.5, DataFreeAttack.ScheduleFactor(LearningRateSchedule.Cosine, 0.5), 12);
+        Assert.Equal(0, DataFreeAttack.ScheduleFactor(LearningRateSchedule.Cosine, 1), 12);
+        Assert.Equal(1, DataFreeAttack.ScheduleFactor(LearningRateSchedule.Steps, 0.09));
+        Assert.Equal(0.3, DataFreeAttack.ScheduleFactor(LearningRateSchedule.Steps, 0.1), 12);
+        Assert.Equal(0.09, DataFreeAttack.ScheduleFactor(LearningRateSchedule.Steps, 0.3), 12);
+        Assert.Equal(0.027, DataFreeAttack.ScheduleFactor(LearningRateSchedule.Steps, 0.99), 12);
+    }
+}
