@@ -17,7 +17,7 @@ internal static class AttackCommand
 {
     public static Command Create()
     {
-        var kind = new Argument<string>("attack") { Description = "dfme, maze, dast, disguide or dfms-hl" };
+        var kind = new Argument<string>("attack") { Description = "dfme, maze, dast, disguide, dfms-hl or dual-student" };
         var server = new Option<string?>("--server") { Description = "base URL of an mg serve (e.g. http://127.0.0.1:8080); without it, the default models in process, undefended" };
         var apiKey = new Option<string?>("--api-key") { Description = "the attacker's API key (or env MG_API_KEY)" };
         var budget = new Option<long>("--budget") { Description = "queries to spend", DefaultValueFactory = _ => 2000 };

@@ -21,7 +21,7 @@ internal static class EvalCommand
         var models = new Option<string>("--models") { Description = "folder with victim.mgw, transform.mgw and detector-*.mgw", DefaultValueFactory = _ => DemoCommand.DefaultModels };
         var output = new Option<string>("--output", "-o") { Description = "results folder (reused when it exists: finished runs are not recomputed)", DefaultValueFactory = _ => "eval-results" };
         var budget = new Option<long>("--budget") { Description = "queries per attack run (the paper: 20,000,000 on a GPU)", DefaultValueFactory = _ => new EvaluationOptions().Budget };
-        var attacks = new Option<string>("--attacks") { Description = "comma-separated: dfme, maze, dast, disguide, dfms-hl", DefaultValueFactory = _ => "dfme,maze,dast,disguide,dfms-hl" };
+        var attacks = new Option<string>("--attacks") { Description = "comma-separated: dfme, maze, dast, disguide, dfms-hl, dual-student", DefaultValueFactory = _ => "dfme,maze,dast,disguide,dfms-hl" };
         var defenses = new Option<string>("--defenses") { Description = $"comma-separated: {string.Join(", ", DefenseIds.All)}", DefaultValueFactory = _ => string.Join(",", DefenseIds.All) };
         var noAdaptive = new Option<bool>("--no-adaptive") { Description = "skip the adaptive attacker (who inverts DPreds)" };
         var testData = new Option<string?>("--test-data") { Description = "victim test set: Fashion-MNIST IDX folder, or 'debian' (default: the 1,000 test images bundled with the models)" };
@@ -58,8 +58,8 @@ internal static class EvalCommand
 
     public static AttackKind ParseAttack(string s) => s.ToLowerInvariant() switch
     {
-        "dfme" => AttackKind.Dfme, "maze" => AttackKind.Maze, "dast" => AttackKind.Dast, "disguide" => AttackKind.Disguide, "dfms-hl" or "dfms" => AttackKind.DfmsHl,
-        _ => throw new ArgumentException($"Unknown attack '{s}' (dfme, maze, dast, disguide, dfms-hl)."),
+        "dfme" => AttackKind.Dfme, "maze" => AttackKind.Maze, "dast" => AttackKind.Dast, "disguide" => AttackKind.Disguide, "dfms-hl" or "dfms" => AttackKind.DfmsHl, "dual-student" => AttackKind.DualStudent,
+        _ => throw new ArgumentException($"Unknown attack '{s}' (dfme, maze, dast, disguide, dfms-hl, dual-student)."),
     };
 
     private static void Run(string folder, string output, string? testData, int? testImages, string backend, EvaluationOptions o)

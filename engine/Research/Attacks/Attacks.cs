@@ -173,13 +173,15 @@ public sealed class DastAttack(IKernels kernels, int classes, AttackOptions opti
 /// through both, no queries) with a class-diversity term; both students learn the victim's answers with replay.
 /// The clone measured is the first student.
 /// </summary>
-public sealed class DisguideAttack : DataFreeAttack
+public class DisguideAttack : DataFreeAttack
 {
     private readonly TrainableNetwork _second;
     private readonly Optimizer _secondOptimizer;
     private readonly ReplayBuffer _replay;
 
-    public DisguideAttack(IKernels kernels, int classes, AttackOptions options) : base(AttackKind.Disguide, kernels, classes, options)
+    public DisguideAttack(IKernels kernels, int classes, AttackOptions options) : this(AttackKind.Disguide, kernels, classes, options) { }
+
+    protected DisguideAttack(AttackKind kind, IKernels kernels, int classes, AttackOptions options) : base(kind, kernels, classes, options)
     {
         _second = NewStudent(1);
         _secondOptimizer = NewStudentOptimizer(_second);
@@ -228,6 +230,13 @@ public sealed class DisguideAttack : DataFreeAttack
         TrainStep(_second, _secondOptimizer, x, answers.Length, logits => Losses.L1(logits, target));
     }
 }
+
+/// <summary>
+/// Dual Student (Beetham et al., ICLR 2023): two students trained alike on the victim's answers; the generator
+/// ascends their disagreement white-box (no queries), which bounds the disagreement with the victim from below.
+/// DisGUIDE is this plus a class-diversity term, so the two share one implementation; the recipe sets no diversity.
+/// </summary>
+public sealed class DualStudentAttack(IKernels kernels, int classes, AttackOptions options) : DisguideAttack(AttackKind.DualStudent, kernels, classes, options);
 
 /// <summary>Natural images from another distribution than the victim's (DFMS's proxy data), values in 0…1, (n, 3, 32, 32).</summary>
 public interface IProxyImages
@@ -299,13 +308,14 @@ public static class AttackFactory
         AttackKind.Maze => new MazeAttack(kernels, classes, options),
         AttackKind.Dast => new DastAttack(kernels, classes, options),
         AttackKind.Disguide => new DisguideAttack(kernels, classes, options),
+        AttackKind.DualStudent => new DualStudentAttack(kernels, classes, options),
         AttackKind.DfmsHl => new DfmsHlAttack(kernels, classes, options, proxy ?? throw new ArgumentException("DFMS-HL needs proxy images (natural photos).")),
         _ => throw new ArgumentOutOfRangeException(nameof(kind)),
     };
 
     public static string DisplayName(AttackKind kind) => kind switch
     {
-        AttackKind.Dfme => "DFME", AttackKind.Maze => "MAZE", AttackKind.Dast => "DaST", AttackKind.Disguide => "DisGUIDE", AttackKind.DfmsHl => "DFMS-HL",
+        AttackKind.Dfme => "DFME", AttackKind.Maze => "MAZE", AttackKind.Dast => "DaST", AttackKind.Disguide => "DisGUIDE", AttackKind.DfmsHl => "DFMS-HL", AttackKind.DualStudent => "Dual Student",
         _ => kind.ToString(),
     };
 }

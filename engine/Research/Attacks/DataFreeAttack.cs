@@ -8,7 +8,7 @@ using ModelGuardian.Kernels;
 namespace ModelGuardian.Engine.Attacks;
 
 /// <summary>The built-in data-free stealing attacks (docs/design.md and the papers they name).</summary>
-public enum AttackKind { Dfme, Maze, Dast, Disguide, DfmsHl }
+public enum AttackKind { Dfme, Maze, Dast, Disguide, DfmsHl, DualStudent }
 
 /// <summary>How the attacks' learning rates change over the budget.</summary>
 public enum LearningRateSchedule
@@ -77,15 +77,27 @@ public sealed record AttackOptions
             Budget = budget, Seed = seed, BatchSize = 128, Directions = 1, StudentSteps = 1, ReplaySteps = 5,
             GeneratorLearningRate = 1e-3f, Schedule = LearningRateSchedule.Cosine, GeneratorWidth = 16, ImageShift = DarkStart,
         },
-        // MAZE: KL, m = 10, batch 128 → 32, experience replay.
-        AttackKind.Maze => new AttackOptions { Budget = budget, Seed = seed, BatchSize = 32, Directions = 10, StudentSteps = 5, ReplaySteps = 2 },
+        // MAZE: KL, m = 10, batch 128 → 32, replay over every past answer; its Fashion-MNIST recipe's generator rate
+        // 1e-3 with a cosine schedule.
+        AttackKind.Maze => new AttackOptions
+        {
+            Budget = budget, Seed = seed, BatchSize = 32, Directions = 10, StudentSteps = 5, ReplaySteps = 2,
+            GeneratorLearningRate = 1e-3f, Schedule = LearningRateSchedule.Cosine, ImageShift = DarkStart,
+        },
         // DaST: one query batch per iteration, shared by the generator and the student steps.
-        AttackKind.Dast => new AttackOptions { Budget = budget, Seed = seed, StudentSteps = 1, GeneratorLearningRate = 1e-4f },
+        AttackKind.Dast => new AttackOptions { Budget = budget, Seed = seed, StudentSteps = 1, GeneratorLearningRate = 1e-4f, ImageShift = DarkStart },
         // DisGUIDE: two students, white-box disagreement for G (no queries); one fresh batch and 3 replay steps per
         // generator step, diversity weight 0.2, as the reference; generator Adam 1e-3 and cosine rates as DFME here.
         AttackKind.Disguide => new AttackOptions
         {
             Budget = budget, Seed = seed, BatchSize = 128, StudentSteps = 1, ReplaySteps = 3, DiversityWeight = 0.2f,
+            GeneratorLearningRate = 1e-3f, Schedule = LearningRateSchedule.Cosine, GeneratorWidth = 16, ImageShift = DarkStart,
+        },
+        // Dual Student: DisGUIDE's ancestor — two students whose disagreement the generator ascends, no diversity
+        // term; the same fresh and replay steps as our DisGUIDE.
+        AttackKind.DualStudent => new AttackOptions
+        {
+            Budget = budget, Seed = seed, BatchSize = 128, StudentSteps = 1, ReplaySteps = 3, DiversityWeight = 0,
             GeneratorLearningRate = 1e-3f, Schedule = LearningRateSchedule.Cosine, GeneratorWidth = 16, ImageShift = DarkStart,
         },
         // DFMS-HL: a GAN on proxy photos plus class diversity; the student learns from top-1 labels only.

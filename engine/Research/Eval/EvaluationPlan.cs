@@ -37,7 +37,8 @@ public sealed record EvaluationOptions
 {
     /// <summary>Queries per attack run (the paper: 20 M on CIFAR-10 with a GPU).</summary>
     public long Budget { get; init; } = 2000;
-    public IReadOnlyList<AttackKind> Attacks { get; init; } = Enum.GetValues<AttackKind>();
+    /// <summary>The short default run's five attacks; Dual Student on request (`--attacks`), as it costs a DisGUIDE run again.</summary>
+    public IReadOnlyList<AttackKind> Attacks { get; init; } = [AttackKind.Dfme, AttackKind.Maze, AttackKind.Dast, AttackKind.Disguide, AttackKind.DfmsHl];
     public IReadOnlyList<string> Defenses { get; init; } = DefenseIds.All;
     /// <summary>Also run the adaptive attacker against the deceptive defences.</summary>
     public bool Adaptive { get; init; } = true;

@@ -17,6 +17,8 @@ public sealed class FirstQueriesTests
     [Theory]
     [InlineData(AttackKind.Dfme)]
     [InlineData(AttackKind.Disguide)]
+    [InlineData(AttackKind.DualStudent)]
+    [InlineData(AttackKind.Maze)]
     public async Task TheFirstBatchReachesSeveralOfTheVictimsClasses(AttackKind kind)
     {
         using var k = new CpuKernels();
