@@ -41,18 +41,11 @@ public static class NetworkProfile
             if (f < 3) continue; // warm-up (and tiering)
             wholes.Add(whole);
             gapSums.Add(timing.Gaps.Sum()); maxGaps.Add(timing.Gaps.Max());
-            if (fastest is null)
-            {
-                labels = timing.Calls.Select(c => c.Label).ToArray();
-                fastest = timing.Calls.Select(c => c.Ms).ToArray();
-            }
-            else
-                for (int i = 0; i < fastest.Length; i++) fastest[i] = Math.Min(fastest[i], timing.Calls[i].Ms);
+            KeepFastest(timing, ref labels, ref fastest);
         }
         wholes.Sort();
         Console.WriteLine($"{which}: {forwards} forwards on {threads} thread(s); per kernel call its fastest (ms), summed by kind");
-        foreach (var g in labels!.Select((l, i) => (l, t: fastest![i])).ToList().GroupBy(x => x.l).OrderByDescending(g => g.Sum(x => x.t)))
-            Console.WriteLine($"{g.Key,-70} {g.Count(),3} {g.Sum(x => x.t),8:F3}");
+        PrintByKind(labels!, fastest!);
         double sum = fastest!.Sum();
         if (nodes)
             for (int i = 0; i < labels!.Length; i++) Console.WriteLine($"  {labels[i],-60} {fastest![i],8:F3}");
@@ -90,21 +83,33 @@ public static class NetworkProfile
             double whole = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
             if (f < 3) continue;
             wholes.Add(whole);
-            if (fastest is null || fastest.Length != timing.Calls.Count)
-            {
-                labelsOf = timing.Calls.Select(c => c.Label).ToArray();
-                fastest = timing.Calls.Select(c => c.Ms).ToArray();
-            }
-            else
-                for (int i = 0; i < fastest.Length; i++) fastest[i] = Math.Min(fastest[i], timing.Calls[i].Ms);
+            KeepFastest(timing, ref labelsOf, ref fastest);
         }
         wholes.Sort();
         Console.WriteLine($"resnet18-cifar width {width} batch {batch}: {steps} SGD steps on {threads} thread(s); per kernel call its fastest (ms), summed by kind");
-        foreach (var g in labelsOf!.Select((l, i) => (l, t: fastest![i])).GroupBy(x => x.l).OrderByDescending(g => g.Sum(x => x.t)).Take(40))
-            Console.WriteLine($"{g.Key,-70} {g.Count(),3} {g.Sum(x => x.t),8:F3}");
+        PrintByKind(labelsOf!, fastest!);
         Console.WriteLine($"{"Σ kernel calls (fastest each)",-70} {fastest!.Length,3} {fastest.Sum(),8:F3}");
         Console.WriteLine($"{"whole step: fastest / median",-70} {"",3} {wholes[0],8:F3} {wholes[wholes.Count / 2],8:F3}");
         return 0;
+    }
+
+    // Per kernel call, in call order, the fastest time seen so far (the first run sets the labels).
+    private static void KeepFastest(TimingKernels timing, ref string[]? labels, ref double[]? fastest)
+    {
+        if (fastest is null)
+        {
+            labels = timing.Calls.Select(c => c.Label).ToArray();
+            fastest = timing.Calls.Select(c => c.Ms).ToArray();
+            return;
+        }
+        if (fastest.Length != timing.Calls.Count) throw new InvalidOperationException($"A run made {timing.Calls.Count} kernel calls, the first {fastest.Length}.");
+        for (int i = 0; i < fastest.Length; i++) fastest[i] = Math.Min(fastest[i], timing.Calls[i].Ms);
+    }
+
+    private static void PrintByKind(string[] labels, double[] fastest)
+    {
+        foreach (var g in labels.Select((l, i) => (l, t: fastest[i])).GroupBy(x => x.l).OrderByDescending(g => g.Sum(x => x.t)))
+            Console.WriteLine($"{g.Key,-70} {g.Count(),3} {g.Sum(x => x.t),8:F3}");
     }
 
     // ONNX Runtime's own profiler on the same graph as the benchmark: per node its fastest time over the

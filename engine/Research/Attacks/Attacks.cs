@@ -76,9 +76,11 @@ public abstract class ZerothOrderAttack : DataFreeAttack
             if (answers == null) return;
             // The student is measured in evaluation mode for the estimate, as DFME does: batch statistics would
             // mix the displaced copies with their base points.
+            bool training = Student.Mode.IsTraining;
             Student.Mode.IsTraining = false;
-            var loss = Disagreement(Outputs(Student, images, n * (m + 1)), answers);
-            Student.Mode.IsTraining = true;
+            double[] loss;
+            try { loss = Disagreement(Outputs(Student, images, n * (m + 1)), answers); }
+            finally { Student.Mode.IsTraining = training; }
             // The generator ascends the mean disagreement: its loss is −mean L, so ∂/∂x_i = −ĝ_i / n.
             var dx = EstimateGradient(loss, directions, n, m, d, Options.Epsilon);
             for (int i = 0; i < dx.Length; i++) dx[i] = -dx[i] / n;

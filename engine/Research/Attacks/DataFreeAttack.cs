@@ -323,10 +323,7 @@ public abstract class DataFreeAttack : IDisposable
         /// <summary>Images (values in 0…1) at points of the perturbable space.</summary>
         public float[] ImagesAt(float[] perturbable)
         {
-            if (_shift is { } shift) return GreyImageHead.ToImages(perturbable, Side * Side, shift);
-            var y = new float[perturbable.Length];
-            for (int i = 0; i < y.Length; i++) y[i] = Math.Clamp(perturbable[i], 0f, 1f);
-            return y;
+            return _shift is { } shift ? GreyImageHead.ToImages(perturbable, Side * Side, shift) : Clamp01(perturbable);
         }
 
         /// <summary>Backward from ∂loss/∂images into the generator's parameter gradients.</summary>
