@@ -1,5 +1,6 @@
 using ModelGuardian.Kernels.Reference;
 using System.Buffers;
+using System.Numerics;
 using System.Numerics.Tensors;
 
 namespace ModelGuardian.Kernels.Cpu;
@@ -9,13 +10,29 @@ namespace ModelGuardian.Kernels.Cpu;
 public sealed unsafe partial class CpuKernels
 {
     // x: (N, Cin, H, W) · dy: (N, Cout, OH, OW) → dw: (Cout, Cin/G, KH, KW), dbias: (Cout)
-    // Per image and group: col = im2col(x) as (K, P) rows, K = Cin/G·KH·KW, P = OH·OW; then the
-    // packed GEMM dw (Cout/G × K) += dy (Cout/G × P) · colᵀ (P × K), accumulating over the batch.
+    // Stride 1 and one group: tap by tap over a padded copy of x (ShiftedWeightGradient.cs); otherwise per
+    // image and group over im2col rows, K = Cin/G·KH·KW, P = OH·OW.
     public void Conv2dBackwardWeight(in Conv2dShape s, DeviceBuffer x, DeviceBuffer dy, DeviceBuffer dw, DeviceBuffer? dbias)
     {
         s.Validate();
         var X = A(x, s.InputLength, "conv x"); var DY = A(dy, s.OutputLength, "conv dy"); var DW = A(dw, s.WeightLength, "conv dw");
         var DB = dbias is null ? null : A(dbias, s.Cout, "conv dbias");
+        var shape = s;
+        int p = s.OutH * s.OutW, k = s.CinPerGroup * s.KH * s.KW, coutG = s.CoutPerGroup;
+        if (ShiftedWeightGradientFor(s)) ShiftedBackwardWeight(s, X, DY, DW);
+        else Im2ColBackwardWeight(s, X, DY, DW);
+        if (DB is not null)
+            _pool.For(0, s.Cout, co =>
+            {
+                double b = 0;
+                for (int n = 0; n < shape.N; n++) b += TensorPrimitives.Sum(DY.AsSpan((n * shape.Cout + co) * p, p));
+                DB[co] = (float)b;
+            });
+    }
+
+    // Per image and group: col = im2col(x) as (K, P) rows, then dw (Cout/G × K) += dy (Cout/G × P) · colᵀ (P × K).
+    private void Im2ColBackwardWeight(in Conv2dShape s, float[] X, float[] DY, float[] DW)
+    {
         var shape = s;
         int p = s.OutH * s.OutW, k = s.CinPerGroup * s.KH * s.KW, coutG = s.CoutPerGroup;
         Array.Clear(DW, 0, s.WeightLength);
@@ -40,13 +57,6 @@ public sealed unsafe partial class CpuKernels
         {
             ArrayPool<float>.Shared.Return(col);
         }
-        if (DB is not null)
-            _pool.For(0, s.Cout, co =>
-            {
-                double b = 0;
-                for (int n = 0; n < shape.N; n++) b += TensorPrimitives.Sum(DY.AsSpan((n * shape.Cout + co) * p, p));
-                DB[co] = (float)b;
-            });
     }
 
     // One row of im2col: input channel, kernel row and column fixed, every output position.
@@ -100,6 +110,8 @@ public sealed unsafe partial class CpuKernels
     }
 
     // x: (N, C, HW) → y: (N, C, HW); gamma, beta, running*, save*: (C)
+    // Per channel: each image's plane summed in float vectors, the planes added in double; the variance
+    // from values centred on the mean (two passes, no cancellation).
     public void BatchNormTrainForward(int n, int c, int hw, float epsilon, float momentum, DeviceBuffer x, DeviceBuffer gamma, DeviceBuffer beta,
                                       DeviceBuffer runningMean, DeviceBuffer runningVar, DeviceBuffer saveMean, DeviceBuffer saveInvStd, DeviceBuffer y)
     {
@@ -109,7 +121,11 @@ public sealed unsafe partial class CpuKernels
         var SM = A(saveMean, c, "bn save mean"); var SI = A(saveInvStd, c, "bn save istd");
         _pool.For(0, c, ch =>
         {
-            var (mean, _, istd) = ReferenceKernels.BatchNormStatistics(X, n, c, hw, ch, epsilon, momentum, SM, SI, RM, RV);
+            double sum = 0, sq = 0;
+            for (int i = 0; i < n; i++) sum += TensorPrimitives.Sum(X.AsSpan((i * c + ch) * hw, hw));
+            double mean = sum / (n * hw);
+            for (int i = 0; i < n; i++) sq += PlaneSums.SquaresAbout(X.AsSpan((i * c + ch) * hw, hw), (float)mean);
+            double istd = ReferenceKernels.RecordBatchNormStatistics(ch, n * hw, mean, sq / (n * hw), epsilon, momentum, SM, SI, RM, RV);
             float scale = (float)(istd * G[ch]), shift = (float)(B[ch] - mean * istd * G[ch]);
             for (int i = 0; i < n; i++)
             {
@@ -131,16 +147,12 @@ public sealed unsafe partial class CpuKernels
         _pool.For(0, c, ch =>
         {
             double mean = SM[ch], istd = SI[ch], sumDy = 0, sumDyCentred = 0;
-            // Σ dy·(x − μ) directly, in double: expanding it as Σ dy·x − μ·Σ dy cancels badly in fp32.
+            // Σ dy·(x − μ) directly: expanding it as Σ dy·x − μ·Σ dy cancels badly in fp32.
             for (int i = 0; i < n; i++)
             {
                 int at = (i * c + ch) * hw;
-                for (int p = 0; p < hw; p++)
-                {
-                    double d = DY[at + p];
-                    sumDy += d;
-                    sumDyCentred += d * (X[at + p] - mean);
-                }
+                sumDy += TensorPrimitives.Sum(DY.AsSpan(at, hw));
+                sumDyCentred += PlaneSums.ProductsAbout(DY.AsSpan(at, hw), X.AsSpan(at, hw), (float)mean);
             }
             double sumDyXhat = sumDyCentred * istd; // Σ dy·x̂ with x̂ = (x − μ)·istd
             // dx = γ·istd/M · (M·dy − Σdy − x̂·Σdy·x̂) = a·dy + b·x + c0
@@ -148,7 +160,7 @@ public sealed unsafe partial class CpuKernels
             for (int i = 0; i < n; i++)
             {
                 int at = (i * c + ch) * hw;
-                for (int p = 0; p < hw; p++) DX[at + p] = (float)(a * DY[at + p] + bx * X[at + p] + c0);
+                PlaneSums.AffinePair(DY.AsSpan(at, hw), (float)a, X.AsSpan(at, hw), (float)bx, (float)c0, DX.AsSpan(at, hw));
             }
             DG[ch] = (float)sumDyXhat;
             DB[ch] = (float)sumDy;
@@ -166,5 +178,50 @@ public sealed unsafe partial class CpuKernels
         if (step < 1) throw new ArgumentException($"Adam steps count from 1, got {step}.");
         var W = A(w, count, "adam w"); var Gr = A(g, count, "adam g"); var M = A(m, count, "adam m"); var V = A(v, count, "adam v");
         ForChunks(count, (start, len) => ReferenceKernels.AdamRange(W, Gr, M, V, lr, beta1, beta2, epsilon, weightDecay, step, start, len));
+    }
+}
+
+/// <summary>One plane's sums for batch-norm, in float vectors (a plane is at most a few thousand terms); callers add planes in double.</summary>
+internal static class PlaneSums
+{
+    /// <summary>Σ (x − mean)².</summary>
+    public static double SquaresAbout(ReadOnlySpan<float> x, float mean)
+    {
+        var m = new Vector<float>(mean);
+        Vector<float> s0 = Vector<float>.Zero, s1 = Vector<float>.Zero;
+        int i = 0, w = Vector<float>.Count;
+        for (; i + 2 * w <= x.Length; i += 2 * w)
+        {
+            var d0 = new Vector<float>(x.Slice(i)) - m; var d1 = new Vector<float>(x.Slice(i + w)) - m;
+            s0 += d0 * d0; s1 += d1 * d1;
+        }
+        double sum = Vector.Sum(s0 + s1);
+        for (; i < x.Length; i++) { double d = x[i] - mean; sum += d * d; }
+        return sum;
+    }
+
+    /// <summary>Σ dy·(x − mean).</summary>
+    public static double ProductsAbout(ReadOnlySpan<float> dy, ReadOnlySpan<float> x, float mean)
+    {
+        var m = new Vector<float>(mean);
+        Vector<float> s0 = Vector<float>.Zero, s1 = Vector<float>.Zero;
+        int i = 0, w = Vector<float>.Count;
+        for (; i + 2 * w <= x.Length; i += 2 * w)
+        {
+            s0 += new Vector<float>(dy.Slice(i)) * (new Vector<float>(x.Slice(i)) - m);
+            s1 += new Vector<float>(dy.Slice(i + w)) * (new Vector<float>(x.Slice(i + w)) - m);
+        }
+        double sum = Vector.Sum(s0 + s1);
+        for (; i < x.Length; i++) sum += (double)dy[i] * (x[i] - mean);
+        return sum;
+    }
+
+    /// <summary>dst = a·u + b·v + c.</summary>
+    public static void AffinePair(ReadOnlySpan<float> u, float a, ReadOnlySpan<float> v, float b, float c, Span<float> dst)
+    {
+        Vector<float> va = new(a), vb = new(b), vc = new(c);
+        int i = 0, w = Vector<float>.Count;
+        for (; i + w <= u.Length; i += w) (va * new Vector<float>(u.Slice(i)) + vb * new Vector<float>(v.Slice(i)) + vc).CopyTo(dst.Slice(i));
+        for (; i < u.Length; i++) dst[i] = a * u[i] + b * v[i] + c;
     }
 }

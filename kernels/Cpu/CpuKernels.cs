@@ -416,6 +416,15 @@ public sealed unsafe partial class CpuKernels : IKernels
                 Vector512.ConditionalSelect(Vector512.GreaterThan(v, Vector512<float>.Zero), v, v * s).CopyTo(y.Slice(i, 16));
             }
         }
+        else if (Vector256.IsHardwareAccelerated)
+        {
+            var s = Vector256.Create(slope);
+            for (; i + 8 <= x.Length; i += 8)
+            {
+                var v = Vector256.Create(x.Slice(i, 8));
+                Vector256.ConditionalSelect(Vector256.GreaterThan(v, Vector256<float>.Zero), v, v * s).CopyTo(y.Slice(i, 8));
+            }
+        }
         for (; i < x.Length; i++) y[i] = x[i] > 0 ? x[i] : slope * x[i];
     }
 
@@ -434,6 +443,15 @@ public sealed unsafe partial class CpuKernels : IKernels
                 {
                     var gv = Vector512.Create(g.Slice(i, 16));
                     Vector512.ConditionalSelect(Vector512.GreaterThan(Vector512.Create(yv.Slice(i, 16)), Vector512<float>.Zero), gv, gv * s).CopyTo(d.Slice(i, 16));
+                }
+            }
+            else if (Vector256.IsHardwareAccelerated)
+            {
+                var s = Vector256.Create(slope);
+                for (; i + 8 <= len; i += 8)
+                {
+                    var gv = Vector256.Create(g.Slice(i, 8));
+                    Vector256.ConditionalSelect(Vector256.GreaterThan(Vector256.Create(yv.Slice(i, 8)), Vector256<float>.Zero), gv, gv * s).CopyTo(d.Slice(i, 8));
                 }
             }
             for (; i < len; i++) d[i] = yv[i] > 0 ? g[i] : slope * g[i];

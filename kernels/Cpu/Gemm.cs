@@ -278,7 +278,7 @@ internal static unsafe partial class Gemm
     // zero padding; the tile beyond them is left unwritten (and, accumulating, unread).
     internal static void MicroKernel<TB>(int kc, int rows, int cols, float* a, TB b, float* tile, bool accumulate = false) where TB : struct, IDepthRows
     {
-        if (!Vector512.IsHardwareAccelerated) MicroKernel256(kc, a, b, tile, accumulate);
+        if (!Vector512.IsHardwareAccelerated) MicroKernel256(kc, rows, cols, a, b, tile, accumulate);
         else if (rows <= 4) MicroKernel512Rows4(kc, a, b, tile, accumulate);
         else if (cols <= 16) MicroKernel512Cols16(kc, a, b, tile, accumulate);
         else MicroKernel512(kc, a, b, TileTarget.Tile(tile, accumulate));
@@ -380,24 +380,46 @@ internal static unsafe partial class Gemm
         Emit(target, 11, c110, c111);
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void MicroKernel256<TB>(int kc, float* a, TB b, float* tile, bool accumulate) where TB : struct, IDepthRows
+    // Without AVX-512 only 16 ymm registers exist: the 12×32 tile as 6×16 blocks (12 sums, two B vectors
+    // and a broadcast live at once), only those that hold valid rows and columns. Each B load feeds six
+    // multiply-adds and each broadcast two, so loads stay under the two FMA units' pace.
+    private static void MicroKernel256<TB>(int kc, int rows, int cols, float* a, TB b, float* tile, bool accumulate) where TB : struct, IDepthRows
     {
-        // Without AVX-512 only 16 ymm registers exist: one row at a time, 4 vectors wide.
-        for (int r = 0; r < MR; r++)
+        for (int r0 = 0; r0 < rows; r0 += 6)
+            for (int c0 = 0; c0 < cols; c0 += 16)
+                Block6x16(kc, a + r0, b, c0, tile + r0 * NR + c0, accumulate);
+    }
+
+    // a: (kc, MR) packed, rows [0, 6) of it from here · b: (kc, NR), columns [c0, c0 + 16) → tile: (6, 16) at row stride NR
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Block6x16<TB>(int kc, float* a, TB b, int c0, float* tile, bool accumulate) where TB : struct, IDepthRows
+    {
+        Vector256<float> s00 = default, s01 = default, s10 = default, s11 = default, s20 = default, s21 = default;
+        Vector256<float> s30 = default, s31 = default, s40 = default, s41 = default, s50 = default, s51 = default;
+        for (int p = 0; p < kc; p++)
         {
-            Vector256<float> s0 = default, s1 = default, s2 = default, s3 = default;
-            for (int p = 0; p < kc; p++)
-            {
-                float* bp = b.Row(p);
-                var av = Vector256.Create(a[p * MR + r]);
-                s0 = Vector256.FusedMultiplyAdd(av, Vector256.Load(bp), s0);
-                s1 = Vector256.FusedMultiplyAdd(av, Vector256.Load(bp + 8), s1);
-                s2 = Vector256.FusedMultiplyAdd(av, Vector256.Load(bp + 16), s2);
-                s3 = Vector256.FusedMultiplyAdd(av, Vector256.Load(bp + 24), s3);
-            }
-            Put(tile + r * NR, s0, accumulate); Put(tile + r * NR + 8, s1, accumulate); Put(tile + r * NR + 16, s2, accumulate); Put(tile + r * NR + 24, s3, accumulate);
+            float* bp = b.Row(p) + c0, ap = a + p * MR;
+            var b0 = Vector256.Load(bp);
+            var b1 = Vector256.Load(bp + 8);
+            var av = Vector256.Create(ap[0]);
+            s00 = Vector256.FusedMultiplyAdd(av, b0, s00); s01 = Vector256.FusedMultiplyAdd(av, b1, s01);
+            av = Vector256.Create(ap[1]);
+            s10 = Vector256.FusedMultiplyAdd(av, b0, s10); s11 = Vector256.FusedMultiplyAdd(av, b1, s11);
+            av = Vector256.Create(ap[2]);
+            s20 = Vector256.FusedMultiplyAdd(av, b0, s20); s21 = Vector256.FusedMultiplyAdd(av, b1, s21);
+            av = Vector256.Create(ap[3]);
+            s30 = Vector256.FusedMultiplyAdd(av, b0, s30); s31 = Vector256.FusedMultiplyAdd(av, b1, s31);
+            av = Vector256.Create(ap[4]);
+            s40 = Vector256.FusedMultiplyAdd(av, b0, s40); s41 = Vector256.FusedMultiplyAdd(av, b1, s41);
+            av = Vector256.Create(ap[5]);
+            s50 = Vector256.FusedMultiplyAdd(av, b0, s50); s51 = Vector256.FusedMultiplyAdd(av, b1, s51);
         }
+        Put(tile, s00, accumulate); Put(tile + 8, s01, accumulate);
+        Put(tile + NR, s10, accumulate); Put(tile + NR + 8, s11, accumulate);
+        Put(tile + 2 * NR, s20, accumulate); Put(tile + 2 * NR + 8, s21, accumulate);
+        Put(tile + 3 * NR, s30, accumulate); Put(tile + 3 * NR + 8, s31, accumulate);
+        Put(tile + 4 * NR, s40, accumulate); Put(tile + 4 * NR + 8, s41, accumulate);
+        Put(tile + 5 * NR, s50, accumulate); Put(tile + 5 * NR + 8, s51, accumulate);
     }
 
     // Row r of the 12×32 kernel's sums into its target (TileTarget says the order of operations).

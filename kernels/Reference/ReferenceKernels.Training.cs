@@ -108,12 +108,20 @@ public sealed partial class ReferenceKernels
         double mean = sum / m;
         for (int i = 0; i < n; i++)
             for (int p = 0; p < hw; p++) { double d = X[(i * c + ch) * hw + p] - mean; sq += d * d; }
-        double variance = sq / m, istd = 1 / Math.Sqrt(variance + epsilon);
+        double variance = sq / m;
+        return (mean, variance, RecordBatchNormStatistics(ch, m, mean, variance, epsilon, momentum, saveMean, saveInvStd, runningMean, runningVar));
+    }
+
+    /// <summary>Saves one channel's batch mean and 1/σ for the backward and updates its running statistics; returns 1/σ.</summary>
+    internal static double RecordBatchNormStatistics(int ch, int m, double mean, double variance, float epsilon, float momentum,
+                                                     float[] saveMean, float[] saveInvStd, float[] runningMean, float[] runningVar)
+    {
+        double istd = 1 / Math.Sqrt(variance + epsilon);
         saveMean[ch] = (float)mean;
         saveInvStd[ch] = (float)istd;
         runningMean[ch] = (float)((1 - momentum) * runningMean[ch] + momentum * mean);
         runningVar[ch] = (float)((1 - momentum) * runningVar[ch] + momentum * (m > 1 ? variance * m / (m - 1) : variance));
-        return (mean, variance, istd);
+        return istd;
     }
 
     // dy: (N, C, HW) → dx: (N, C, HW); dgamma, dbeta: (C)

@@ -1,5 +1,6 @@
 using ModelGuardian.Kernels;
 using ModelGuardian.Kernels.Cpu;
+using ModelGuardian.Kernels.Reference;
 
 namespace ModelGuardian.Tests.Kernels;
 
@@ -183,5 +184,40 @@ public sealed class ConvolutionChoiceTests
     {
         var s = Conv2dShape.Square(batch, channels, side, side, channels, kernel, stride, kernel / 2);
         Assert.Equal(shifted, new PaddedPatches(s).Preferred);
+    }
+}
+
+/// <summary>
+/// The tap-by-tap weight gradient against the reference on shapes the agreement suite's small ones do not
+/// reach: large enough to run in parallel (taps × depth parts, the parts' sums added at the end), and with
+/// the padded copy cut into chunks of one or two images, whose sums add up. Tolerance 1e-5 of dw's max-abs:
+/// the same sums in another order over ~10⁴ fp32 terms.
+/// </summary>
+public sealed class ShiftedWeightGradientTests
+{
+    [Theory]
+    [InlineData(8, 16, 16, 16, 3, 1, int.MaxValue)] // one chunk, parallel parts
+    [InlineData(8, 16, 16, 16, 3, 1, 1)]            // eight chunks of one image
+    [InlineData(5, 48, 9, 20, 3, 1, 3000)]          // chunks of two images and a short last one; 2 slivers, 2 row tiles
+    [InlineData(4, 24, 12, 12, 1, 0, int.MaxValue)] // 1×1: one tap, so the depth is split into parts
+    [InlineData(3, 16, 10, 40, 5, 2, 1)]            // 5×5 with padding 2
+    public void AgreesWithTheReference(int batch, int cin, int side, int cout, int kernel, int pad, int chunkFloats)
+    {
+        var s = Conv2dShape.Square(batch, cin, side, side, cout, kernel, 1, pad);
+        Assert.True(ShiftedWeightGradient.Fits(s));
+        var x = TestUtil.Random(s.InputLength, 1); var dy = TestUtil.Random(s.OutputLength, 2);
+        float[] Run(IKernels k)
+        {
+            using var X = k.Allocate(x.Length); using var DY = k.Allocate(dy.Length); using var DW = k.Allocate(s.WeightLength);
+            k.Upload(x, X); k.Upload(dy, DY);
+            k.Fill(DW, s.WeightLength, 77f); // overwritten, not accumulated
+            k.Conv2dBackwardWeight(s, X, DY, DW, null);
+            var dw = new float[s.WeightLength];
+            k.Download(DW, dw);
+            return dw;
+        }
+        using var reference = new ReferenceKernels();
+        using var shifted = new CpuKernels(convolution: ConvolutionAlgorithm.Shifted) { WeightGradientChunkFloats = chunkFloats };
+        TestUtil.AssertClose(Run(reference), Run(shifted), 1e-5, $"dw of {s}, chunks of {chunkFloats} floats");
     }
 }

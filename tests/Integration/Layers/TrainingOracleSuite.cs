@@ -40,6 +40,13 @@ public abstract class TrainingOracleSuite(TorchOracle oracle) : IDisposable
         { 2, 6, 6, 5, 6, 1, 1, 0, 1, true },
         { 2, 4, 8, 8, 6, 3, 1, 1, 2, true },
         { 2, 4, 7, 9, 4, 3, 1, 1, 4, false }, // depthwise
+        // Stride 1, one group, ≥ 16 input channels: the CPU backend's tap-by-tap weight gradient — row tiles
+        // of output channels with a short last one, 32-column slivers of input channels with a short last
+        // one, several 256-deep chunks of pixels, 1×1 and 5×5 taps, no padding.
+        { 3, 40, 7, 6, 14, 3, 1, 1, 1, true },
+        { 2, 16, 5, 5, 26, 1, 1, 0, 1, false },
+        { 2, 17, 6, 8, 5, 5, 1, 2, 1, true },
+        { 2, 20, 6, 6, 8, 3, 1, 0, 1, false },
     };
 
     [Theory, MemberData(nameof(ConvCases))]
@@ -191,6 +198,20 @@ public sealed class ReferenceTrainingOracleTests(TorchOracle oracle) : TrainingO
 public sealed class CpuTrainingOracleTests(TorchOracle oracle) : TrainingOracleSuite(oracle)
 {
     protected override IKernels CreateKernels() => new CpuKernels();
+}
+
+/// <summary>The CPU backend with the weight gradient forced tap by tap (wherever stride is 1 and groups 1) or onto im2col.</summary>
+[Collection(OracleCollection.Name)]
+public sealed class CpuShiftedTrainingOracleTests(TorchOracle oracle) : TrainingOracleSuite(oracle)
+{
+    protected override IKernels CreateKernels() => new CpuKernels(convolution: ConvolutionAlgorithm.Shifted);
+}
+
+/// <inheritdoc cref="CpuShiftedTrainingOracleTests"/>
+[Collection(OracleCollection.Name)]
+public sealed class CpuIm2ColTrainingOracleTests(TorchOracle oracle) : TrainingOracleSuite(oracle)
+{
+    protected override IKernels CreateKernels() => new CpuKernels(convolution: ConvolutionAlgorithm.Im2Col);
 }
 
 /// <summary>The CUDA kernels' code on ILGPU's CPU accelerator (the shapes above are small enough for it).</summary>
