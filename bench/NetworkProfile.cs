@@ -106,7 +106,7 @@ public static class NetworkProfile
         for (int i = 0; i < fastest.Length; i++) fastest[i] = Math.Min(fastest[i], timing.Calls[i].Ms);
     }
 
-    private static void PrintByKind(string[] labels, double[] fastest)
+    internal static void PrintByKind(string[] labels, double[] fastest)
     {
         foreach (var g in labels.Select((l, i) => (l, t: fastest[i])).GroupBy(x => x.l).OrderByDescending(g => g.Sum(x => x.t)))
             Console.WriteLine($"{g.Key,-70} {g.Count(),3} {g.Sum(x => x.t),8:F3}");
@@ -158,7 +158,7 @@ public static class NetworkProfile
     }
 
     /// <summary>Every kernel call forwarded to the inner backend, its time logged.</summary>
-    private sealed class TimingKernels(IKernels inner) : IKernels, IBlockedKernels
+    internal sealed class TimingKernels(IKernels inner) : IKernels, IBlockedKernels
     {
         private IBlockedKernels Blocked => (IBlockedKernels)inner;
         public bool BlockedInference => inner is IBlockedKernels { BlockedInference: true };

@@ -42,6 +42,12 @@ if (Array.IndexOf(args, "--in-training") is var inTrainingAt and >= 0)
         int.Parse(options.At(1, "64")!, System.Globalization.CultureInfo.InvariantCulture), options.Threads);
 }
 
+if (Array.IndexOf(args, "--in-attack") is var inAttackAt and >= 0)
+{
+    var options = DiagnosticArguments.Parse(args, inAttackAt);
+    return AttackProfile.Run(options.At(0, "dfme")!, long.Parse(options.At(1, "2048")!, System.Globalization.CultureInfo.InvariantCulture), options.Threads);
+}
+
 if (Array.IndexOf(args, "--blocked-ab") is var abAt and >= 0)
 {
     var options = DiagnosticArguments.Parse(args, abAt);

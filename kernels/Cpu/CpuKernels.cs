@@ -82,7 +82,8 @@ public sealed unsafe partial class CpuKernels : IKernels
         var patches = new PaddedPatches(s);
         if (!pointwise && _convolution switch { ConvolutionAlgorithm.Shifted => true, ConvolutionAlgorithm.Im2Col => false, _ => patches.Preferred })
         {
-            ShiftedForward(s, patches, w, X, Wt, B, Y, R, leakyReluSlope ?? float.NaN);
+            int wk = k;
+            ShiftedForward(s, patches, w, PackRole.Forward, g => new RowMajorA(P(Wt) + (long)g * m * wk, wk), X, B, Y, R, leakyReluSlope ?? float.NaN);
             return;
         }
         for (int g = 0; g < s.Groups; g++)
@@ -140,7 +141,9 @@ public sealed unsafe partial class CpuKernels : IKernels
     // x: (N, Cin, H, W) · w: (Cout, Cin/G, KH, KW) · bias: (Cout) → y: (N, Cout, OH, OW), on wide outputs:
     // x copied into PaddedPatches a chunk of images at a time, each chunk then a GEMM reading B in place
     // (ShiftedGemm.cs) — no im2col panel. Every output column is computed as without chunks (same sums).
-    private void ShiftedForward(in Conv2dShape s, PaddedPatches patches, DeviceBuffer w, float[] X, float[] Wt, float[]? B, float[] Y, float[]? R, float slope)
+    // weightsOf(g): group g's weights as the GEMM's A (Cout/G × Cin/G·KH·KW), packed once per constant w under `role`.
+    private void ShiftedForward<TA>(in Conv2dShape s, PaddedPatches patches, DeviceBuffer w, PackRole role, Func<int, TA> weightsOf,
+                                    float[] X, float[]? B, float[] Y, float[]? R, float slope) where TA : struct, IPackA
     {
         int imagesPerChunk = (int)Math.Clamp(PaddedChunkFloats / Math.Max(1L, patches.ImageLength), 1, s.N);
         long length = new PaddedPatches(s with { N = imagesPerChunk }).BufferLength;
@@ -164,9 +167,9 @@ public sealed unsafe partial class CpuKernels : IKernels
                     B is null ? null : P(B) + g * m, slope, R is null ? null : P(R) + outputOffset + (long)g * m * ohw, DirectTileStores);
                 int n = images * patches.ColumnsPerImage;
                 int* groupOffsets = offsets + (long)g * k;
-                var a = new RowMajorA(P(Wt) + (long)g * m * k, k);
-                // The same packed form as the im2col path's (same A, same key).
-                if (PackedWeights(w, PackKey.Of(s, PackRole.Forward, g), m, k, a) is { } packed)
+                var a = weightsOf(g);
+                // Forward: the same packed form as the im2col path's (same A, same key).
+                if (PackedWeights(w, PackKey.Of(s, role, g), m, k, a) is { } packed)
                 {
                     Gemm.RunInPlaceB(_pool, m, n, k, packed.AsSource(), padded, patches.ImageLength, patches.ColumnsPerImage, groupOffsets, c);
                     GC.KeepAlive(packed);
@@ -193,6 +196,25 @@ public sealed unsafe partial class CpuKernels : IKernels
                     new BatchedPlanesB(P(DY) + (long)g * k * ohw, ohw, s.Cout * ohw),
                     new BatchedPlanesC(P(DX) + (long)g * m * ohw, ohw, s.Cin * ohw, direct: DirectTileStores));
             return;
+        }
+        if (s.StrideH == 1 && s.StrideW == 1 && s.PadH < s.KH && s.PadW < s.KW)
+        {
+            // Stride 1: dx is the forward convolution of dy, padded by K − 1 − pad, with Wᵀ flipped — so it can
+            // take the shifted path, dy read in place, where that is the faster forward.
+            var f = new Conv2dShape(s.N, s.Cout, s.OutH, s.OutW, s.Cin, s.KH, s.KW, 1, 1, s.KH - 1 - s.PadH, s.KW - 1 - s.PadW, s.Groups);
+            var patches = new PaddedPatches(f);
+            if (_convolution switch { ConvolutionAlgorithm.Shifted => true, ConvolutionAlgorithm.Im2Col => false, _ => patches.Preferred })
+            {
+                // A[ci, (co, ky, kx)] = w[co, ci, KH − 1 − ky, KW − 1 − kx], within each group.
+                int coutG = s.CoutPerGroup, cinG = s.CinPerGroup;
+                var flip = GC.AllocateArray<int>(coutG * khw, pinned: true);
+                for (int co = 0; co < coutG; co++)
+                    for (int t = 0; t < khw; t++) flip[co * khw + t] = co * cinG * khw + khw - 1 - t;
+                int* flipOffsets = (int*)Unsafe.AsPointer(ref flip[0]);
+                ShiftedForward(f, patches, w, PackRole.FlippedTransposed, g => new GatherA(P(Wt) + (long)g * coutG * cinG * khw, khw, flipOffsets), DY, null, DX, null, float.NaN);
+                GC.KeepAlive(flip);
+                return;
+            }
         }
         Array.Clear(DX, 0, s.InputLength); // the parity classes add into dx, and pixels no tap reaches stay 0
         // The gradient of a stride-s convolution splits into s² parity classes of input pixels
@@ -232,8 +254,11 @@ public sealed unsafe partial class CpuKernels : IKernels
         public static PackKey Of(in Conv2dShape s, PackRole role, int group, int ry = 0, int rx = 0) => new(s with { N = 1, H = 0, W = 0 }, role, group, ry, rx);
     }
 
-    /// <summary>W as the forward GEMM's A (both forward algorithms share it), Wᵀ for a 1×1 input gradient, or one parity class of Wᵀ.</summary>
-    private enum PackRole { Forward, Transposed, TransposedParity }
+    /// <summary>
+    /// W as the forward GEMM's A (both forward algorithms share it), Wᵀ for a 1×1 input gradient, one parity class of
+    /// Wᵀ, or Wᵀ with its taps flipped (a stride-1 input gradient on the shifted path).
+    /// </summary>
+    private enum PackRole { Forward, Transposed, TransposedParity, FlippedTransposed }
 
     // Packed forms of constant weight buffers; the table holds its keys weakly, so a disposed network's entries go with it.
     private readonly ConditionalWeakTable<DeviceBuffer, ConcurrentDictionary<PackKey, PackedMatrix>> _packedWeights = new();

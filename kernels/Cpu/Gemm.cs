@@ -658,7 +658,7 @@ internal readonly unsafe struct Im2ColB(float* x, PatchGeometry s, int channelOf
         // element p + (ky − padH)·W + (kx − padW) for every tap, across row ends too, so a tap's row of a
         // sliver is one contiguous slice of the plane with the padding lanes masked off — two masked loads,
         // where the general path below copies it run by run (each output row a run: 8 columns on 8×8 planes).
-        bool linear = linearTaps && s.StrideH == 1 && s.StrideW == 1 && s.OutH == s.H && s.OutW == s.W && khw <= 64 && Avx512F.IsSupported;
+        bool linear = linearTaps && s.StrideH == 1 && s.StrideW == 1 && s.OutH == s.H && s.OutW == s.W && khw <= 64 && (Avx512F.IsSupported || Avx.IsSupported);
         // Runs of columns within one output row: (first column in the sliver, length, input plane base of image, oy, ox of the first column).
         int* runStart = stackalloc int[Gemm.NR + 1];
         int* runBase = stackalloc int[Gemm.NR];
@@ -676,7 +676,7 @@ internal readonly unsafe struct Im2ColB(float* x, PatchGeometry s, int channelOf
         for (int jr = 0; jr < nc; jr += Gemm.NR)
         {
             int cols = Math.Min(Gemm.NR, nc - jr), runs = 0;
-            if (linear && cols == Gemm.NR && PackLinearSliver(j0 + jr, kc, tapY, tapX, planeOffset, dst))
+            if (linear && cols == Gemm.NR && (Avx512F.IsSupported ? PackLinearSliver(j0 + jr, kc, tapY, tapX, planeOffset, dst) : PackLinearSliver256(j0 + jr, kc, tapY, tapX, planeOffset, dst)))
             {
                 dst += kc * Gemm.NR;
                 continue;
@@ -717,6 +717,19 @@ internal readonly unsafe struct Im2ColB(float* x, PatchGeometry s, int channelOf
                         }
                         continue;
                     }
+                    if (s.StrideW == 1 && Avx.IsSupported)
+                    {
+                        // The same with AVX's masked moves, 8 columns at a time.
+                        int lo = rowInside ? Math.Max(0, -ix0) : 0, hi = rowInside ? Math.Min(len, s.W - ix0) : 0;
+                        for (int l = 0; l < len; l += 8)
+                        {
+                            var lane = Vector256<int>.Indices;
+                            var inRun = Vector256.LessThan(lane, Vector256.Create(len - l));
+                            var inside = inRun & Vector256.GreaterThanOrEqual(lane, Vector256.Create(lo - l)) & Vector256.LessThan(lane, Vector256.Create(hi - l));
+                            Avx.MaskStore(d + c0 + l, inRun.AsSingle(), Avx.MaskLoad(row + ix0 + l, inside.AsSingle()));
+                        }
+                        continue;
+                    }
                     if (!rowInside) { Unsafe.InitBlockUnaligned(d + c0, 0, (uint)len * 4); continue; }
                     if (s.StrideW == 1)
                     {
@@ -741,6 +754,45 @@ internal readonly unsafe struct Im2ColB(float* x, PatchGeometry s, int channelOf
             }
             dst += kc * Gemm.NR;
         }
+    }
+
+    // PackLinearSliver with AVX's 8-lane masked loads: each quarter of the sliver within one image's plane.
+    private bool PackLinearSliver256(int j, int kc, int* tapY, int* tapX, int* planeOffset, float* dst)
+    {
+        int ohw = s.OutH * s.OutW, plane = s.H * s.W, khw = s.KH * s.KW;
+        float** bases = stackalloc float*[4];
+        Vector256<float>* masks = stackalloc Vector256<float>[4 * khw];
+        int* oy = stackalloc int[8];
+        int* ox = stackalloc int[8];
+        for (int quarter = 0; quarter < 4; quarter++)
+        {
+            int column = j + 8 * quarter, image = column / ohw, pixel = column - image * ohw;
+            if (pixel + 8 > ohw) return false;
+            bases[quarter] = x + ((long)image * s.Cin + channelOffset) * plane + pixel;
+            for (int l = 0; l < 8; l++) { oy[l] = (pixel + l) / s.W; ox[l] = (pixel + l) - oy[l] * s.W; }
+            var y = Vector256.Load(oy);
+            var xs = Vector256.Load(ox);
+            for (int ky = 0; ky < s.KH; ky++)
+                for (int kx = 0; kx < s.KW; kx++)
+                {
+                    var iy = y + Vector256.Create(ky - s.PadH);
+                    var ix = xs + Vector256.Create(kx - s.PadW);
+                    var inside = Vector256.GreaterThanOrEqual(iy, Vector256<int>.Zero) & Vector256.LessThan(iy, Vector256.Create(s.H))
+                               & Vector256.GreaterThanOrEqual(ix, Vector256<int>.Zero) & Vector256.LessThan(ix, Vector256.Create(s.W));
+                    masks[4 * (ky * s.KW + kx) + quarter] = inside.AsSingle();
+                }
+        }
+        for (int q = 0; q < kc; q++)
+        {
+            int tap = tapY[q] * s.KW + tapX[q], shift = planeOffset[q] + (tapY[q] - s.PadH) * s.W + (tapX[q] - s.PadW);
+            float* d = dst + q * Gemm.NR;
+            Vector256<float>* m = masks + 4 * tap;
+            Avx.MaskLoad(bases[0] + shift, m[0]).Store(d);
+            Avx.MaskLoad(bases[1] + shift, m[1]).Store(d + 8);
+            Avx.MaskLoad(bases[2] + shift, m[2]).Store(d + 16);
+            Avx.MaskLoad(bases[3] + shift, m[3]).Store(d + 24);
+        }
+        return true;
     }
 
     // One full sliver (columns j .. j + 32) of a linear convolution (see Pack), each 16-column half within

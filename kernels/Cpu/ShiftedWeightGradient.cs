@@ -121,14 +121,15 @@ public sealed unsafe partial class CpuKernels
         return Gemm.Aligned(buffer);
     }
 
-    // Whether this weight gradient runs tap by tap over the padded copy. Auto takes it from 16 input
-    // channels up: below that most of each 32-column sliver multiplies nothing (a 1- or 3-channel stem).
+    // Whether this weight gradient runs tap by tap over the padded copy. Auto takes it from 3 input channels
+    // up: even where most of a column block multiplies nothing (3 or 8 channels of 16) it beat im2col's
+    // gather; with 1 or 2 channels nearly all of it would be waste.
     private bool ShiftedWeightGradientFor(in Conv2dShape s)
         => ShiftedWeightGradient.Fits(s) && _convolution switch
         {
             ConvolutionAlgorithm.Im2Col => false,
             ConvolutionAlgorithm.Shifted => true,
-            _ => s.Cin >= 16,
+            _ => s.Cin >= 3,
         } && new ShiftedWeightGradient(s, 1).Addressable;
 
     // x: (N, Cin, H, W) · dy: (N, Cout, OH, OW) → dw: (Cout, Cin, KH, KW), stride 1, one group; dw overwritten
