@@ -139,17 +139,20 @@ public sealed unsafe partial class CpuKernels
         int perChunk = (int)Math.Clamp(WeightGradientChunkFloats / Math.Max(1L, one.ImageLength), 1, s.N);
         while (perChunk > 1 && !new ShiftedWeightGradient(s, perChunk).Addressable) perChunk /= 2;
         var full = new ShiftedWeightGradient(s, perChunk);
-        int taps = s.KH * s.KW, kw = s.KW, cout = s.Cout, cin = s.Cin, rowTiles = full.RowTiles, slivers = (cin + Gemm.NR - 1) / Gemm.NR;
+        // A row of taps (ky, all kx) reads KW·Cin consecutive floats per pixel — (q + kx)·Cin + ci — so it is one
+        // GEMM whose columns are (kx, ci): thin layers fill a column block where one tap's Cin would not.
+        int kh = s.KH, taps = s.KH * s.KW, cout = s.Cout, cin = s.Cin, columns = s.KW * cin;
+        int rowTiles = full.RowTiles, slivers = (columns + Gemm.NR - 1) / Gemm.NR;
         int threads = 2.0 * cout * cin * taps * s.N * full.GridPixels < 4e6 ? 1 : _pool.Threads;
-        // Tasks: taps × depth parts, each summing its part of the depth into its own partial dw; the parts are added at the end.
-        int parts = threads == 1 ? 1 : Math.Clamp((4 * threads + taps - 1) / taps, 1, full.Chunks);
-        long dwLength = (long)cout * cin;
+        // Tasks: tap rows × depth parts, each summing its part of the depth into its own partial dw; the parts are added at the end.
+        int parts = threads == 1 ? 1 : Math.Clamp((4 * threads + kh - 1) / kh, 1, full.Chunks);
+        long rowLength = (long)cout * columns;
         float* padded = Pinned(ref t_wgradPadded, full.BufferLength + 16);
         float* packed = Pinned(ref t_wgradPacked, full.PackedLength + 16);
-        float* partial = Pinned(ref t_wgradPartial, parts * taps * dwLength + 16);
+        float* partial = Pinned(ref t_wgradPartial, parts * kh * rowLength + 16);
         if (t_wgradOffsets is null || t_wgradOffsets.Length < full.Depth) t_wgradOffsets = GC.AllocateArray<int>((int)full.Depth, pinned: true);
         int* offsets = (int*)Unsafe.AsPointer(ref t_wgradOffsets[0]);
-        new Span<float>(partial, (int)(parts * taps * dwLength)).Clear();
+        new Span<float>(partial, (int)(parts * kh * rowLength)).Clear();
         int plane = s.H * s.W, ohw = s.OutH * s.OutW;
         for (int n0 = 0; n0 < s.N; n0 += perChunk)
         {
@@ -162,15 +165,15 @@ public sealed unsafe partial class CpuKernels
             int chunks = chunk.Chunks, depth = (int)chunk.Depth;
             void Task(int t)
             {
-                int tap = t % taps, part = t / taps;
+                int ky = t % kh, part = t / kh;
                 int firstChunk = (int)((long)chunks * part / parts), endChunk = (int)((long)chunks * (part + 1) / parts);
                 if (firstChunk == endChunk) return;
                 float* tiles = Pinned(ref t_wgradTiles, (long)rowTiles * Gemm.MR * Gemm.NR + 16);
-                float* origin = padded + chunk.TapShift(tap / kw, tap % kw);
-                float* sums = partial + ((long)part * taps + tap) * dwLength;
+                float* origin = padded + chunk.TapShift(ky, 0);
+                float* sums = partial + ((long)part * kh + ky) * rowLength;
                 for (int sliver = 0; sliver < slivers; sliver++)
                 {
-                    int j = sliver * Gemm.NR, cols = Math.Min(Gemm.NR, cin - j);
+                    int j = sliver * Gemm.NR, cols = Math.Min(Gemm.NR, columns - j);
                     for (int kb = firstChunk; kb < endChunk; kb++)
                     {
                         int k0 = kb * Gemm.KC, kc = Math.Min(Gemm.KC, depth - k0);
@@ -181,24 +184,26 @@ public sealed unsafe partial class CpuKernels
                     }
                     for (int co = 0; co < cout; co++)
                     {
-                        float* src = tiles + co / Gemm.MR * Gemm.MR * Gemm.NR + co % Gemm.MR * Gemm.NR, dst = sums + (long)co * cin + j;
+                        float* src = tiles + co / Gemm.MR * Gemm.MR * Gemm.NR + co % Gemm.MR * Gemm.NR, dst = sums + (long)co * columns + j;
                         for (int c = 0; c < cols; c++) dst[c] += src[c];
                     }
                 }
             }
-            if (threads == 1) for (int t = 0; t < taps * parts; t++) Task(t);
-            else _pool.For(0, taps * parts, Task);
+            if (threads == 1) for (int t = 0; t < kh * parts; t++) Task(t);
+            else _pool.For(0, kh * parts, Task);
         }
-        // dw[co, ci, tap] = Σ over parts of partial[part, tap, co, ci]
+        // dw[co, ci, ky, kx] = Σ over parts of partial[part, ky, co, (kx, ci)]
+        int kw = s.KW;
         _pool.For(0, cout, co =>
         {
             for (int ci = 0; ci < cin; ci++)
-                for (int tap = 0; tap < taps; tap++)
-                {
-                    float sum = 0;
-                    for (int part = 0; part < parts; part++) sum += partial[((long)part * taps + tap) * dwLength + (long)co * cin + ci];
-                    DW[((long)co * cin + ci) * taps + tap] = sum;
-                }
+                for (int ky = 0; ky < kh; ky++)
+                    for (int kx = 0; kx < kw; kx++)
+                    {
+                        float sum = 0;
+                        for (int part = 0; part < parts; part++) sum += partial[((long)part * kh + ky) * rowLength + (long)co * columns + kx * cin + ci];
+                        DW[((long)co * cin + ci) * taps + ky * kw + kx] = sum;
+                    }
         });
     }
 }
