@@ -11,8 +11,8 @@ namespace ModelGuardian.Tests.Kernels;
 /// <summary>
 /// The CPU backend's channel-blocked inference kernels (IBlockedKernels) against the reference's NCHW
 /// kernels: the same convolution, pooling and averaging, read back out of the blocked layout; borders
-/// that must be zero are; and whole ResNets against the NCHW route. Skipped in effect on a CPU without
-/// AVX-512 (the kernels refuse to run there, and networks do not use them: checked too).
+/// that must be zero are; and whole ResNets against the NCHW route. Reported skipped, with the reason, on a
+/// CPU without AVX-512 (the kernels refuse to run there, and networks do not use them: checked too).
 /// </summary>
 public sealed class BlockedKernelTests : IDisposable
 {
@@ -59,13 +59,13 @@ public sealed class BlockedKernelTests : IDisposable
         return result;
     }
 
-    [Theory]
+    [SkippableTheory]
     [InlineData(3, 7, 2)]   // RGB: blocks of 1 (plain NCHW with a border)
     [InlineData(32, 5, 1)]  // blocks of 16
     [InlineData(48, 3, 0)]
     public void EntryKeepsEveryValueAndZeroesTheBorder(int c, int side, int pad)
     {
-        if (!Supported) return;
+        Skip.IfNot(Supported, "the blocked kernels need AVX-512, which this CPU lacks");
         var layout = BlockedLayout.For(2, c, side, side + 1, pad);
         var x = TestUtil.Random(2 * c * side * (side + 1), 1);
         Assert.Equal(x, ReadBack(Blocked(x, layout), layout));
@@ -87,10 +87,10 @@ public sealed class BlockedKernelTests : IDisposable
         { 1, 16, 4, 4, 32, 3, 1, 2 },     // padding 2 on a border of 2: 6×6 out
     };
 
-    [Theory, MemberData(nameof(Convolutions))]
+    [SkippableTheory, MemberData(nameof(Convolutions))]
     public void ConvolutionMatchesTheReference(int n, int cin, int h, int w, int cout, int k, int stride, int pad)
     {
-        if (!Supported) return;
+        Skip.IfNot(Supported, "the blocked kernels need AVX-512, which this CPU lacks");
         var s = new Conv2dShape(n, cin, h, w, cout, k, k, stride, stride, pad, pad);
         var x = TestUtil.Random(s.InputLength, 1); var wt = TestUtil.Random(s.WeightLength, 2, 0.2f);
         var bias = TestUtil.Random(cout, 3); var residual = TestUtil.Random(s.OutputLength, 4);
@@ -125,14 +125,14 @@ public sealed class BlockedKernelTests : IDisposable
         return y;
     }
 
-    [Theory]
+    [SkippableTheory]
     [InlineData(112, 3, 2, 1)] // the ImageNet stem's pool
     [InlineData(9, 3, 2, 1)]
     [InlineData(8, 2, 2, 0)]
     [InlineData(7, 3, 1, 1)]
     public void MaxPoolingMatchesTheReferenceExactly(int side, int kernel, int stride, int pad)
     {
-        if (!Supported) return;
+        Skip.IfNot(Supported, "the blocked kernels need AVX-512, which this CPU lacks");
         // Negative inputs too: a window that overhangs the border takes the max of its pixels, not of the zero border.
         var s = Pool2dShape.Square(2, 32, side, side, kernel, stride, pad);
         var x = TestUtil.Random(s.InputLength, 5);
@@ -152,10 +152,10 @@ public sealed class BlockedKernelTests : IDisposable
         Assert.Equal(expected, ReadBack(y, output));
     }
 
-    [Fact]
+    [SkippableFact]
     public void GlobalAverageMatchesTheReference()
     {
-        if (!Supported) return;
+        Skip.IfNot(Supported, "the blocked kernels need AVX-512, which this CPU lacks");
         var layout = BlockedLayout.For(3, 48, 7, 5, 1);
         var x = TestUtil.Random(3 * 48 * 7 * 5, 6);
         using var RX = _reference.Allocate(x.Length); using var RY = _reference.Allocate(3 * 48);
@@ -171,10 +171,10 @@ public sealed class BlockedKernelTests : IDisposable
         TestUtil.AssertClose(expected, y, 1e-6, "global average"); // 35 terms in fp32 against the reference's doubles
     }
 
-    [Fact]
+    [SkippableFact]
     public void BadLayoutsAndUnsupportedConvolutionsAreRefusedWithAReason()
     {
-        if (!Supported) return;
+        Skip.IfNot(Supported, "the blocked kernels need AVX-512, which this CPU lacks");
         var s = Conv2dShape.Square(1, 16, 8, 8, 32, 3, 1, 1);
         var input = BlockedLayout.For(1, 16, 8, 8, 1); var output = BlockedLayout.For(1, 32, 8, 8, 1);
         // X is long enough to be y as well: the aliasing check, not a length check, must refuse that call.
@@ -198,10 +198,10 @@ public sealed class BlockedKernelTests : IDisposable
         { 50, ResNetStem.ImageNet, 45, 2 },
     };
 
-    [Theory, MemberData(nameof(Networks))]
+    [SkippableTheory, MemberData(nameof(Networks))]
     public void ANetworkRunsBlockedAndAgreesWithTheNchwRoute(int depth, ResNetStem stem, int side, int batch)
     {
-        if (!Supported) return;
+        Skip.IfNot(Supported, "the blocked kernels need AVX-512, which this CPU lacks");
         var a = ArchitectureDescriptor.ResNet(depth, 5, stem, inputSide: side, width: 32);
         using var nchwKernels = new CpuKernels { BlockedInference = false };
         var (blocked, _) = RandomWeights.Create(_cpu, a, 9);
