@@ -32,17 +32,27 @@ internal static class EvalCommand
         var collusion = new Option<int>("--collusion") { Description = "accounts of the colluding attacker in the early-termination comparison", DefaultValueFactory = _ => new EvaluationOptions().Collusion };
         var seed = new Option<ulong>("--seed") { DefaultValueFactory = _ => 1UL };
         var backend = new Option<string>("--backend") { DefaultValueFactory = _ => "auto" };
+        var preset = new Option<string>("--preset") { Description = "short (minutes: every attack at --budget) or long (each attack its own budget, about 3 hours on 2 cores; docs/evaluation.md); options given explicitly override it", DefaultValueFactory = _ => "short" };
         var cmd = new Command("eval", "Runs the built-in data-free stealing attacks against each defence and writes the paper's tables (Markdown, CSV) and clone-accuracy plots.")
         {
-            models, output, budget, attacks, defenses, noAdaptive, testData, testImages, samples, studentWidth, tau, collusion, seed, backend,
+            models, output, preset, budget, attacks, defenses, noAdaptive, testData, testImages, samples, studentWidth, tau, collusion, seed, backend,
         };
         cmd.SetAction(parse => Program.Run(() =>
         {
-            var o = new EvaluationOptions
+            var basis = parse.GetValue(preset) switch
             {
-                Budget = parse.GetValue(budget),
-                Attacks = parse.GetValue(attacks)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(ParseAttack).ToList(),
-                Defenses = parse.GetValue(defenses)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(DefenseIds.Check).ToList(),
+                "short" => new EvaluationOptions(),
+                "long" => EvaluationOptions.Long,
+                var p => throw new ArgumentException($"--preset: '{p}' is neither 'short' nor 'long'."),
+            };
+            bool Given(Option option) => parse.GetResult(option) is { Implicit: false };
+            var o = basis with
+            {
+                // An explicit --budget is every attack's, the preset's per-attack budgets included.
+                Budget = Given(budget) ? parse.GetValue(budget) : basis.Budget,
+                AttackBudgets = Given(budget) ? new Dictionary<AttackKind, long>() : basis.AttackBudgets,
+                Attacks = Given(attacks) ? parse.GetValue(attacks)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(ParseAttack).ToList() : basis.Attacks,
+                Defenses = Given(defenses) ? parse.GetValue(defenses)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(DefenseIds.Check).ToList() : basis.Defenses,
                 Adaptive = !parse.GetValue(noAdaptive),
                 StudentWidth = parse.GetValue(studentWidth),
                 Tau = parse.GetValue(tau),
@@ -55,6 +65,13 @@ internal static class EvalCommand
         }));
         return cmd;
     }
+
+    /// <summary>The CLI's name of an attack (what <see cref="ParseAttack"/> reads).</summary>
+    public static string AttackId(AttackKind a) => a switch
+    {
+        AttackKind.Dfme => "dfme", AttackKind.Maze => "maze", AttackKind.Dast => "dast", AttackKind.Disguide => "disguide", AttackKind.DfmsHl => "dfms-hl",
+        AttackKind.DualStudent => "dual-student", _ => throw new ArgumentOutOfRangeException(nameof(a), a, null),
+    };
 
     public static AttackKind ParseAttack(string s) => s.ToLowerInvariant() switch
     {
@@ -75,13 +92,15 @@ internal static class EvalCommand
         // What shapes the results: a rerun into the same folder must have the same settings.
         var settings = new
         {
-            o.Budget, o.Tau, o.Delta, o.V, o.Seed, o.StudentWidth, o.DetectionSamples, o.FamilySamples, test_images = testCount,
+            o.Budget, budgets = o.AttackBudgets.Count == 0 ? null : o.AttackBudgets.OrderBy(b => b.Key).ToDictionary(b => AttackId(b.Key), b => b.Value),
+            o.Tau, o.Delta, o.V, o.Seed, o.StudentWidth, o.DetectionSamples, o.FamilySamples, test_images = testCount,
             victim = Sha256(models.File("victim.mgw")), transform = Sha256(models.File("transform.mgw")),
             detectors = models.DetectorFiles.Select(f => $"{Path.GetFileName(f)} {Sha256(f)}").ToList(),
             generators = models.TrainedGenerators.Select(g => $"{g.Name} {Sha256(Path.Combine(folder, $"gan-{g.Name}", "generator.mgw"))}").ToList(),
         };
         var store = new ResultStore(output, settings);
-        Console.Error.WriteLine($"mg eval: {o.Attacks.Count} attacks × {o.Defenses.Count} defences, {o.Budget:N0} queries each, {testCount} test images, {kernels.Name}; results in {Path.GetFullPath(output)}");
+        string budgets = o.AttackBudgets.Count == 0 ? $"{o.Budget:N0} queries each" : string.Join(", ", o.Attacks.Select(a => $"{AttackId(a)} {o.BudgetFor(a):N0}"));
+        Console.Error.WriteLine($"mg eval: {o.Attacks.Count} attacks × {o.Defenses.Count} defences, {budgets}, {testCount} test images, {kernels.Name}; results in {Path.GetFullPath(output)}");
         var runner = new EvaluationRunner(setup, o, store);
         var results = runner.RunAsync(new Progress<EvaluationProgress>(p =>
             ProgressBar.Draw($"{p.Step,-44}", 100 * p.Done / Math.Max(1, p.Total), $"{p.Done}/{p.Total} {p.Detail}".PadRight(50)))).GetAwaiter().GetResult();

@@ -35,8 +35,13 @@ public sealed record AttackCell(AttackKind Attack, string Defense, AttackerKind 
 /// <summary>What `mg eval` runs; immutable. Defaults are sized for 2 CPU cores (the whole matrix in well under an hour; see README).</summary>
 public sealed record EvaluationOptions
 {
-    /// <summary>Queries per attack run (the paper: 20 M on CIFAR-10 with a GPU).</summary>
+    /// <summary>Queries per attack run (the paper: 20 M on CIFAR-10 with a GPU), unless <see cref="AttackBudgets"/> names the attack.</summary>
     public long Budget { get; init; } = 2000;
+    /// <summary>Per-attack budgets: attacks differ several-fold in CPU time per query, so a preset sized in minutes gives each its own.</summary>
+    public IReadOnlyDictionary<AttackKind, long> AttackBudgets { get; init; } = new Dictionary<AttackKind, long>();
+
+    /// <summary>The queries each run of this attack may spend.</summary>
+    public long BudgetFor(AttackKind attack) => AttackBudgets.TryGetValue(attack, out long b) ? b : Budget;
     /// <summary>The short default run's five attacks; Dual Student on request (`--attacks`), as it costs a DisGUIDE run again.</summary>
     public IReadOnlyList<AttackKind> Attacks { get; init; } = [AttackKind.Dfme, AttackKind.Maze, AttackKind.Dast, AttackKind.Disguide, AttackKind.DfmsHl];
     public IReadOnlyList<string> Defenses { get; init; } = DefenseIds.All;
@@ -53,6 +58,23 @@ public sealed record EvaluationOptions
     /// <summary>Accounts of the colluding attacker in the early-termination comparison (`--collusion K`).</summary>
     public int Collusion { get; init; } = 10;
     public ulong Seed { get; init; } = 1;
+
+    /// <summary>
+    /// `mg eval --preset long`: every built attack, each with the budget its undefended run spends in about ten
+    /// minutes on 2 cores (they differ several-fold in CPU time per query), every defence; the whole matrix about
+    /// three hours. Terminating defences stop their cells at the cut-off, so the continuing ones set the time.
+    /// Budget is DFME's, and the collusion table's.
+    /// </summary>
+    public static EvaluationOptions Long { get; } = new()
+    {
+        Attacks = [AttackKind.Dfme, AttackKind.Maze, AttackKind.Dast, AttackKind.Disguide, AttackKind.DualStudent, AttackKind.DfmsHl],
+        Budget = 100_000,
+        AttackBudgets = new Dictionary<AttackKind, long>
+        {
+            [AttackKind.Dfme] = 100_000, [AttackKind.Maze] = 50_000, [AttackKind.Dast] = 50_000,
+            [AttackKind.Disguide] = 30_000, [AttackKind.DualStudent] = 30_000, [AttackKind.DfmsHl] = 50_000,
+        },
+    };
 
     /// <summary>The attack runs: every attack against every defence naively; adaptively against the deceptive ones.</summary>
     public IReadOnlyList<AttackCell> Cells()
@@ -73,6 +95,8 @@ public sealed record EvaluationOptions
     public void Validate()
     {
         if (Budget < 1) throw new ArgumentException($"--budget must be positive, got {Budget}.");
+        foreach (var (attack, b) in AttackBudgets)
+            if (b < 1) throw new ArgumentException($"The budget of {AttackFactory.DisplayName(attack)} must be positive, got {b}.");
         if (Attacks.Count == 0 || Defenses.Count == 0) throw new ArgumentException("At least one attack and one defence are needed.");
         foreach (var d in Defenses) DefenseIds.Check(d);
         if (!Defenses.Contains(DefenseIds.None)) throw new ArgumentException("The undefended run ('none') is needed: it is the baseline and supplies the attack queries for DAcc.");

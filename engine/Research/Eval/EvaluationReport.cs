@@ -15,7 +15,9 @@ public static class EvaluationReport
     {
         var md = new StringBuilder();
         md.AppendLine("# Model-Guardian evaluation").AppendLine();
-        md.AppendLine($"Budget {o.Budget:N0} queries per attack run; τ = {o.Tau}, δ = {o.Delta}, v = {o.V}; attacker's clone: ResNet-18 (CIFAR stem) of width {o.StudentWidth}; seed {o.Seed}; " +
+        string budgets = o.AttackBudgets.Count == 0 ? $"Budget {o.Budget:N0} queries per attack run"
+            : "Queries per attack run: " + string.Join(", ", o.Attacks.Select(a => $"{AttackFactory.DisplayName(a)} {o.BudgetFor(a):N0}"));
+        md.AppendLine($"{budgets}; τ = {o.Tau}, δ = {o.Delta}, v = {o.V}; attacker's clone: ResNet-18 (CIFAR stem) of width {o.StudentWidth}; seed {o.Seed}; " +
                       $"{r.Benign.FirstOrDefault()?.Queries ?? 0} victim test images.").AppendLine();
         var attacks = o.Attacks;
         AttackCellResult? Cell(AttackKind a, string d, AttackerKind k = AttackerKind.Naive) => r.Attacks.FirstOrDefault(c => c.Attack == a && c.Defense == d && c.Attacker == k);

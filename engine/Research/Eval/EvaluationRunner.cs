@@ -100,7 +100,7 @@ public sealed class EvaluationRunner(EvaluationSetup setup, EvaluationOptions op
     private async Task<AttackCellResult> RunAttackAsync(AttackCell cell, Action<AttackProgress> report, CancellationToken cancellationToken)
     {
         var clock = Stopwatch.StartNew();
-        var attackOptions = AttackOptions.For(cell.Attack, options.Budget, options.Seed) with
+        var attackOptions = AttackOptions.For(cell.Attack, options.BudgetFor(cell.Attack), options.Seed) with
         {
             StudentWidth = options.StudentWidth,
             AnswerInterpreter = cell.Attacker == AttackerKind.Adaptive ? AdaptiveAttacker.Interpreter(setup.Victim.Classes) : null,
@@ -109,7 +109,7 @@ public sealed class EvaluationRunner(EvaluationSetup setup, EvaluationOptions op
         IVictimClient client = defended.Client;
         SamplingClient? sampler = null;
         if (cell.Defense == DefenseIds.None && cell.Attacker == AttackerKind.Naive)
-            client = sampler = new SamplingClient(client, Math.Max(1, options.Budget / options.DetectionSamples), options.DetectionSamples);
+            client = sampler = new SamplingClient(client, Math.Max(1, options.BudgetFor(cell.Attack) / options.DetectionSamples), options.DetectionSamples);
         using var attack = AttackFactory.Create(cell.Attack, setup.Kernels, setup.Victim.Classes, attackOptions, setup.Proxy);
         var r = await attack.RunAsync(client, setup.Test, new Progress<AttackProgress>(report), cancellationToken).ConfigureAwait(false);
         if (sampler != null) store.SaveFloats($"samples-{cell.Attack.ToString().ToLowerInvariant()}", sampler.Samples());

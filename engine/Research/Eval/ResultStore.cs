@@ -22,7 +22,8 @@ public sealed class ResultStore
         Directory = directory;
         System.IO.Directory.CreateDirectory(Path.Combine(directory, "cells"));
         string runFile = Path.Combine(directory, "run.json");
-        string text = JsonSerializer.Serialize(settings, Json);
+        // Settings a run does not use are null and left out, so that adding one keeps older folders resumable.
+        string text = JsonSerializer.Serialize(settings, new JsonSerializerOptions(Json) { DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull });
         if (File.Exists(runFile))
         {
             string existing = File.ReadAllText(runFile);

@@ -46,4 +46,19 @@ public sealed class MgEvalCliTests : IDisposable
         Assert.Equal(1, other.Code);
         Assert.Contains("other settings", other.Stderr);
     }
+
+    [Fact]
+    public void PresetsAreNamedAndExplicitOptionsOverrideThem()
+    {
+        var bad = Mg.Run("eval", "-o", Path.Combine(_dir, "bad"), "--preset", "medium");
+        Assert.Equal(1, bad.Code);
+        Assert.Contains("--preset", bad.Stderr);
+        // The long preset with an explicit budget, attack and defence: that budget for that attack, nothing else run.
+        string output = Path.Combine(_dir, "long");
+        var (code, _, stderr) = Mg.Run("eval", "-o", output, "--preset", "long", "--budget", "30", "--attacks", "dfme", "--defenses", "none", "--test-images", "100", "--samples", "20", "--backend", "cpu");
+        Assert.True(code == 0, stderr);
+        Assert.Contains("30 queries each", stderr);
+        Assert.Equal(["attack-dfme-none-naive.json"], Directory.GetFiles(Path.Combine(output, "cells"), "attack-*").Select(Path.GetFileName));
+        Assert.DoesNotContain("budgets", File.ReadAllText(Path.Combine(output, "run.json")));
+    }
 }

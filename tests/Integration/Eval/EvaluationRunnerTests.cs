@@ -106,6 +106,20 @@ public sealed class EvaluationRunnerTests : IDisposable
         Assert.Throws<ArgumentException>(() => (Options with { Defenses = [DefenseIds.ModelGuardian] }).Validate());
         Assert.Throws<ArgumentException>(() => (Options with { Defenses = [DefenseIds.None, "magic"] }).Validate());
         Assert.Throws<ArgumentException>(() => (Options with { Budget = 0 }).Validate());
+        Assert.Throws<ArgumentException>(() => (Options with { AttackBudgets = new Dictionary<AttackKind, long> { [AttackKind.Dast] = 0 } }).Validate());
+        EvaluationOptions.Long.Validate();
+    }
+
+    [Fact]
+    public async Task EachAttackSpendsItsOwnBudget()
+    {
+        using var k = new CpuKernels();
+        using var m = new Models(k);
+        var options = Options with { Defenses = [DefenseIds.None], AttackBudgets = new Dictionary<AttackKind, long> { [AttackKind.Dast] = 16 } };
+        var results = await new EvaluationRunner(m.Setup(k), options, new ResultStore(_dir, new { test = 2 })).RunAsync();
+        Assert.Equal((24L, 24L), results.Attacks.Where(c => c.Attack == AttackKind.Dfme).Select(c => (c.Budget, c.Spent)).Single());
+        Assert.Equal((16L, 16L), results.Attacks.Where(c => c.Attack == AttackKind.Dast).Select(c => (c.Budget, c.Spent)).Single());
+        Assert.Contains("DaST 16", EvaluationReport.Write(new ResultStore(_dir, new { test = 2 }), options, results));
     }
 
     [Fact]
