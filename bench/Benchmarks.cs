@@ -18,6 +18,7 @@ public class OursVsYardstick
     public const string StyleGan = "StyleGAN D 256² b1 grad";
     public const string Cifar34B64 = "ResNet-34 CIFAR b64 fwd";
     public const string Cifar18Train = "ResNet-18 CIFAR b64 train step";
+    public const string CloneTrain = "clone: ResNet-18 width 8 b64 train step";
 
     private Workload _w = null!;
 
@@ -41,6 +42,15 @@ public class OursVsYardstick
 
     [BenchmarkCategory(Cifar18Train), Benchmark(Description = "ours")]
     public float[] Cifar18Train_Ours() => _w.RunOurs();
+
+    [GlobalSetup(Targets = [nameof(CloneTrain_LibTorch), nameof(CloneTrain_Ours)])]
+    public void SetupCloneTrain() => _w = Workload.Shared(WorkloadKind.CloneTrainWidth8Batch64);
+
+    [BenchmarkCategory(CloneTrain), Benchmark(Baseline = true, Description = "libtorch")]
+    public float[] CloneTrain_LibTorch() => _w.RunTheirs();
+
+    [BenchmarkCategory(CloneTrain), Benchmark(Description = "ours")]
+    public float[] CloneTrain_Ours() => _w.RunOurs();
 
     [BenchmarkCategory(ResNet50B1), Benchmark(Baseline = true, Description = "ONNX Runtime")]
     public float[] ResNet50B1_OnnxRuntime() => _w.RunTheirs();

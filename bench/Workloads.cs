@@ -8,7 +8,7 @@ using ModelGuardian.Weights;
 namespace ModelGuardian.Bench;
 
 /// <summary>The workloads compared: each holds our network and the yardstick on the same seeded weights and input.</summary>
-public enum WorkloadKind { ResNet50Batch1, ResNet50Batch8, StyleGanGradient, ResNet34CifarBatch64, ResNet18CifarTrainBatch64 }
+public enum WorkloadKind { ResNet50Batch1, ResNet50Batch8, StyleGanGradient, ResNet34CifarBatch64, ResNet18CifarTrainBatch64, CloneTrainWidth8Batch64 }
 
 /// <summary>Agreement of ours with the yardstick: max |ours − theirs| relative to max |theirs|.</summary>
 public sealed record Agreement(string What, double MaxAbsError, double MaxAbsReference, double Tolerance)
@@ -70,7 +70,9 @@ public abstract class Workload : IDisposable
         WorkloadKind.ResNet34CifarBatch64 => new ResNetWorkload(kind, ArchitectureDescriptor.ResNet(34, 10, ResNetStem.Cifar), batch: 64, threads),
         _ when threads != 2 => throw new ArgumentException($"{kind}: only the ResNet forwards take a thread count.", nameof(threads)),
         WorkloadKind.StyleGanGradient => new StyleGanWorkload(ArchitectureDescriptor.StyleGanD(256, 16384, 512, mbstdGroupSize: 1), batch: 1),
-        WorkloadKind.ResNet18CifarTrainBatch64 => new TrainingWorkload(ArchitectureDescriptor.ResNet(18, 10, ResNetStem.Cifar), batch: 64),
+        WorkloadKind.ResNet18CifarTrainBatch64 => new TrainingWorkload(kind, ArchitectureDescriptor.ResNet(18, 10, ResNetStem.Cifar), batch: 64),
+        // The attacks' clone (mg attack's default --student-width 8): thin layers, where per-call costs weigh most.
+        WorkloadKind.CloneTrainWidth8Batch64 => new TrainingWorkload(kind, ArchitectureDescriptor.ResNet(18, 10, ResNetStem.Cifar, 32, width: 8), batch: 64),
         _ => throw new ArgumentOutOfRangeException(nameof(kind)),
     };
 
@@ -250,8 +252,9 @@ public sealed class TrainingWorkload : Workload
     private readonly int[] _labels;
     private readonly Shape4 _shape;
 
-    public TrainingWorkload(ArchitectureDescriptor a, int batch)
+    public TrainingWorkload(WorkloadKind kind, ArchitectureDescriptor a, int batch)
     {
+        Kind = kind;
         TorchStyleGan.Initialize(threads: 2);
         Description = $"{a} batch {batch} SGD training step";
         _net = ModelGuardian.Engine.Training.TrainableNetwork.ResNet(new CpuKernels(), a, WeightSeed);
@@ -262,7 +265,7 @@ public sealed class TrainingWorkload : Workload
         _labels = RandomInput(batch, InputSeed + 1, 0, a.Outputs).Select(v => Math.Min(a.Outputs - 1, (int)v)).ToArray();
     }
 
-    public override WorkloadKind Kind => WorkloadKind.ResNet18CifarTrainBatch64;
+    public override WorkloadKind Kind { get; }
     public override string Description { get; }
     public override string Yardstick => "libtorch (TorchSharp)";
 

@@ -79,6 +79,13 @@ internal readonly record struct PaddedPatches(Conv2dShape Shape)
         }
     }
 
+    /// <summary>The columns b of parity plane rx whose input column b·stride + rx − pad lies inside the row: [lo, hi).</summary>
+    public static (int Lo, int Hi) InsideColumns(in Conv2dShape s, int rx, int pitch)
+    {
+        int lo = Math.Max(0, (s.PadW - rx + s.StrideW - 1) / s.StrideW);
+        return (lo, Math.Max(lo, Math.Min(pitch, (s.W - 1 + s.PadW - rx) / s.StrideW + 1)));
+    }
+
     // x: (H, W) one channel plane → padded: its parity planes (ParityY·ParityX, Rows, Pitch), zero where the taps read padding
     public unsafe void CopyChannel(float* x, float* padded)
     {
@@ -88,9 +95,7 @@ internal readonly record struct PaddedPatches(Conv2dShape Shape)
             for (int rx = 0; rx < parityX; rx++)
             {
                 float* plane = padded + (ry * parityX + rx) * planeLength;
-                // Columns b whose input column b·stride + rx − pad lies inside the row: [lo, hi).
-                int lo = Math.Max(0, (s.PadW - rx + s.StrideW - 1) / s.StrideW);
-                int hi = Math.Max(lo, Math.Min(pitch, (s.W - 1 + s.PadW - rx) / s.StrideW + 1));
+                var (lo, hi) = InsideColumns(s, rx, pitch);
                 for (int a = 0; a < rows; a++)
                 {
                     float* row = plane + a * pitch;

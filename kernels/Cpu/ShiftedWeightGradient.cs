@@ -2,34 +2,39 @@ using System.Runtime.CompilerServices;
 
 namespace ModelGuardian.Kernels.Cpu;
 
-// The weight gradient of a stride-1, one-group convolution, tap by tap, with neither operand gathered
-// per tap. For tap (ky, kx): dw[:, :, ky, kx] (Cout × Cin) = Σ over the batch's output pixels p of
-// dy(·, p) ⊗ x(·, p + tap) — a GEMM whose depth is every pixel of the batch. The input is copied once
-// into a zero-padded, channels-last layout, so depth row p of a tap's B (its Cin inputs) is Cin
+// The weight gradient of a one-group convolution, tap by tap, with neither operand gathered per tap.
+// For tap (ky, kx): dw[:, :, ky, kx] (Cout × Cin) = Σ over the batch's output pixels p of
+// dy(·, p) ⊗ x(·, p·stride + tap) — a GEMM whose depth is every pixel of the batch. The input is copied
+// once into a zero-padded, channels-last layout, so depth row p of a tap's B (its Cin inputs) is Cin
 // consecutive floats at a constant shift, read in place (OffsetRows); dy is packed once as A and
 // shared by every tap. Im2col instead writes and re-reads K × pixels floats per image, which on thin
 // layers (16 channels: 32 flops per gathered float) cost several times the multiplication.
-// The pixels run over a pitched grid whose rows are as wide as the padded input: the columns past OW
-// read real (finite) inputs and are multiplied by a packed dy of exactly 0.
+// A stride-s input is split into parity planes (iy mod s, ix mod s), as the shifted forward does: tap
+// (ky, kx) reads plane (ky mod s, kx mod s) at (oy + ky / s, ox + kx / s), a shift again.
+// The pixels run over a pitched grid whose rows are a plane's: the columns past OW read real (finite)
+// inputs and are multiplied by a packed dy of exactly 0.
 
 /// <summary>
-/// Sizes of the channels-last padded input and of the pitched pixel grid for a stride-1, one-group
+/// Sizes of the channels-last padded parity planes and of the pitched pixel grid for a one-group
 /// convolution; a chunk of <see cref="Images"/> images at a time.
 /// </summary>
 internal readonly record struct ShiftedWeightGradient(Conv2dShape Shape, int Images)
 {
-    public static bool Fits(in Conv2dShape s) => s.Groups == 1 && s.StrideH == 1 && s.StrideW == 1;
+    public static bool Fits(in Conv2dShape s) => s.Groups == 1;
 
-    /// <summary>Padded rows and row width (the input's, padding included; for stride 1 also OH + KH − 1 and OW + KW − 1).</summary>
-    public int Rows => Shape.H + 2 * Shape.PadH;
-    public int Pitch => Shape.W + 2 * Shape.PadW;
-    /// <summary>Floats per image in the padded copy.</summary>
-    public long ImageLength => (long)Rows * Pitch * Shape.Cin;
+    public int ParityY => Math.Min(Shape.StrideH, Shape.KH);
+    public int ParityX => Math.Min(Shape.StrideW, Shape.KW);
+    /// <summary>A parity plane's rows and row width: the output's plus what the farthest tap reaches beyond.</summary>
+    public int Rows => Shape.OutH + (Shape.KH - 1) / Shape.StrideH;
+    public int Pitch => Shape.OutW + (Shape.KW - 1) / Shape.StrideW;
+    public long PlaneLength => (long)Rows * Pitch * Shape.Cin;
+    /// <summary>Floats per image in the padded copy: its parity planes.</summary>
+    public long ImageLength => ParityY * ParityX * PlaneLength;
     /// <summary>Depth rows per image: the pitched grid OH × Pitch.</summary>
     public int GridPixels => Shape.OutH * Pitch;
     public long Depth => (long)Images * GridPixels;
 
-    /// <summary>Floats to allocate for the padded copy: the images, plus what the widest tap and a full 32-column sliver read past the last.</summary>
+    /// <summary>Floats to allocate for the padded copy: the images, plus what the farthest tap and a full 32-column sliver read past the last.</summary>
     public long BufferLength => Images * ImageLength + (long)(Shape.KW + 1) * Shape.Cin + 2 * Gemm.NR;
 
     public int RowTiles => (Shape.Cout + Gemm.MR - 1) / Gemm.MR;
@@ -40,21 +45,31 @@ internal readonly record struct ShiftedWeightGradient(Conv2dShape Shape, int Ima
     /// <summary>Whether every offset and buffer of a chunk of this many images fits the int indexing below.</summary>
     public bool Addressable => BufferLength < int.MaxValue && Depth < int.MaxValue && PackedLength < Array.MaxLength;
 
-    // x: (Images, Cin, H, W) one image → padded: (Rows, Pitch, Cin), zero in the padding
+    /// <summary>Taps kx ≡ rx (mod stride) of one kernel row: consecutive pixels of plane rx, so (kx, ci) are consecutive floats.</summary>
+    public int TapsOfParity(int rx) => (Shape.KW - rx + Shape.StrideW - 1) / Shape.StrideW;
+
+    // x: (Images, Cin, H, W) one image → padded: (ParityY·ParityX, Rows, Pitch, Cin), zero where a tap reads padding
     public unsafe void CopyImage(float* x, float* padded)
     {
         var s = Shape;
-        int pitch = Pitch, cin = s.Cin, plane = s.H * s.W;
+        int pitch = Pitch, rows = Rows, cin = s.Cin, plane = s.H * s.W;
         Unsafe.InitBlockUnaligned(padded, 0, (uint)(ImageLength * sizeof(float)));
-        for (int ci = 0; ci < cin; ci++)
-        {
-            float* src = x + (long)ci * plane;
-            for (int iy = 0; iy < s.H; iy++)
+        for (int ry = 0; ry < ParityY; ry++)
+            for (int rx = 0; rx < ParityX; rx++)
             {
-                float* dst = padded + ((long)(iy + s.PadH) * pitch + s.PadW) * cin + ci, row = src + iy * s.W;
-                for (int ix = 0; ix < s.W; ix++) dst[ix * cin] = row[ix];
+                float* parity = padded + (ry * ParityX + rx) * PlaneLength;
+                var (lo, hi) = PaddedPatches.InsideColumns(s, rx, pitch);
+                for (int a = 0; a < rows; a++)
+                {
+                    int iy = a * s.StrideH + ry - s.PadH;
+                    if ((uint)iy >= (uint)s.H) continue;
+                    for (int ci = 0; ci < cin; ci++)
+                    {
+                        float* src = x + (long)ci * plane + iy * s.W + rx - s.PadW, dst = parity + (long)a * pitch * cin + ci;
+                        for (int b = lo; b < hi; b++) dst[b * cin] = src[b * s.StrideW];
+                    }
+                }
             }
-        }
     }
 
     // dy: (Images, Cout, OH, OW) → depth chunk kb of A (Cout × Depth), each row tile packed [depth][MR]; 0 past OW and past Cout
@@ -99,8 +114,8 @@ internal readonly record struct ShiftedWeightGradient(Conv2dShape Shape, int Ima
         }
     }
 
-    /// <summary>Where tap (ky, kx) reads relative to its pixel, in floats.</summary>
-    public int TapShift(int ky, int kx) => (ky * Pitch + kx) * Shape.Cin;
+    /// <summary>Where the taps (ky, kx ≡ rx) read relative to their pixel, in floats: the first of them (kx = rx).</summary>
+    public int TapShift(int ky, int rx) => (int)((ky % Shape.StrideH * ParityX + rx) * PlaneLength + (long)(ky / Shape.StrideH * Pitch) * Shape.Cin);
 }
 
 public sealed unsafe partial class CpuKernels
@@ -132,27 +147,27 @@ public sealed unsafe partial class CpuKernels
             _ => s.Cin >= 3,
         } && new ShiftedWeightGradient(s, 1).Addressable;
 
-    // x: (N, Cin, H, W) · dy: (N, Cout, OH, OW) → dw: (Cout, Cin, KH, KW), stride 1, one group; dw overwritten
+    // x: (N, Cin, H, W) · dy: (N, Cout, OH, OW) → dw: (Cout, Cin, KH, KW), one group; dw overwritten
     private void ShiftedBackwardWeight(in Conv2dShape s, float[] X, float[] DY, float[] DW)
     {
         var one = new ShiftedWeightGradient(s, 1);
         int perChunk = (int)Math.Clamp(WeightGradientChunkFloats / Math.Max(1L, one.ImageLength), 1, s.N);
         while (perChunk > 1 && !new ShiftedWeightGradient(s, perChunk).Addressable) perChunk /= 2;
         var full = new ShiftedWeightGradient(s, perChunk);
-        // A row of taps (ky, all kx) reads KW·Cin consecutive floats per pixel — (q + kx)·Cin + ci — so it is one
-        // GEMM whose columns are (kx, ci): thin layers fill a column block where one tap's Cin would not.
-        int kh = s.KH, taps = s.KH * s.KW, cout = s.Cout, cin = s.Cin, columns = s.KW * cin;
-        int rowTiles = full.RowTiles, slivers = (columns + Gemm.NR - 1) / Gemm.NR;
+        // The taps (ky, kx ≡ rx) read TapsOfParity(rx)·Cin consecutive floats per pixel — (q + kx / s)·Cin + ci — so they
+        // are one GEMM whose columns are (kx, ci): thin layers fill a column block where one tap's Cin would not.
+        int kh = s.KH, kw = s.KW, sx = s.StrideW, taps = kh * kw, cout = s.Cout, cin = s.Cin, parityX = full.ParityX;
+        int groups = kh * parityX, widest = full.TapsOfParity(0) * cin, rowTiles = full.RowTiles;
         int threads = 2.0 * cout * cin * taps * s.N * full.GridPixels < 4e6 ? 1 : _pool.Threads;
-        // Tasks: tap rows × depth parts, each summing its part of the depth into its own partial dw; the parts are added at the end.
-        int parts = threads == 1 ? 1 : Math.Clamp((4 * threads + kh - 1) / kh, 1, full.Chunks);
-        long rowLength = (long)cout * columns;
+        // Tasks: tap groups × depth parts, each summing its part of the depth into its own partial dw; the parts are added at the end.
+        int parts = threads == 1 ? 1 : Math.Clamp((4 * threads + groups - 1) / groups, 1, full.Chunks);
+        long groupLength = (long)cout * widest;
         float* padded = Pinned(ref t_wgradPadded, full.BufferLength + 16);
         float* packed = Pinned(ref t_wgradPacked, full.PackedLength + 16);
-        float* partial = Pinned(ref t_wgradPartial, parts * kh * rowLength + 16);
+        float* partial = Pinned(ref t_wgradPartial, parts * groups * groupLength + 16);
         if (t_wgradOffsets is null || t_wgradOffsets.Length < full.Depth) t_wgradOffsets = GC.AllocateArray<int>((int)full.Depth, pinned: true);
         int* offsets = (int*)Unsafe.AsPointer(ref t_wgradOffsets[0]);
-        new Span<float>(partial, (int)(parts * kh * rowLength)).Clear();
+        new Span<float>(partial, (int)(parts * groups * groupLength)).Clear();
         int plane = s.H * s.W, ohw = s.OutH * s.OutW;
         for (int n0 = 0; n0 < s.N; n0 += perChunk)
         {
@@ -165,15 +180,16 @@ public sealed unsafe partial class CpuKernels
             int chunks = chunk.Chunks, depth = (int)chunk.Depth;
             void Task(int t)
             {
-                int ky = t % kh, part = t / kh;
+                int group = t % groups, part = t / groups, ky = group / parityX, rx = group % parityX;
                 int firstChunk = (int)((long)chunks * part / parts), endChunk = (int)((long)chunks * (part + 1) / parts);
                 if (firstChunk == endChunk) return;
                 float* tiles = Pinned(ref t_wgradTiles, (long)rowTiles * Gemm.MR * Gemm.NR + 16);
-                float* origin = padded + chunk.TapShift(ky, 0);
-                float* sums = partial + ((long)part * kh + ky) * rowLength;
-                for (int sliver = 0; sliver < slivers; sliver++)
+                float* origin = padded + chunk.TapShift(ky, rx);
+                float* sums = partial + ((long)part * groups + group) * groupLength;
+                int columns = chunk.TapsOfParity(rx) * cin;
+                for (int j = 0; j < columns; j += Gemm.NR)
                 {
-                    int j = sliver * Gemm.NR, cols = Math.Min(Gemm.NR, columns - j);
+                    int cols = Math.Min(Gemm.NR, columns - j);
                     for (int kb = firstChunk; kb < endChunk; kb++)
                     {
                         int k0 = kb * Gemm.KC, kc = Math.Min(Gemm.KC, depth - k0);
@@ -184,24 +200,24 @@ public sealed unsafe partial class CpuKernels
                     }
                     for (int co = 0; co < cout; co++)
                     {
-                        float* src = tiles + co / Gemm.MR * Gemm.MR * Gemm.NR + co % Gemm.MR * Gemm.NR, dst = sums + (long)co * columns + j;
+                        float* src = tiles + co / Gemm.MR * Gemm.MR * Gemm.NR + co % Gemm.MR * Gemm.NR, dst = sums + (long)co * widest + j;
                         for (int c = 0; c < cols; c++) dst[c] += src[c];
                     }
                 }
             }
-            if (threads == 1) for (int t = 0; t < kh * parts; t++) Task(t);
-            else _pool.For(0, kh * parts, Task);
+            if (threads == 1) for (int t = 0; t < groups * parts; t++) Task(t);
+            else _pool.For(0, groups * parts, Task);
         }
-        // dw[co, ci, ky, kx] = Σ over parts of partial[part, ky, co, (kx, ci)]
-        int kw = s.KW;
+        // dw[co, ci, ky, kx] = Σ over parts of partial[part, (ky, kx mod s), co, (kx / s, ci)]
         _pool.For(0, cout, co =>
         {
             for (int ci = 0; ci < cin; ci++)
                 for (int ky = 0; ky < kh; ky++)
                     for (int kx = 0; kx < kw; kx++)
                     {
+                        long at = (long)(ky * parityX + kx % sx) * groupLength + (long)co * widest + kx / sx * cin + ci;
                         float sum = 0;
-                        for (int part = 0; part < parts; part++) sum += partial[((long)part * kh + ky) * rowLength + (long)co * columns + kx * cin + ci];
+                        for (int part = 0; part < parts; part++) sum += partial[(long)part * groups * groupLength + at];
                         DW[((long)co * cin + ci) * taps + ky * kw + kx] = sum;
                     }
         });

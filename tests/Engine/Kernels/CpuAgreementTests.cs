@@ -189,21 +189,24 @@ public sealed class ConvolutionChoiceTests
 
 /// <summary>
 /// The tap-by-tap weight gradient against the reference on shapes the agreement suite's small ones do not
-/// reach: large enough to run in parallel (taps × depth parts, the parts' sums added at the end), and with
+/// reach, strided ones included: large enough to run in parallel (taps × depth parts, the parts' sums added at the end), and with
 /// the padded copy cut into chunks of one or two images, whose sums add up. Tolerance 1e-5 of dw's max-abs:
 /// the same sums in another order over ~10⁴ fp32 terms.
 /// </summary>
 public sealed class ShiftedWeightGradientTests
 {
     [Theory]
-    [InlineData(8, 16, 16, 16, 3, 1, int.MaxValue)] // one chunk, parallel parts
-    [InlineData(8, 16, 16, 16, 3, 1, 1)]            // eight chunks of one image
-    [InlineData(5, 48, 9, 20, 3, 1, 3000)]          // chunks of two images and a short last one; 2 slivers, 2 row tiles
-    [InlineData(4, 24, 12, 12, 1, 0, int.MaxValue)] // 1×1: one tap, so the depth is split into parts
-    [InlineData(3, 16, 10, 40, 5, 2, 1)]            // 5×5 with padding 2
-    public void AgreesWithTheReference(int batch, int cin, int side, int cout, int kernel, int pad, int chunkFloats)
+    [InlineData(8, 16, 16, 16, 3, 1, 1, int.MaxValue)] // one chunk, parallel parts
+    [InlineData(8, 16, 16, 16, 3, 1, 1, 1)]            // eight chunks of one image
+    [InlineData(5, 48, 9, 20, 3, 1, 1, 3000)]          // chunks of two images and a short last one; 2 slivers, 2 row tiles
+    [InlineData(4, 24, 12, 12, 1, 0, 1, int.MaxValue)] // 1×1: one tap, so the depth is split into parts
+    [InlineData(3, 16, 10, 40, 5, 2, 1, 1)]            // 5×5 with padding 2
+    [InlineData(6, 8, 15, 16, 3, 1, 2, int.MaxValue)]  // 3×3/2 on an odd side: 4 parity planes, the last rows and columns partly padding
+    [InlineData(5, 16, 12, 24, 1, 0, 2, 2000)]         // 1×1/2 (a ResNet shortcut): one parity plane
+    [InlineData(2, 3, 23, 16, 7, 3, 2, int.MaxValue)]  // the 7×7/2 stem
+    public void AgreesWithTheReference(int batch, int cin, int side, int cout, int kernel, int pad, int stride, int chunkFloats)
     {
-        var s = Conv2dShape.Square(batch, cin, side, side, cout, kernel, 1, pad);
+        var s = Conv2dShape.Square(batch, cin, side, side, cout, kernel, stride, pad);
         Assert.True(ShiftedWeightGradient.Fits(s));
         var x = TestUtil.Random(s.InputLength, 1); var dy = TestUtil.Random(s.OutputLength, 2);
         float[] Run(IKernels k)
