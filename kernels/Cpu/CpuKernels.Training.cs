@@ -155,12 +155,13 @@ public sealed unsafe partial class CpuKernels
                 sumDyCentred += PlaneSums.ProductsAbout(DY.AsSpan(at, hw), X.AsSpan(at, hw), (float)mean);
             }
             double sumDyXhat = sumDyCentred * istd; // Σ dy·x̂ with x̂ = (x − μ)·istd
-            // dx = γ·istd/M · (M·dy − Σdy − x̂·Σdy·x̂) = a·dy + b·x + c0
-            double a = G[ch] * istd, bx = -G[ch] * istd / m * sumDyXhat * istd, c0 = -G[ch] * istd / m * (sumDy - mean * istd * sumDyXhat);
+            // dx = γ·istd/M · (M·dy − Σdy − x̂·Σdy·x̂) = a·dy + b·(x − μ) + c0, in float with x centred: as b·x + c0'
+            // the two terms cancel when |μ| ≫ σ.
+            double a = G[ch] * istd, b = -G[ch] * istd / m * sumDyXhat * istd, c0 = -G[ch] * istd / m * sumDy;
             for (int i = 0; i < n; i++)
             {
                 int at = (i * c + ch) * hw;
-                PlaneSums.AffinePair(DY.AsSpan(at, hw), (float)a, X.AsSpan(at, hw), (float)bx, (float)c0, DX.AsSpan(at, hw));
+                PlaneSums.AffineCentred(DY.AsSpan(at, hw), (float)a, X.AsSpan(at, hw), (float)mean, (float)b, (float)c0, DX.AsSpan(at, hw));
             }
             DG[ch] = (float)sumDyXhat;
             DB[ch] = (float)sumDy;
@@ -216,12 +217,12 @@ internal static class PlaneSums
         return sum;
     }
 
-    /// <summary>dst = a·u + b·v + c.</summary>
-    public static void AffinePair(ReadOnlySpan<float> u, float a, ReadOnlySpan<float> v, float b, float c, Span<float> dst)
+    /// <summary>dst = a·u + b·(v − mean) + c.</summary>
+    public static void AffineCentred(ReadOnlySpan<float> u, float a, ReadOnlySpan<float> v, float mean, float b, float c, Span<float> dst)
     {
-        Vector<float> va = new(a), vb = new(b), vc = new(c);
+        Vector<float> va = new(a), vb = new(b), vc = new(c), vm = new(mean);
         int i = 0, w = Vector<float>.Count;
-        for (; i + w <= u.Length; i += w) (va * new Vector<float>(u.Slice(i)) + vb * new Vector<float>(v.Slice(i)) + vc).CopyTo(dst.Slice(i));
-        for (; i < u.Length; i++) dst[i] = a * u[i] + b * v[i] + c;
+        for (; i + w <= u.Length; i += w) (va * new Vector<float>(u.Slice(i)) + vb * (new Vector<float>(v.Slice(i)) - vm) + vc).CopyTo(dst.Slice(i));
+        for (; i < u.Length; i++) dst[i] = a * u[i] + b * (v[i] - mean) + c;
     }
 }
