@@ -4,6 +4,7 @@ using ModelGuardian.Engine.Imaging;
 using ModelGuardian.Engine.Networks;
 using ModelGuardian.Engine.Training;
 using ModelGuardian.Kernels;
+using System.Numerics.Tensors;
 
 namespace ModelGuardian.Engine.Attacks;
 
@@ -285,11 +286,7 @@ public abstract class DataFreeAttack : IDisposable
     protected static Shape4 NoiseShape(int n) => new(n, ImageGenerator.NoiseSize, 1, 1);
 
     /// <summary>n generator images (values in 0…1), no backward.</summary>
-    protected float[] Sample(int n)
-    {
-        var raw = Generator.Forward(Noise(n), NoiseShape(n));
-        return Options.GreyImages ? GreyImageHead.ToImages(GreyImageHead.Normalise(raw).Normalised, Side * Side, Options.ImageShift) : raw;
-    }
+    protected float[] Sample(int n) => GeneratorPass.Head(Generator.Forward(Noise(n), NoiseShape(n)), Options.GreyImages ? Options.ImageShift : null).Images;
 
     /// <summary>A recorded generator forward on <paramref name="z"/>: its images and the way back to the generator's parameters.</summary>
     protected GeneratorPass Generate(float[] z, int n) => new(Generator.Record(z, NoiseShape(n)), Options.GreyImages ? Options.ImageShift : null);
@@ -308,12 +305,15 @@ public abstract class DataFreeAttack : IDisposable
         {
             _raw = raw;
             _shift = greyShift;
-            if (greyShift is null) Perturbable = Images = raw.Outputs;
-            else
-            {
-                (Perturbable, _inverseStd) = GreyImageHead.Normalise(raw.Outputs);
-                Images = GreyImageHead.ToImages(Perturbable, Side * Side, greyShift.Value);
-            }
+            (Perturbable, _inverseStd, Images) = Head(raw.Outputs, greyShift);
+        }
+
+        /// <summary>The head on the generator's raw output: the grey head's normalised plane (and 1/std) and its images, or the colour images as they are.</summary>
+        internal static (float[] Perturbable, double InverseStd, float[] Images) Head(float[] raw, float? greyShift)
+        {
+            if (greyShift is null) return (raw, 0, raw);
+            var (normalised, inverseStd) = GreyImageHead.Normalise(raw);
+            return (normalised, inverseStd, GreyImageHead.ToImages(normalised, Side * Side, greyShift.Value));
         }
 
         public float[] Images { get; }
@@ -432,7 +432,7 @@ public sealed class ReplayBuffer
             }
             var dst = _chunks[slot / ChunkImages].AsSpan(slot % ChunkImages * _stored, _stored);
             var src = images.Slice(i * _perImage, _stored);
-            for (int j = 0; j < _stored; j++) dst[j] = (Half)src[j];
+            TensorPrimitives.ConvertToHalf(src, dst);
             _answers[slot / ChunkImages][slot % ChunkImages] = answers[i];
         }
     }
@@ -447,7 +447,7 @@ public sealed class ReplayBuffer
             int slot = rng.Next(Count);
             var src = _chunks[slot / ChunkImages].AsSpan(slot % ChunkImages * _stored, _stored);
             var dst = images.AsSpan(i * _perImage, _stored);
-            for (int j = 0; j < _stored; j++) dst[j] = (float)src[j];
+            TensorPrimitives.ConvertToSingle(src, dst);
             if (_grey)
             {
                 dst.CopyTo(images.AsSpan(i * _perImage + _stored, _stored));
