@@ -10,15 +10,15 @@ namespace ModelGuardian.Kernels.Cpu;
 public sealed unsafe partial class CpuKernels
 {
     // x: (N, Cin, H, W) · dy: (N, Cout, OH, OW) → dw: (Cout, Cin/G, KH, KW), dbias: (Cout)
-    // Stride 1 and one group: tap by tap over a padded copy of x (ShiftedWeightGradient.cs); otherwise per
-    // image and group over im2col rows, K = Cin/G·KH·KW, P = OH·OW.
+    // One group (and, by default, ≥ 3 input channels): tap by tap over a padded copy of x (ShiftedWeightGradient.cs);
+    // otherwise per image and group over im2col rows, K = Cin/G·KH·KW, P = OH·OW.
     public void Conv2dBackwardWeight(in Conv2dShape s, DeviceBuffer x, DeviceBuffer dy, DeviceBuffer dw, DeviceBuffer? dbias)
     {
         s.Validate();
         var X = A(x, s.InputLength, "conv x"); var DY = A(dy, s.OutputLength, "conv dy"); var DW = A(dw, s.WeightLength, "conv dw");
         var DB = dbias is null ? null : A(dbias, s.Cout, "conv dbias");
         var shape = s;
-        int p = s.OutH * s.OutW, k = s.CinPerGroup * s.KH * s.KW, coutG = s.CoutPerGroup;
+        int p = s.OutH * s.OutW;
         if (ShiftedWeightGradientFor(s)) ShiftedBackwardWeight(s, X, DY, DW);
         else Im2ColBackwardWeight(s, X, DY, DW);
         if (DB is not null)
