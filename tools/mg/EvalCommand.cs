@@ -73,11 +73,13 @@ internal static class EvalCommand
         AttackKind.DualStudent => "dual-student", _ => throw new ArgumentOutOfRangeException(nameof(a), a, null),
     };
 
-    public static AttackKind ParseAttack(string s) => s.ToLowerInvariant() switch
+    public static AttackKind ParseAttack(string s)
     {
-        "dfme" => AttackKind.Dfme, "maze" => AttackKind.Maze, "dast" => AttackKind.Dast, "disguide" => AttackKind.Disguide, "dfms-hl" or "dfms" => AttackKind.DfmsHl, "dual-student" => AttackKind.DualStudent,
-        _ => throw new ArgumentException($"Unknown attack '{s}' (dfme, maze, dast, disguide, dfms-hl, dual-student)."),
-    };
+        string name = s.ToLowerInvariant() == "dfms" ? "dfms-hl" : s.ToLowerInvariant();
+        var known = Enum.GetValues<AttackKind>();
+        return known.Where(a => AttackId(a) == name).Cast<AttackKind?>().FirstOrDefault()
+               ?? throw new ArgumentException($"Unknown attack '{s}' ({string.Join(", ", known.Select(AttackId))}).");
+    }
 
     private static void Run(string folder, string output, string? testData, int? testImages, string backend, EvaluationOptions o)
     {
