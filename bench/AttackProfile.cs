@@ -11,8 +11,8 @@ namespace ModelGuardian.Bench;
 /// `--in-attack &lt;attack&gt; [queries]`: one data-free attack against the default victim (in process,
 /// undefended), every kernel call timed through the same decorator as `--in-training`, summed by kind over
 /// the whole run — the victim's forwards, the clone's and the generator's training — beside the wall time,
-/// so the part spent outside kernels (the attack's host code, replay, measuring the clone) shows as the
-/// remainder. The clone is measured on 200 bundled test images. Not a benchmark: one run.
+/// so the part spent outside kernels (the attack's host code: replay, losses, the generator's head) shows
+/// as the remainder. The clone is measured on 200 bundled test images. Not a benchmark: one run.
 /// </summary>
 public static class AttackProfile
 {
@@ -21,7 +21,7 @@ public static class AttackProfile
         if (!Enum.TryParse<AttackKind>(attack.Replace("-", ""), ignoreCase: true, out var kind) || !Enum.IsDefined(kind) || kind == AttackKind.DfmsHl)
             throw new ArgumentException($"--in-attack: '{attack}' is not one of dfme, maze, dast, disguide, dual-student (DFMS-HL needs its proxy photos).");
         using var timing = new NetworkProfile.TimingKernels(new CpuKernels(threads));
-        var victim = ModelFiles.Load(timing, Path.Combine(models, "victim.mgw")).Network;
+        using var victim = ModelFiles.Load(timing, Path.Combine(models, "victim.mgw")).Network;
         var test = FashionMnist.Load(DatasetSplit.Test, Path.Combine(models, "fashion-mnist-demo"));
         var testSet = new CloneTestSet(Enumerable.Range(0, 200).Select(test.ToPlanar32).ToList(), Enumerable.Range(0, 200).Select(test.Label).ToList());
         var client = new DefendedVictimClient(new VictimClassifier(victim), new NoDefense());
