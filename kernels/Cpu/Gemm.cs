@@ -170,7 +170,7 @@ internal static unsafe partial class Gemm
     }
 
     // A thread's pinned packing buffer, grown when a call needs more.
-    private static float[] PackBuffer(ref float[]? buffer, long floats)
+    internal static float[] PackBuffer(ref float[]? buffer, long floats)
     {
         if (buffer is null || buffer.Length < floats) buffer = GC.AllocateArray<float>((int)floats, pinned: true);
         return buffer;

@@ -138,11 +138,7 @@ public sealed unsafe partial class CpuKernels
     /// </summary>
     internal int WeightGradientChunkFloats { get; init; } = 1 << 21;
 
-    private static float* Pinned(ref float[]? buffer, long floats)
-    {
-        if (buffer is null || buffer.Length < floats) buffer = GC.AllocateArray<float>((int)floats, pinned: true);
-        return Gemm.Aligned(buffer);
-    }
+    private static float* Pinned(ref float[]? buffer, long floats) => Gemm.Aligned(Gemm.PackBuffer(ref buffer, floats));
 
     // Whether this weight gradient runs tap by tap over the padded copy. Auto takes it from 3 input channels
     // up: even where most of a column block multiplies nothing (3 or 8 channels of 16) it beat im2col's
