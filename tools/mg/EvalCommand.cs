@@ -32,10 +32,11 @@ internal static class EvalCommand
         var collusion = new Option<int>("--collusion") { Description = "accounts of the colluding attacker in the early-termination comparison", DefaultValueFactory = _ => new EvaluationOptions().Collusion };
         var seed = new Option<ulong>("--seed") { DefaultValueFactory = _ => 1UL };
         var backend = new Option<string>("--backend") { DefaultValueFactory = _ => "auto" };
+        var postProcess = new Option<string>("--post-process") { Description = "comma-separated post-processing steps every detection source is also screened after (blur-σ, jpeg-quality, downup-factor, noise-σ), or 'none'", DefaultValueFactory = _ => string.Join(",", PostProcess.Protocol.Select(p => p.Name)) };
         var preset = new Option<string>("--preset") { Description = "short (minutes: every attack at --budget) or long (each attack its own budget, about 3 hours on 2 cores; docs/evaluation.md); options given explicitly override it", DefaultValueFactory = _ => "short" };
         var cmd = new Command("eval", "Runs the built-in data-free stealing attacks against each defence and writes the paper's tables (Markdown, CSV) and clone-accuracy plots.")
         {
-            models, output, preset, budget, attacks, defenses, noAdaptive, testData, testImages, samples, studentWidth, tau, collusion, seed, backend,
+            models, output, preset, budget, attacks, defenses, noAdaptive, testData, testImages, samples, postProcess, studentWidth, tau, collusion, seed, backend,
         };
         cmd.SetAction(parse => Program.Run(() =>
         {
@@ -59,6 +60,8 @@ internal static class EvalCommand
                 Collusion = parse.GetValue(collusion),
                 DetectionSamples = parse.GetValue(samples),
                 FamilySamples = parse.GetValue(samples),
+                PostProcessing = parse.GetValue(postProcess) == "none" ? []
+                    : parse.GetValue(postProcess)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(PostProcess.Parse).Distinct().ToList(),
                 Seed = parse.GetValue(seed),
             };
             Run(parse.GetValue(models)!, parse.GetValue(output)!, parse.GetValue(testData), parse.GetValue(testImages), parse.GetValue(backend)!, o);
@@ -90,7 +93,7 @@ internal static class EvalCommand
         var testSet = models.CloneTestSet(testData, testImages);
         int testCount = testSet.Images.Count;
         var guardianModels = models.GuardianModels();
-        var setup = new EvaluationSetup(kernels, guardianModels.Victim, guardianModels.Detector, testSet, new LazyPhotoProxy(), models.TrainedGenerators);
+        var setup = new EvaluationSetup(kernels, guardianModels.Victim, guardianModels.Detector, testSet, new LazyPhotoProxy(), models.TrainedGenerators, models.DetectorFamilies);
         // What shapes the results: a rerun into the same folder must have the same settings.
         var settings = new
         {

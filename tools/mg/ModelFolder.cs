@@ -23,6 +23,8 @@ internal sealed class ModelFolder : IDisposable
     public Network Transform { get; private set; } = null!;
     public IReadOnlyList<SubDetector> Detectors { get; private set; } = [];
     public IReadOnlyList<string> DetectorFiles { get; private set; } = [];
+    /// <summary>Per sub-detector, the generator families its synthetic training images came from; null where its weight file does not say.</summary>
+    public IReadOnlyList<IReadOnlySet<GeneratorFamily>?> DetectorFamilies { get; private set; } = [];
     /// <summary>Trained generators found in gan-&lt;family&gt;/generator.mgw (none is fine).</summary>
     public IReadOnlyList<(string Name, Engine.Training.ImageGenerator Generator)> TrainedGenerators { get; private set; } = [];
 
@@ -35,7 +37,16 @@ internal sealed class ModelFolder : IDisposable
             m.Transform = m.Keep(ModelFiles.LoadTransform(kernels, m.File("transform.mgw")).Network);
             m.DetectorFiles = Directory.GetFiles(folder, "detector-*.mgw").Order(StringComparer.Ordinal).ToList();
             if (m.DetectorFiles.Count == 0) throw new FileNotFoundException($"No detector-*.mgw in '{folder}'.");
-            m.Detectors = m.DetectorFiles.Select(f => new SubDetector(Path.GetFileNameWithoutExtension(f), m.Keep(ModelFiles.Load(kernels, f).Network))).ToList();
+            var detectors = new List<SubDetector>();
+            var families = new List<IReadOnlySet<GeneratorFamily>?>();
+            foreach (var f in m.DetectorFiles)
+            {
+                var (network, contents) = ModelFiles.Load(kernels, f);
+                detectors.Add(new SubDetector(Path.GetFileNameWithoutExtension(f), m.Keep(network)));
+                families.Add(TrainingFamilies(kernels, folder, contents.Provenance.SourceFile));
+            }
+            m.Detectors = detectors;
+            m.DetectorFamilies = families;
             var generators = new List<(string, Engine.Training.ImageGenerator)>();
             foreach (var dir in Directory.GetDirectories(folder, "gan-*").Order(StringComparer.Ordinal))
             {
@@ -53,6 +64,31 @@ internal sealed class ModelFolder : IDisposable
             m.Dispose();
             throw;
         }
+    }
+
+    /// <summary>
+    /// The families behind `mg train detector --fake` as its provenance records it ("…, fake A+B, transform …"): generator:F
+    /// names F; generator-file:P is read for its family, at P or, as the defaults are laid out, at P's last folder and name
+    /// inside <paramref name="folder"/>. Null when any source is a folder of images or a file not found: a detector whose
+    /// training families are not all known cannot be part of a held-out comparison.
+    /// </summary>
+    internal static IReadOnlySet<GeneratorFamily>? TrainingFamilies(IKernels kernels, string folder, string source)
+    {
+        var match = System.Text.RegularExpressions.Regex.Match(source, @"fake (.+?), transform ");
+        if (!match.Success) return null;
+        var set = new HashSet<GeneratorFamily>();
+        foreach (var part in match.Groups[1].Value.Split('+'))
+        {
+            if (part.StartsWith("generator:", StringComparison.Ordinal)) { set.Add(GeneratorFamilies.Parse(part["generator:".Length..])); continue; }
+            if (!part.StartsWith("generator-file:", StringComparison.Ordinal)) return null;
+            string recorded = part["generator-file:".Length..];
+            string beside = Path.Combine(folder, Path.GetFileName(Path.GetDirectoryName(recorded) ?? ""), Path.GetFileName(recorded));
+            string? path = System.IO.File.Exists(recorded) ? recorded : System.IO.File.Exists(beside) ? beside : null;
+            if (path is null) return null;
+            var (g, _) = GeneratorFiles.Load(kernels, path);
+            using (g) set.Add(g.Family);
+        }
+        return set;
     }
 
     /// <summary>The path of a model in the folder; a clear error when it is missing.</summary>

@@ -107,9 +107,11 @@ internal static class TrainCommands
         var count = new Option<int>("--count") { Description = "images per class taken from 'photos' and generators", DefaultValueFactory = _ => 1000 };
         var noAugment = new Option<bool>("--no-augment") { Description = "skip the random horizontal flips of gradient images" };
         var generators = new Option<int>("--generators") { Description = "how many seeded instances of the generator family the synthetic images come from", DefaultValueFactory = _ => 50 };
+        var postProcess = new Option<double>("--post-process") { Description = "probability of each post-processing step on real and synthetic images alike before their gradients: blur σ ~ U[0, 3], then JPEG quality ~ U{30…100} (CNNDetection's recipe); 0 (default) leaves images as made", DefaultValueFactory = _ => 0 };
+        var resampling = new Option<bool>("--post-process-resampling") { Description = "with --post-process: also a down-up ×2 and noise σ ~ U[0, 4] grey levels, each at the same probability" };
         var cmd = new Command("detector", "Trains a binary sub-detector on gradient images of real vs synthetic images; reports DAcc and FPR on a held-out fifth.")
         {
-            real, fake, transform, count, generators, noAugment,
+            real, fake, transform, count, generators, noAugment, postProcess, resampling,
         };
         AddTo(cmd, c);
         cmd.SetAction(parse => Program.Run(() =>
@@ -161,6 +163,17 @@ internal static class TrainCommands
             // Several sources joined by '+' share the synthetic class evenly (e.g. a trained generator and untrained instances of its family).
             var sources = parse.GetValue(fake)!.Split('+');
             var fakeImages = sources.SelectMany((src, i) => FakeImages(src, n / sources.Length + (i < n % sources.Length ? 1 : 0), i)).ToList();
+            double pp = parse.GetValue(postProcess);
+            if (!(pp >= 0 && pp <= 1)) throw new ArgumentException($"--post-process must lie in [0, 1], got {pp}.");
+            if (parse.GetValue(resampling) && pp == 0) throw new ArgumentException("--post-process-resampling needs a --post-process probability above 0.");
+            if (pp > 0)
+            {
+                // Both classes go through the same steps, so blur or JPEG alone cannot tell them apart; each image
+                // gets its own draw, seeded by its class and index.
+                var steps = new PostProcessAugmentation(pp, parse.GetValue(resampling));
+                realImages = realImages.Select((img, i) => steps.Apply(img, SeededRandom.ForItem(seed + 4000, 0, i))).ToList();
+                fakeImages = fakeImages.Select((img, i) => steps.Apply(img, SeededRandom.ForItem(seed + 4000, 1, i))).ToList();
+            }
             string t = parse.GetValue(transform)!;
             Network d;
             if (t.StartsWith("random:", StringComparison.Ordinal))
@@ -183,7 +196,8 @@ internal static class TrainCommands
             // Gradient images are augmented as LGrad's: flips (crops would move the up-sampling grid).
             Func<RgbImage, Random, RgbImage>? augment = parse.GetValue(noAugment) ? null : (img, rng) => rng.Next(2) == 0 ? Augmentations.FlipHorizontal(img) : img;
             var metrics = SupervisedTrainer.Train(net, train, test, TrainingOptionsOf(parse, c, augment), new TrainingProgressBar("train"));
-            Save(parse, c, net, $"real {parse.GetValue(real)}, fake {parse.GetValue(fake)}, transform {t}", metrics,
+            string processed = pp > 0 ? $", post-processed p {pp.ToString(CultureInfo.InvariantCulture)}{(parse.GetValue(resampling) ? " with resampling" : "")}" : "";
+            Save(parse, c, net, $"real {parse.GetValue(real)}, fake {parse.GetValue(fake)}, transform {t}{processed}", metrics,
                  $"held-out accuracy {metrics.Accuracy:P2}, DAcc {metrics.DetectionAccuracy:P2}, FPR {metrics.FalsePositiveRate:P2} on {metrics.Samples} gradient images");
         }));
         return cmd;

@@ -1,4 +1,5 @@
 using ModelGuardian.Engine.Attacks;
+using ModelGuardian.Engine.Data;
 
 namespace ModelGuardian.Engine.Eval;
 
@@ -54,6 +55,8 @@ public sealed record EvaluationOptions
     public int DetectionSamples { get; init; } = 200;
     /// <summary>Images per generator family (instances no detector was trained on) for the generalisation table.</summary>
     public int FamilySamples { get; init; } = 200;
+    /// <summary>Every detection source is also screened after each of these steps (benign images included: uploads are re-encoded too).</summary>
+    public IReadOnlyList<PostProcess> PostProcessing { get; init; } = PostProcess.Protocol;
     public int StudentWidth { get; init; } = 8;
     /// <summary>Accounts of the colluding attacker in the early-termination comparison (`--collusion K`).</summary>
     public int Collusion { get; init; } = 10;

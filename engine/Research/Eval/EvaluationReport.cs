@@ -35,9 +35,11 @@ public static class EvaluationReport
             .Concat(attacks.Select(a => Cell(a, d) is { } c ? $"{c.Answered:N0}{(c.Terminated ? " (terminated)" : "")}" : "–")).ToList()).ToList();
         md.AppendLine(MarkdownTable.Render(header.Where((_, i) => i != 1).ToList(), rows)).AppendLine();
 
-        var benignDetection = r.Detection.FirstOrDefault(d => !d.Synthetic);
+        // Table II, the generalisation table and the collusion replay are about images as made; post-processed ones have their own section.
+        var asMade = r.Detection.Where(d => d.PostProcess is null).ToList();
+        var benignDetection = asMade.FirstOrDefault(d => !d.Synthetic);
         md.AppendLine("## Table II — DFMS-Detector: detection accuracy (DAcc) on each attack's queries and false-positive rate (FPR) on benign test images, %").AppendLine();
-        var t2 = r.Detection.Where(d => d.Source.StartsWith("attack: ", StringComparison.Ordinal))
+        var t2 = asMade.Where(d => d.Source.StartsWith("attack: ", StringComparison.Ordinal))
             .Select(d => (IReadOnlyList<string>)[d.Source["attack: ".Length..], Pct(d.EnsembleRate), $"{d.FlaggedByEnsemble}/{d.Samples}", benignDetection is null ? "–" : Pct(benignDetection.EnsembleRate)]).ToList();
         md.AppendLine(MarkdownTable.Render(["Attack", "DAcc", "flagged", "FPR"], t2)).AppendLine();
 
@@ -61,24 +63,27 @@ public static class EvaluationReport
             md.AppendLine(MarkdownTable.Render(hd, ta)).AppendLine();
         }
 
-        if (r.Detection.Count > 0)
+        if (asMade.Count > 0)
         {
             md.AppendLine("## Generalisation — share flagged by each sub-detector and by the ensemble, per image source, %").AppendLine();
             md.AppendLine("Each sub-detector was trained on one generator family's images; every other synthetic row is a source it never saw (attack queries included). The benign row is the FPR.").AppendLine();
-            var names = r.Detection[0].Detectors;
-            var tg = r.Detection.Select(d => (IReadOnlyList<string>)new List<string> { d.Source, d.Samples.ToString(CultureInfo.InvariantCulture) }
+            var names = asMade[0].Detectors;
+            var tg = asMade.Select(d => (IReadOnlyList<string>)new List<string> { d.Source, d.Samples.ToString(CultureInfo.InvariantCulture) }
                 .Concat(d.FlaggedBy.Select(f => Pct((double)f / d.Samples))).Append(Pct(d.EnsembleRate)).ToList()).ToList();
             md.AppendLine(MarkdownTable.Render(new List<string> { "Source", "images" }.Concat(names).Append("ensemble (OR)").ToList(), tg)).AppendLine();
         }
+        md.Append(DetectionReport.Sections(r));
         if (benignDetection != null) md.Append(CollusionSection(o, r, benignDetection));
         if (extraSections != null) md.AppendLine(extraSections);
 
         md.AppendLine("## Files").AppendLine();
-        md.AppendLine("`results.csv` (one row per attack run), `curves.csv` (clone accuracy against queries), `plot-<attack>.png`; the raw results are in `cells/`.");
+        md.AppendLine("`results.csv` (one row per attack run), `curves.csv` (clone accuracy against queries), `detection.csv` (share flagged per source, post-processing step and sub-detector), " +
+                      "`plot-<attack>.png`; the raw results are in `cells/`.");
         store.WriteReport("report.md", md.ToString());
         store.WriteReport("results.csv", Csv.Format(new[] { new[] { "attack", "defense", "attacker", "budget", "spent", "answered", "terminated", "clone_accuracy", "seconds" } }
             .Concat(r.Attacks.Select(c => new[] { AttackFactory.DisplayName(c.Attack), c.Defense, c.Attacker.ToString().ToLowerInvariant(), c.Budget.ToString(CultureInfo.InvariantCulture),
                 c.Spent.ToString(CultureInfo.InvariantCulture), c.Answered.ToString(CultureInfo.InvariantCulture), c.Terminated ? "true" : "false", Csv.Format(c.FinalCloneAccuracy), Csv.Format(Math.Round(c.Seconds, 1)) }))));
+        store.WriteReport("detection.csv", DetectionReport.CsvText(r));
         store.WriteReport("curves.csv", Csv.Format(new[] { new[] { "attack", "defense", "attacker", "queries", "clone_accuracy" } }
             .Concat(r.Attacks.SelectMany(c => c.Curve.Select(p => new[] { AttackFactory.DisplayName(c.Attack), c.Defense, c.Attacker.ToString().ToLowerInvariant(),
                 p.Queries.ToString(CultureInfo.InvariantCulture), Csv.Format(p.CloneAccuracy) })))));
@@ -106,7 +111,7 @@ public static class EvaluationReport
                       $"Paper: τ = {o.Tau}, δ = {o.Delta}. Ours: the same plus the SPRT line flagged ≥ {ours.Sequential!.Intercept:F2} + {ours.Sequential.Slope:F4}·total " +
                       $"(H0 = the measured FPR {Pct(fpr)} %, floored at 0.1 %; H1 = 0.5; α = 0.001). Grouped: the accounts share one ledger (same owner or client network).").AppendLine();
         var rows = new List<IReadOnlyList<string>>();
-        foreach (var d in r.Detection.Where(d => d.Source.StartsWith("attack: ", StringComparison.Ordinal)))
+        foreach (var d in r.Detection.Where(d => d.PostProcess is null && d.Source.StartsWith("attack: ", StringComparison.Ordinal)))
             foreach (int k in new[] { 1, o.Collusion }.Distinct())
             {
                 var row = CollusionSimulation.Row(d.Source["attack: ".Length..], d.Verdicts, k, o.Budget, paper, ours);

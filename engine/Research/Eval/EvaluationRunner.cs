@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using ModelGuardian.Engine.Attacks;
+using ModelGuardian.Engine.Data;
 using ModelGuardian.Engine.Guardian;
 using ModelGuardian.Engine.Imaging;
 using ModelGuardian.Engine.Networks;
@@ -8,9 +9,14 @@ using ModelGuardian.Kernels;
 
 namespace ModelGuardian.Engine.Eval;
 
-/// <summary>The models and data an evaluation runs on (loaded by the caller). Trained generators (name, generator), if any, join the generalisation table.</summary>
+/// <summary>
+/// The models and data an evaluation runs on (loaded by the caller). Trained generators (name, generator), if any, join the
+/// generalisation table. <see cref="DetectorFamilies"/>, aligned with the detector's sub-detectors, names the generator
+/// families each was trained on (null where unknown): what the leave-one-family-out table holds out.
+/// </summary>
 public sealed record EvaluationSetup(IKernels Kernels, VictimClassifier Victim, DfmsDetector Detector, CloneTestSet Test, IProxyImages Proxy,
-                                     IReadOnlyList<(string Name, ImageGenerator Generator)>? TrainedGenerators = null);
+                                     IReadOnlyList<(string Name, ImageGenerator Generator)>? TrainedGenerators = null,
+                                     IReadOnlyList<IReadOnlySet<GeneratorFamily>?>? DetectorFamilies = null);
 
 public sealed record AttackCellResult(string Key, AttackKind Attack, string Defense, AttackerKind Attacker, long Budget, long Spent, long Answered,
                                       bool Terminated, double FinalCloneAccuracy, IReadOnlyList<ClonePoint> Curve, double Seconds);
@@ -21,14 +27,26 @@ public sealed record BenignResult(string Defense, int Queries, int Answered, int
     public double BenignAccuracy => (double)Correct / Queries;
 }
 
-/// <summary>How the DFMS-Detector's sub-detectors, and their OR, judged a set of images of one source.</summary>
+/// <summary>
+/// How the DFMS-Detector's sub-detectors, and their OR, judged a set of images of one source: as made, or after
+/// <see cref="PostProcess"/> (a step name such as "blur-1"). <see cref="Family"/> names the generator family
+/// behind a synthetic source; <see cref="DetectorFlags"/> holds, per image, bit j set when sub-detector j flagged it
+/// (so the OR of any subset of sub-detectors can be read back).
+/// </summary>
 public sealed record DetectionResult(string Source, bool Synthetic, int Samples, IReadOnlyList<string> Detectors, IReadOnlyList<int> FlaggedBy, int FlaggedByEnsemble,
-                                     IReadOnlyList<bool> Verdicts)
+                                     IReadOnlyList<bool> Verdicts, string? Family = null, string? PostProcess = null, IReadOnlyList<int>? DetectorFlags = null)
 {
     public double EnsembleRate => (double)FlaggedByEnsemble / Samples;
+
+    /// <summary>Share of images flagged by at least one sub-detector whose bit is in <paramref name="mask"/>.</summary>
+    public double RateOf(int mask) => DetectorFlags is null
+        ? throw new InvalidOperationException($"The detection result for '{Source}' keeps no per-detector verdicts.")
+        : (double)DetectorFlags.Count(f => (f & mask) != 0) / Samples;
 }
 
-public sealed record EvaluationResults(IReadOnlyList<AttackCellResult> Attacks, IReadOnlyList<BenignResult> Benign, IReadOnlyList<DetectionResult> Detection);
+/// <summary>Everything an evaluation measured; <see cref="DetectorFamilies"/> as in <see cref="EvaluationSetup"/>.</summary>
+public sealed record EvaluationResults(IReadOnlyList<AttackCellResult> Attacks, IReadOnlyList<BenignResult> Benign, IReadOnlyList<DetectionResult> Detection,
+                                       IReadOnlyList<IReadOnlySet<GeneratorFamily>?>? DetectorFamilies = null);
 
 public sealed record EvaluationProgress(string Step, int Done, int Total, string Detail);
 
@@ -72,30 +90,43 @@ public sealed class EvaluationRunner(EvaluationSetup setup, EvaluationOptions op
         }
 
         var detection = new List<DetectionResult>();
-        var sources = new List<(string Key, string Source, bool Synthetic, Func<IReadOnlyList<PlanarImage>> Images)>
+        var sources = new List<(string Key, string Source, bool Synthetic, string? Family, Func<IReadOnlyList<PlanarImage>> Images)>
         {
-            ("detect-benign", "benign test images", false, () => setup.Test.Images),
+            ("detect-benign", "benign test images", false, null, () => setup.Test.Images),
         };
         foreach (var family in Enum.GetValues<GeneratorFamily>())
-            sources.Add(($"detect-family-{family.ToString().ToLowerInvariant()}", $"generator: {family}", true, () => FamilyImages(family)));
+            sources.Add(($"detect-family-{family.ToString().ToLowerInvariant()}", $"generator: {family}", true, GeneratorFamilies.Name(family), () => FamilyImages(family)));
         foreach (var (name, generator) in setup.TrainedGenerators ?? [])
-            sources.Add(($"detect-trained-{name}", $"trained generator: {name}", true,
+            sources.Add(($"detect-trained-{name}", $"trained generator: {name}", true, GeneratorFamilies.Name(generator.Family),
                 () => generator.Generate(options.FamilySamples, 82_000).Select(PlanarImage.From).ToList()));
         foreach (var a in options.Attacks)
-            sources.Add(($"detect-attack-{a.ToString().ToLowerInvariant()}", $"attack: {AttackFactory.DisplayName(a)}", true, () => AttackSamples(a)));
-        foreach (var (key, source, synthetic, images) in sources)
+            sources.Add(($"detect-attack-{a.ToString().ToLowerInvariant()}", $"attack: {AttackFactory.DisplayName(a)}", true,
+                GeneratorFamilies.Name(AttackOptions.For(a, 1).Generator), () => AttackSamples(a)));
+        int total = sources.Count * (1 + options.PostProcessing.Count), done = 0;
+        foreach (var (key, source, synthetic, family, images) in sources)
         {
-            cancellationToken.ThrowIfCancellationRequested();
-            progress?.Report(new EvaluationProgress("detection", detection.Count, sources.Count, source));
-            if (!store.TryLoad(key, out DetectionResult result))
+            IReadOnlyList<PlanarImage>? raw = null;
+            foreach (var step in options.PostProcessing.Prepend(null))
             {
-                result = Screen(source, synthetic, images());
-                store.Save(key, result);
+                cancellationToken.ThrowIfCancellationRequested();
+                progress?.Report(new EvaluationProgress("detection", done++, total, step is null ? source : $"{source}, {step.Name}"));
+                string cellKey = step is null ? key : $"{key}.{step.Name}";
+                // Results from before per-detector verdicts were kept are screened again (seconds) rather than reported partly.
+                if (!store.TryLoad(cellKey, out DetectionResult result) || result.DetectorFlags is null)
+                {
+                    raw ??= images();
+                    result = Screen(source, synthetic, family, step, step is null ? raw : PostProcessed(raw, step, SeedOf(cellKey)));
+                    store.Save(cellKey, result);
+                }
+                detection.Add(result);
             }
-            detection.Add(result);
         }
-        return new EvaluationResults(attackResults, benign, detection);
+        return new EvaluationResults(attackResults, benign, detection, setup.DetectorFamilies);
     }
+
+    /// <summary>Each image rounded to bytes (as an upload is) and put through <paramref name="step"/>, noise seeded per image.</summary>
+    private static IReadOnlyList<PlanarImage> PostProcessed(IReadOnlyList<PlanarImage> images, PostProcess step, ulong seed)
+        => images.Select((img, i) => PlanarImage.From(step.Apply(RgbImage.FromPlanar(img.Values, img.Width, img.Height), Data.SeededRandom.Mix(seed, (ulong)i)))).ToList();
 
     private async Task<AttackCellResult> RunAttackAsync(AttackCell cell, Action<AttackProgress> report, CancellationToken cancellationToken)
     {
@@ -161,18 +192,23 @@ public sealed class EvaluationRunner(EvaluationSetup setup, EvaluationOptions op
         return Enumerable.Range(0, values.Length / per).Select(i => new QueryBatch(values[(i * per)..((i + 1) * per)], 1, 32).Planar(0)).ToList();
     }
 
-    private DetectionResult Screen(string source, bool synthetic, IReadOnlyList<PlanarImage> images)
+    private DetectionResult Screen(string source, bool synthetic, string? family, PostProcess? step, IReadOnlyList<PlanarImage> images)
     {
         var names = setup.Detector.Detectors.Select(d => d.Name).ToList();
+        if (names.Count > 30) throw new InvalidOperationException($"Per-detector verdicts are kept as bits of an int: at most 30 sub-detectors, got {names.Count}.");
         var by = new int[names.Count];
         var verdicts = new List<bool>(images.Count);
+        var flags = new List<int>(images.Count);
         foreach (var chunk in images.Chunk(50))
             foreach (var v in setup.Detector.Screen(chunk))
             {
-                for (int j = 0; j < by.Length; j++) if (v.Scores[j] > setup.Detector.Detectors[j].Threshold) by[j]++;
+                int bits = 0;
+                for (int j = 0; j < by.Length; j++)
+                    if (v.Scores[j] > setup.Detector.Detectors[j].Threshold) { by[j]++; bits |= 1 << j; }
                 verdicts.Add(v.Flagged);
+                flags.Add(bits);
             }
-        return new DetectionResult(source, synthetic, images.Count, names, by, verdicts.Count(f => f), verdicts);
+        return new DetectionResult(source, synthetic, images.Count, names, by, verdicts.Count(f => f), verdicts, family, step?.Name, flags);
     }
 
     private ulong SeedOf(string key) => Data.SeededRandom.Mix(options.Seed, (ulong)key.Aggregate(17L, (h, c) => h * 31 + c));

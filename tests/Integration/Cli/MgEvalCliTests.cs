@@ -37,6 +37,9 @@ public sealed class MgEvalCliTests : IDisposable
         Assert.True(code == 0, stderr);
         Assert.Contains("Table I", stdout);
         Assert.True(File.Exists(Path.Combine(output, "plot-dfme.png")));
+        // The defaults' sub-detectors each name their family in their provenance: each family can be held out.
+        Assert.Contains("### nearest held out: detector-bilinear OR detector-transposed", stdout);
+        Assert.Contains("| jpeg-30 |", stdout);
         // A second run finds every result and only writes the report again.
         var again = Mg.Run(args);
         Assert.True(again.Code == 0, again.Stderr);
@@ -55,10 +58,16 @@ public sealed class MgEvalCliTests : IDisposable
         Assert.Contains("--preset", bad.Stderr);
         // The long preset with an explicit budget, attack and defence: that budget for that attack, nothing else run.
         string output = Path.Combine(_dir, "long");
-        var (code, _, stderr) = Mg.Run("eval", "-o", output, "--preset", "long", "--budget", "30", "--attacks", "dfme", "--defenses", "none", "--test-images", "100", "--samples", "20", "--backend", "cpu");
+        var (code, _, stderr) = Mg.Run("eval", "-o", output, "--preset", "long", "--budget", "30", "--attacks", "dfme", "--defenses", "none", "--test-images", "100", "--samples", "20",
+            "--post-process", "jpeg-50", "--backend", "cpu");
         Assert.True(code == 0, stderr);
         Assert.Contains("30 queries each", stderr);
         Assert.Equal(["attack-dfme-none-naive.json"], Directory.GetFiles(Path.Combine(output, "cells"), "attack-*").Select(Path.GetFileName));
+        Assert.Equal(["detect-attack-dfme.jpeg-50.json", "detect-benign.jpeg-50.json"], Directory.GetFiles(Path.Combine(output, "cells"), "detect-*.jpeg-50.json").Select(Path.GetFileName).Order().Take(2));
+        Assert.Equal(8, Directory.GetFiles(Path.Combine(output, "cells"), "detect-*.*.json").Length); // every source after the one step asked for
+        bad = Mg.Run("eval", "-o", Path.Combine(_dir, "bad"), "--post-process", "sharpen-2");
+        Assert.Equal(1, bad.Code);
+        Assert.Contains("Unknown post-processing step 'sharpen-2'", bad.Stderr);
         Assert.DoesNotContain("budgets", File.ReadAllText(Path.Combine(output, "run.json")));
     }
 }

@@ -54,11 +54,15 @@ public sealed class MgTrainCliTests : IDisposable
         WriteImages(Path("real"), 12, 3, r => (byte)r.Next(256));
         string detector = Path("det.mgw");
         (code, _, stderr) = Mg.Run("train", "detector", "--real", Path("real"), "--fake", "generator:nearest", "--count", "12", "--generators", "3",
-            "--transform", transform, "--width", "4", "--epochs", "1", "--batch", "8", "--backend", "cpu", "-o", detector);
+            "--transform", transform, "--width", "4", "--epochs", "1", "--batch", "8", "--post-process", "0.5", "--post-process-resampling", "--backend", "cpu", "-o", detector);
         Assert.True(code == 0, stderr);
         Assert.Contains("DAcc", stderr);
-        var d = WeightFile.Load(detector).Architecture;
+        var saved = WeightFile.Load(detector);
+        var d = saved.Architecture;
         Assert.Equal((1, 32), (d.Outputs, d.InputSide)); // one logit, at D's resolution
+        // The provenance says what the detector was trained on, post-processing included; `mg eval` reads its families from it.
+        Assert.EndsWith("fake generator:nearest, transform " + transform + ", post-processed p 0.5 with resampling", saved.Provenance.SourceFile);
+        Assert.Equal([GeneratorFamily.NearestConv], ModelGuardian.Tools.ModelFolder.TrainingFamilies(k, _dir, saved.Provenance.SourceFile)!);
         Assert.True(File.Exists(Path("det.metrics.json")));
     }
 
@@ -108,6 +112,12 @@ public sealed class MgTrainCliTests : IDisposable
         var (code, _, stderr) = Mg.Run("train", "detector", "--fake", "generator:cubic", "--count", "4", "--backend", "cpu", "-o", Path("x.mgw"));
         Assert.Equal(1, code);
         Assert.Contains("Unknown generator family 'cubic'", stderr);
+        (code, _, stderr) = Mg.Run("train", "detector", "--fake", "generator:nearest", "--post-process", "1.5", "--count", "4", "--backend", "cpu", "-o", Path("x.mgw"));
+        Assert.Equal(1, code);
+        Assert.Contains("--post-process must lie in [0, 1]", stderr);
+        (code, _, stderr) = Mg.Run("train", "detector", "--fake", "generator:nearest", "--post-process-resampling", "--count", "4", "--backend", "cpu", "-o", Path("x.mgw"));
+        Assert.Equal(1, code);
+        Assert.Contains("needs a --post-process probability", stderr);
         (code, _, stderr) = Mg.Run("train", "gan", "--family", "cubic", "--backend", "cpu", "-o", Path("z"));
         Assert.Equal(1, code);
         Assert.Contains("Unknown generator family 'cubic'", stderr);

@@ -1,4 +1,5 @@
 using ModelGuardian.Engine.Attacks;
+using ModelGuardian.Engine.Data;
 using ModelGuardian.Engine.Eval;
 using ModelGuardian.Engine.Gradients;
 using ModelGuardian.Engine.Guardian;
@@ -61,7 +62,13 @@ public sealed class EvaluationRunnerTests : IDisposable
         Assert.Equal(2 * (8 + 2), results.Attacks.Count);
         Assert.All(results.Attacks, c => Assert.True(c.Terminated ? c.Spent <= 24 : c.Spent == 24, $"{c.Key}: spent {c.Spent}"));
         Assert.Equal(8, results.Benign.Count);
-        Assert.Equal(1 + 3 + 1 + 2, results.Detection.Count); // benign, three generator families, one trained generator, two attacks' samples
+        // Benign, three generator families, one trained generator, two attacks' samples: each as made and after every post-processing step.
+        Assert.Equal((1 + 3 + 1 + 2) * (1 + PostProcess.Protocol.Count), results.Detection.Count);
+        Assert.Equal(7, results.Detection.Count(d => d.PostProcess is null));
+        Assert.All(PostProcess.Protocol, step => Assert.Equal(7, results.Detection.Count(d => d.PostProcess == step.Name)));
+        Assert.All(results.Detection, d => Assert.Equal(d.Samples, d.DetectorFlags!.Count));
+        Assert.All(results.Detection, d => Assert.Equal(d.FlaggedByEnsemble, d.DetectorFlags!.Count(f => f != 0)));
+        Assert.Equal(["bilinear", "nearest", "nearest"], results.Detection.Where(d => d.PostProcess is null && d.Synthetic && !d.Source.StartsWith("generator:")).Select(d => d.Family));
         Assert.Contains(results.Detection, d => d.Source == "trained generator: bilinear" && d.Samples == 4);
         Assert.All(results.Detection.Where(d => d.Source.StartsWith("attack")), d => Assert.Equal(5, d.Samples));
         // A benign user's labels survive DPreds and the Guardian unchanged (ranking kept); the victim's own accuracy is the "none" row.
@@ -73,18 +80,29 @@ public sealed class EvaluationRunnerTests : IDisposable
         Assert.Contains("Table I", report);
         Assert.Contains("adaptive", report);
         Assert.Contains("collusion", report);
-        foreach (var f in new[] { "report.md", "results.csv", "curves.csv", "plot-dfme.png", "plot-dast.png" }) Assert.True(File.Exists(Path.Combine(_dir, f)), f);
+        Assert.Contains("Detection under post-processing", report);
+        foreach (var f in new[] { "report.md", "results.csv", "curves.csv", "detection.csv", "plot-dfme.png", "plot-dast.png" }) Assert.True(File.Exists(Path.Combine(_dir, f)), f);
         Assert.Equal(1 + results.Attacks.Count, Engine.Reports.Csv.Parse(File.ReadAllText(Path.Combine(_dir, "results.csv"))).Count);
+        Assert.Equal(1 + results.Detection.Count, Engine.Reports.Csv.Parse(File.ReadAllText(Path.Combine(_dir, "detection.csv"))).Count);
 
         // Resume: delete one result; only it is computed again, the others are read back as they were.
         var cells = Directory.GetFiles(Path.Combine(_dir, "cells"), "*.json");
         var stamps = cells.ToDictionary(f => f, File.GetLastWriteTimeUtc);
         string removed = Path.Combine(_dir, "cells", "attack-dast-rs-naive.json");
         File.Delete(removed);
+        // A detection result written before per-detector verdicts were kept is screened again.
+        string stale = Path.Combine(_dir, "cells", "detect-benign.jpeg-75.json");
+        var staleJson = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(stale))!.AsObject();
+        staleJson.Remove("detector_flags");
+        File.WriteAllText(stale, staleJson.ToJsonString());
+        stamps[stale] = File.GetLastWriteTimeUtc(stale);
         await Task.Delay(20);
         var again = await new EvaluationRunner(m.Setup(k), Options, new ResultStore(_dir, new { Options.Budget, test = 1 })).RunAsync();
         Assert.True(File.Exists(removed));
-        Assert.All(stamps.Where(s => s.Key != removed), s => Assert.Equal(s.Value, File.GetLastWriteTimeUtc(s.Key)));
+        Assert.Contains("detector_flags", File.ReadAllText(stale));
+        Assert.Equal(results.Detection.Single(d => d.Source == "benign test images" && d.PostProcess == "jpeg-75").DetectorFlags,
+                     again.Detection.Single(d => d.Source == "benign test images" && d.PostProcess == "jpeg-75").DetectorFlags);
+        Assert.All(stamps.Where(s => s.Key != removed && s.Key != stale), s => Assert.Equal(s.Value, File.GetLastWriteTimeUtc(s.Key)));
         Assert.Equal(results.Attacks.Where(c => c.Key != "attack-dast-rs-naive").Select(c => c.FinalCloneAccuracy),
                      again.Attacks.Where(c => c.Key != "attack-dast-rs-naive").Select(c => c.FinalCloneAccuracy));
         // Recomputed with the same seed: the same result.
@@ -130,6 +148,57 @@ public sealed class EvaluationRunnerTests : IDisposable
         var inverted = f(DeceptivePredictions.Apply(p, 0.5));
         for (int i = 0; i < 4; i++) Assert.Equal(p[i], inverted[i], 12);
         Assert.Same(p, f(p));
+    }
+}
+
+/// <summary>The generalisation tables from hand-made verdicts: which sub-detectors a held-out family leaves, and the targets checked per cell.</summary>
+public sealed class DetectionReportTests
+{
+    private static DetectionResult Result(string source, bool synthetic, string? family, string? step, params int[] flags)
+        => new(source, synthetic, flags.Length, ["detector-a", "detector-b", "detector-c"], Enumerable.Range(0, 3).Select(j => flags.Count(f => (f & (1 << j)) != 0)).ToList(),
+               flags.Count(f => f != 0), flags.Select(f => f != 0).ToList(), family, step, flags);
+
+    private static readonly IReadOnlySet<GeneratorFamily> Nearest = new HashSet<GeneratorFamily> { GeneratorFamily.NearestConv },
+        Bilinear = new HashSet<GeneratorFamily> { GeneratorFamily.BilinearConv }, Both = new HashSet<GeneratorFamily> { GeneratorFamily.NearestConv, GeneratorFamily.BilinearConv };
+
+    [Fact]
+    public void AHeldOutFamilyKeepsOnlyTheSubDetectorsThatNeverSawIt()
+    {
+        var held = DetectionReport.HeldOutFamilies(["a", "b", "c"], [Nearest, Bilinear, Both]);
+        // nearest: only b never saw it; bilinear: only a; no sub-detector was trained on transposed, so there is nothing to hold out.
+        Assert.Equal([("nearest", 0b010), ("bilinear", 0b001)], held.Select(h => (h.Family, h.Mask)));
+        Assert.Equal(["b"], held[0].Detectors);
+        // Every sub-detector saw the family: it cannot be held out. An unknown training set: no table at all.
+        Assert.Empty(DetectionReport.HeldOutFamilies(["a", "b"], [Both, Both]));
+        Assert.Empty(DetectionReport.HeldOutFamilies(["a", "b"], [Nearest, null]));
+        Assert.Empty(DetectionReport.HeldOutFamilies(["a", "b"], null));
+    }
+
+    [Fact]
+    public void HeldOutRatesUseOnlyTheRemainingSubDetectorsAndMissesAreListed()
+    {
+        // Four images of a nearest-family attack: a flags all (it was trained on nearest), b two, c one of those two.
+        var results = new EvaluationResults([], [],
+        [
+            Result("benign test images", false, null, null, 0, 0, 0, 0),
+            Result("benign test images", false, null, "blur-1", 0b010, 0, 0, 0),
+            Result("attack: X", true, "nearest", null, 0b111, 0b011, 0b001, 0b001),
+            Result("attack: X", true, "nearest", "blur-1", 0b001, 0b001, 0b001, 0b001),
+        ], [Nearest, Bilinear, Both]);
+        Assert.Equal(0.5, results.Detection[2].RateOf(0b010));
+        Assert.Equal(1.0, results.Detection[2].RateOf(0b111));
+        string md = DetectionReport.Sections(results);
+        Assert.Contains("### nearest held out: detector-b", md);
+        // Ensemble: the attack is flagged 100 % as made and after blur; the benign blur cell is 25 % (a miss).
+        Assert.Contains("ensemble, benign test images, blur-1: 25.0 % (24.0 points over 1.0 %)", md);
+        // Without nearest (b alone): 50 % as made, 0 % after blur — both misses; the benign blur row's 25 % is b's too.
+        Assert.Contains("without nearest, attack: X, as made: 50.0 % (40.0 points under 90.0 %)", md);
+        Assert.Contains("without nearest, attack: X, blur-1: 0.0 % (90.0 points under 90.0 %)", md);
+        Assert.Contains("without nearest, benign test images, blur-1: 25.0 %", md);
+        Assert.DoesNotContain("ensemble, attack: X", md);
+        var csv = Engine.Reports.Csv.Parse(DetectionReport.CsvText(results));
+        Assert.Equal(["source", "synthetic", "family", "post_process", "samples", "detector-a", "detector-b", "detector-c", "ensemble"], csv[0]);
+        Assert.Equal(["attack: X", "true", "nearest", "blur-1", "4", "1", "0", "0", "1"], csv[4]);
     }
 }
 
