@@ -68,7 +68,7 @@ internal sealed class ModelFolder : IDisposable
 
     /// <summary>
     /// The families behind `mg train detector --fake` as its provenance records it ("…, fake A+B, transform …"): generator:F
-    /// names F; generator-file:P is read for its family, at P or, as the defaults are laid out, at P's last folder and name
+    /// and generator-grey:F name F; generator-file:P is read for its family, at P or, as the defaults are laid out, at P's last folder and name
     /// inside <paramref name="folder"/>. Null when any source is a folder of images or a file not found: a detector whose
     /// training families are not all known cannot be part of a held-out comparison.
     /// </summary>
@@ -80,6 +80,7 @@ internal sealed class ModelFolder : IDisposable
         foreach (var part in match.Groups[1].Value.Split('+'))
         {
             if (part.StartsWith("generator:", StringComparison.Ordinal)) { set.Add(GeneratorFamilies.Parse(part["generator:".Length..])); continue; }
+            if (part.StartsWith("generator-grey:", StringComparison.Ordinal)) { set.Add(GeneratorFamilies.Parse(part["generator-grey:".Length..])); continue; }
             if (!part.StartsWith("generator-file:", StringComparison.Ordinal)) return null;
             string recorded = part["generator-file:".Length..];
             string beside = Path.Combine(folder, Path.GetFileName(Path.GetDirectoryName(recorded) ?? ""), Path.GetFileName(recorded));

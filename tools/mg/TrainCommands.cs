@@ -102,16 +102,19 @@ internal static class TrainCommands
     {
         var c = Options("resnet18-cifar", 8, 5, 5e-4f);
         var real = new Option<string>("--real") { Description = "'photos' (seeded 32² crops of Debian's photos), 'fashion-mnist' (training images, 3×32×32), 'both' (half each), or a folder", DefaultValueFactory = _ => "photos" };
-        var fake = new Option<string>("--fake") { Description = "a folder of synthetic images, generator:transposed|nearest|bilinear (seeded random generators of that up-sampling family), or generator-file:<path.mgw> (a generator trained by mg train gan); several joined by '+' share the synthetic class evenly", Required = true };
+        var fake = new Option<string>("--fake") { Description = "a folder of synthetic images, generator:transposed|nearest|bilinear (seeded random generators of that up-sampling family), generator-grey:<family> (the same bodies with the attacks' grey batch-norm and tanh head), or generator-file:<path.mgw> (a generator trained by mg train gan); several joined by '+' share the synthetic class evenly", Required = true };
         var transform = new Option<string>("--transform") { Description = "the transformation model: a StyleGAN D .mgw, or random:R (a seeded random D of side R)", DefaultValueFactory = _ => "random:32" };
         var count = new Option<int>("--count") { Description = "images per class taken from 'photos' and generators", DefaultValueFactory = _ => 1000 };
         var noAugment = new Option<bool>("--no-augment") { Description = "skip the random horizontal flips of gradient images" };
         var generators = new Option<int>("--generators") { Description = "how many seeded instances of the generator family the synthetic images come from", DefaultValueFactory = _ => 50 };
         var postProcess = new Option<double>("--post-process") { Description = "probability of each post-processing step on real and synthetic images alike before their gradients: blur σ ~ U[0, 3], then JPEG quality ~ U{30…100} (CNNDetection's recipe); 0 (default) leaves images as made", DefaultValueFactory = _ => 0 };
         var resampling = new Option<bool>("--post-process-resampling") { Description = "with --post-process: also a down-up ×2 and noise σ ~ U[0, 4] grey levels, each at the same probability" };
+        var targetFpr = new Option<double?>("--target-fpr") { Description = "shift the output bias so that this share of fresh real images (from --real, put through the same post-processing) is flagged at sigmoid > 0.5; needs --real photos, fashion-mnist or both" };
+        var calibration = new Option<int>("--calibration-count") { Description = "fresh real images for --target-fpr", DefaultValueFactory = _ => 4000 };
+        var calibrationReal = new Option<string?>("--calibration-real") { Description = "where --target-fpr's real images come from: photos, fashion-mnist or both (default: as --real); a provider calibrates on its own benign data" };
         var cmd = new Command("detector", "Trains a binary sub-detector on gradient images of real vs synthetic images; reports DAcc and FPR on a held-out fifth.")
         {
-            real, fake, transform, count, generators, noAugment, postProcess, resampling,
+            real, fake, transform, count, generators, noAugment, postProcess, resampling, targetFpr, calibration, calibrationReal,
         };
         AddTo(cmd, c);
         cmd.SetAction(parse => Program.Run(() =>
@@ -119,12 +122,14 @@ internal static class TrainCommands
             using var kernels = Backends.Create(Backends.Parse(parse.GetValue(c.Backend)!));
             ulong seed = parse.GetValue(c.Seed);
             int n = parse.GetValue(count);
-            List<RgbImage> Photos(int count) => PhotoPool.Load().Crops(count, new PhotoCropOptions(32), seed).ToList();
-            List<RgbImage> Fashion(int count)
+            // Calibration draws its real images after the training ones: other photo crops, the next Fashion-MNIST images.
+            List<RgbImage> Photos(int count, ulong stream = 0) => PhotoPool.Load().Crops(count, new PhotoCropOptions(32), seed + stream).ToList();
+            List<RgbImage> Fashion(int count, int skip = 0)
             {
                 var fm = FashionMnist.Load(DatasetSplit.Train);
                 var order = new BatchIterator(fm.Count, fm.Count, seed).Order(0);
-                return order.Take(count).Select(i => RgbImage.FromPlanar(fm.ToPlanar32(i).Values, 32, 32)).ToList();
+                if (skip + count > fm.Count) throw new ArgumentException($"Fashion-MNIST has {fm.Count} training images; {skip} + {count} asked for.");
+                return order.Skip(skip).Take(count).Select(i => RgbImage.FromPlanar(fm.ToPlanar32(i).Values, 32, 32)).ToList();
             }
             var realImages = parse.GetValue(real) switch
             {
@@ -133,6 +138,18 @@ internal static class TrainCommands
                 "both" => [.. Photos(n / 2), .. Fashion(n - n / 2)],
                 var folder => ImageFolder.Load(folder!).Select(f => f.Image).ToList(),
             };
+            double? fprTarget = parse.GetValue(targetFpr);
+            int m = parse.GetValue(calibration);
+            string calibrationSource = parse.GetValue(calibrationReal) ?? parse.GetValue(real)!;
+            var calibrationImages = fprTarget is null ? null : calibrationSource switch
+            {
+                "photos" => Photos(m, 7000),
+                "fashion-mnist" => Fashion(m, n),
+                "both" => [.. Photos(m / 2, 7000), .. Fashion(m - m / 2, n)],
+                _ => throw new ArgumentException($"--target-fpr draws fresh real images from photos, fashion-mnist or both, not '{calibrationSource}' (a folder has none to spare)."),
+            };
+            if (fprTarget is { } f0 && !(f0 >= 0 && f0 < 1)) throw new ArgumentException($"--target-fpr must lie in [0, 1), got {f0}.");
+            if (fprTarget is not null && m < 100) throw new ArgumentException($"--calibration-count must be at least 100, got {m}.");
             List<RgbImage> FakeImages(string f, int count, int sourceIndex)
             {
                 ulong stream = seed * 1000 + 200_000 + (ulong)sourceIndex * 10_000;
@@ -143,6 +160,21 @@ internal static class TrainCommands
                     using var _g = g;
                     Console.Error.WriteLine($"mg train detector: synthetic images from {contents.Architecture}");
                     return g.Generate(count, stream).ToList();
+                }
+                if (f.StartsWith("generator-grey:", StringComparison.Ordinal))
+                {
+                    // What a grey-headed attack sends first: untrained bodies of the family (widths 16 and 32, as the attacks use)
+                    // through batch-norm and tanh, shifted as the attacks' dark start and as an unshifted one.
+                    var family = GeneratorFamilies.Parse(f["generator-grey:".Length..]);
+                    int instances = Math.Clamp(parse.GetValue(generators), 1, count);
+                    var list = new List<RgbImage>(count);
+                    for (int i = 0; i < instances; i++)
+                    {
+                        using var g = ImageGenerator.CreateGreyLogits(kernels, family, seed * 1000 + 150_000 + (ulong)i, i % 2 == 0 ? 16 : 32);
+                        list.AddRange(Engine.Attacks.GreyImageHead.Sample(g, count / instances + (i < count % instances ? 1 : 0), stream + (ulong)i,
+                            shift: i % 3 == 2 ? 0f : Engine.Attacks.AttackOptions.DarkStart));
+                    }
+                    return list;
                 }
                 if (f.StartsWith("generator:", StringComparison.Ordinal))
                 {
@@ -173,6 +205,7 @@ internal static class TrainCommands
                 var steps = new PostProcessAugmentation(pp, parse.GetValue(resampling));
                 realImages = realImages.Select((img, i) => steps.Apply(img, SeededRandom.ForItem(seed + 4000, 0, i))).ToList();
                 fakeImages = fakeImages.Select((img, i) => steps.Apply(img, SeededRandom.ForItem(seed + 4000, 1, i))).ToList();
+                calibrationImages = calibrationImages?.Select((img, i) => steps.Apply(img, SeededRandom.ForItem(seed + 4000, 2, i))).ToList();
             }
             string t = parse.GetValue(transform)!;
             Network d;
@@ -196,8 +229,17 @@ internal static class TrainCommands
             // Gradient images are augmented as LGrad's: flips (crops would move the up-sampling grid).
             Func<RgbImage, Random, RgbImage>? augment = parse.GetValue(noAugment) ? null : (img, rng) => rng.Next(2) == 0 ? Augmentations.FlipHorizontal(img) : img;
             var metrics = SupervisedTrainer.Train(net, train, test, TrainingOptionsOf(parse, c, augment), new TrainingProgressBar("train"));
+            string calibrated = "";
+            if (fprTarget is { } f && calibrationImages is not null)
+            {
+                var gradients = GradientDataset.Build(new GradientTransform(d), calibrationImages, []);
+                var r = DetectorCalibration.ShiftToFalsePositiveRate(net, Enumerable.Range(0, gradients.Count).Select(i => gradients[i].Image).ToList(), f);
+                metrics = SupervisedTrainer.Evaluate(net, test);
+                calibrated = $", calibrated to FPR {f.ToString(CultureInfo.InvariantCulture)} on {r.Images} fresh real images ({calibrationSource}) (logit shift {r.LogitShift.ToString("G4", CultureInfo.InvariantCulture)}, {r.FalsePositiveRate:P2} flagged)";
+                Console.Error.WriteLine($"mg train detector: output bias shifted by {-r.LogitShift:G4}: {r.FalsePositiveRate:P2} of {r.Images} fresh real images flagged");
+            }
             string processed = pp > 0 ? $", post-processed p {pp.ToString(CultureInfo.InvariantCulture)}{(parse.GetValue(resampling) ? " with resampling" : "")}" : "";
-            Save(parse, c, net, $"real {parse.GetValue(real)}, fake {parse.GetValue(fake)}, transform {t}{processed}", metrics,
+            Save(parse, c, net, $"real {parse.GetValue(real)}, fake {parse.GetValue(fake)}, transform {t}{processed}{calibrated}", metrics,
                  $"held-out accuracy {metrics.Accuracy:P2}, DAcc {metrics.DetectionAccuracy:P2}, FPR {metrics.FalsePositiveRate:P2} on {metrics.Samples} gradient images");
         }));
         return cmd;

@@ -70,6 +70,30 @@ public static class GreyImageHead
         return da;
     }
 
+    /// <summary>
+    /// <paramref name="count"/> images as a grey-headed attack's generator makes them: <paramref name="body"/> (from
+    /// <see cref="Training.ImageGenerator.CreateGreyLogits"/>) on noise seeded by <paramref name="seed"/>, normalised over
+    /// each batch of <paramref name="batch"/>, through the tanh head at <paramref name="shift"/>, rounded to bytes.
+    /// </summary>
+    public static IReadOnlyList<Imaging.RgbImage> Sample(Training.ImageGenerator body, int count, ulong seed, float shift, int batch = 64)
+    {
+        if (batch < 2) throw new ArgumentException($"The head normalises over a batch: at least 2 images, got {batch}.");
+        var rng = new Data.SeededRandom(seed);
+        int side = Training.ImageGenerator.Side, plane = side * side, noise = Training.ImageGenerator.NoiseSize;
+        var images = new List<Imaging.RgbImage>(count);
+        for (int start = 0; start < count; start += batch)
+        {
+            int n = Math.Max(2, Math.Min(batch, count - start));
+            var z = new float[n * noise];
+            for (int i = 0; i < z.Length; i++) z[i] = (float)rng.NextGaussian();
+            var raw = body.Forward(z, new Core.Shape4(n, noise, 1, 1));
+            var values = ToImages(Normalise(raw).Normalised, plane, shift);
+            System.Numerics.Tensors.TensorPrimitives.Multiply(values, 255f, values);
+            for (int i = 0; i < n && images.Count < count; i++) images.Add(Imaging.RgbImage.FromPlanar(values.AsSpan(i * 3 * plane, 3 * plane), side, side));
+        }
+        return images;
+    }
+
     private static int Planes(int length, int planeLength) =>
         planeLength > 0 && length % planeLength == 0 ? length / planeLength : throw new ArgumentException($"{length} values do not form planes of {planeLength}.");
 }

@@ -54,6 +54,27 @@ public sealed class AttackPartsTests
     }
 
     [Fact]
+    public void GreySamplesAreWhatTheHeadMakesOfTheBodysOutputRoundedToBytes()
+    {
+        using var k = new ModelGuardian.Kernels.Cpu.CpuKernels();
+        using var body = Engine.Training.ImageGenerator.CreateGreyLogits(k, Engine.Networks.GeneratorFamily.NearestConv, 3, width: 8);
+        var images = GreyImageHead.Sample(body, 5, seed: 9, shift: AttackOptions.DarkStart, batch: 4);
+        Assert.Equal(5, images.Count);
+        Assert.Equal(images.Select(i => i.Pixels), GreyImageHead.Sample(body, 5, seed: 9, shift: AttackOptions.DarkStart, batch: 4).Select(i => i.Pixels));
+        // The first batch by hand: the same noise stream, normalised over the 4 images, through the tanh at the shift.
+        var rng = new Engine.Data.SeededRandom(9);
+        var z = Enumerable.Range(0, 4 * Engine.Training.ImageGenerator.NoiseSize).Select(_ => (float)rng.NextGaussian()).ToArray();
+        var raw = body.Forward(z, new Engine.Core.Shape4(4, Engine.Training.ImageGenerator.NoiseSize, 1, 1));
+        var expected = GreyImageHead.ToImages(GreyImageHead.Normalise(raw).Normalised, 32 * 32, AttackOptions.DarkStart);
+        for (int i = 0; i < 4; i++)
+            Assert.Equal(Engine.Imaging.RgbImage.FromPlanar(expected.AsSpan(i * 3 * 1024, 3 * 1024).ToArray().Select(v => v * 255f).ToArray(), 32, 32).Pixels, images[i].Pixels);
+        // Grey (all three channels equal), and dark on the whole at the attacks' start shift.
+        Assert.All(images, img => Assert.True(Enumerable.Range(0, 1024).All(p => img.Pixels[3 * p] == img.Pixels[3 * p + 1] && img.Pixels[3 * p] == img.Pixels[3 * p + 2])));
+        Assert.True(images.Average(img => img.Pixels.Average(b => (double)b)) < 60);
+        Assert.Throws<ArgumentException>(() => GreyImageHead.Sample(body, 2, 1, 0f, batch: 1));
+    }
+
+    [Fact]
     public void TheReplayMemoryKeepsGreyImagesAsOnePlaneAndForgetsTheOldestPastItsCapacity()
     {
         const int per = 3 * Plane;

@@ -64,6 +64,18 @@ public sealed class MgTrainCliTests : IDisposable
         Assert.EndsWith("fake generator:nearest, transform " + transform + ", post-processed p 0.5 with resampling", saved.Provenance.SourceFile);
         Assert.Equal([GeneratorFamily.NearestConv], ModelGuardian.Tools.ModelFolder.TrainingFamilies(k, _dir, saved.Provenance.SourceFile)!);
         Assert.True(File.Exists(Path("det.metrics.json")));
+
+        // Grey-headed instances as a source, and a calibrated operating point on fresh real images (a folder has none to spare).
+        (code, _, stderr) = Mg.Run("train", "detector", "--real", "photos", "--fake", "generator-grey:bilinear", "--count", "12", "--generators", "3",
+            "--transform", transform, "--width", "4", "--epochs", "1", "--batch", "8", "--target-fpr", "0.1", "--calibration-count", "100", "--backend", "cpu", "-o", Path("det2.mgw"));
+        Assert.True(code == 0, stderr);
+        Assert.Contains("of 100 fresh real images flagged", stderr);
+        var calibrated = WeightFile.Load(Path("det2.mgw")).Provenance.SourceFile;
+        Assert.Contains("calibrated to FPR 0.1 on 100 fresh real images (photos)", calibrated);
+        Assert.Equal([GeneratorFamily.BilinearConv], ModelGuardian.Tools.ModelFolder.TrainingFamilies(k, _dir, calibrated)!);
+        (code, _, stderr) = Mg.Run("train", "detector", "--real", Path("real"), "--fake", "generator:nearest", "--count", "12", "--target-fpr", "0.1", "--backend", "cpu", "-o", Path("det3.mgw"));
+        Assert.Equal(1, code);
+        Assert.Contains("a folder has none to spare", stderr);
     }
 
     [Fact]

@@ -69,4 +69,28 @@ public sealed class TrainerTests
         Assert.Equal(m.Accuracy, (m.DetectionAccuracy!.Value * positives + (1 - m.FalsePositiveRate!.Value) * (held.Count - positives)) / held.Count, 9);
         Assert.True(m.Accuracy > 0.75, $"held-out accuracy {m.Accuracy:P1}, DAcc {m.DetectionAccuracy:P1}, FPR {m.FalsePositiveRate:P1}");
     }
+
+    [Fact]
+    public void CalibrationShiftsTheBiasSoThatTheAskedShareOfRealImagesIsFlagged()
+    {
+        using var k = new CpuKernels();
+        using var det = TrainableNetwork.ResNet(k, ArchitectureDescriptor.ResNet(18, 1, ResNetStem.Cifar, width: 2), seed: 3);
+        var rng = new SeededRandom(4);
+        var images = Enumerable.Range(0, 200).Select(_ => { var px = new byte[32 * 32 * 3]; rng.NextBytes(px); return new RgbImage(32, 32, px); }).ToList();
+        var before = DetectorCalibration.Logits(det, images);
+        var r = DetectorCalibration.ShiftToFalsePositiveRate(det, images, 0.05);
+        // floor(0.05 · 200) = 10 images stay above zero: the ten largest logits, every logit moved by the same shift.
+        var after = DetectorCalibration.Logits(det, images);
+        Assert.Equal(10, after.Count(l => l > 0));
+        Assert.Equal(0.05, r.FalsePositiveRate);
+        Assert.Equal(before.OrderDescending().ElementAt(10), r.LogitShift, 4);
+        for (int i = 0; i < before.Length; i++) Assert.Equal(before[i] - r.LogitShift, after[i], 3);
+        var top = Enumerable.Range(0, 200).OrderByDescending(i => before[i]).Take(10).ToHashSet();
+        Assert.Equal(top, Enumerable.Range(0, 200).Where(i => after[i] > 0).ToHashSet());
+        // Rate 0: nothing flagged; bad rates and non-binary networks are refused.
+        Assert.Equal(0, DetectorCalibration.ShiftToFalsePositiveRate(det, images, 0).FalsePositiveRate);
+        Assert.Throws<ArgumentException>(() => DetectorCalibration.ShiftToFalsePositiveRate(det, images, 1));
+        using var classifier = TrainableNetwork.ResNet(k, ArchitectureDescriptor.ResNet(18, 3, ResNetStem.Cifar, width: 2), seed: 3);
+        Assert.Throws<ArgumentException>(() => DetectorCalibration.ShiftToFalsePositiveRate(classifier, images, 0.1));
+    }
 }
