@@ -44,6 +44,11 @@ public sealed record AttackOptions
     public bool GreyImages { get; init; } = true;
     /// <summary>Grey head only: added before the tanh; negative starts the images darker, as the victim's are (objects on black).</summary>
     public float ImageShift { get; init; }
+    /// <summary>
+    /// The evasive attacker: σ of a Gaussian blur appended to the generator (its gradients pass through it), to wash out the
+    /// up-sampling traces the detector looks for; 0, none.
+    /// </summary>
+    public double ImageBlur { get; init; }
     /// <summary>Student steps per iteration (each on a fresh, queried batch).</summary>
     public int StudentSteps { get; init; } = 5;
     /// <summary>Zeroth-order estimate: random directions per generated image (DFME 1, MAZE 10) and step ε.</summary>
@@ -117,6 +122,7 @@ public sealed record AttackOptions
         if (ReplayCapacity < 1) throw new ArgumentException($"The replay capacity must be positive, got {ReplayCapacity}.");
         if (!(Epsilon > 0) || !(StudentLearningRate > 0) || !(GeneratorLearningRate > 0)) throw new ArgumentException("ε and learning rates must be positive.");
         if (!float.IsFinite(ImageShift)) throw new ArgumentException($"The image shift must be a number, got {ImageShift}.");
+        if (!(ImageBlur >= 0 && ImageBlur <= 16)) throw new ArgumentException($"The image blur σ must lie in [0, 16], got {ImageBlur}.");
     }
 }
 
@@ -187,6 +193,7 @@ public abstract class DataFreeAttack : IDisposable
         if (classes < 2) throw new ArgumentException($"The victim must have at least 2 classes, got {classes}.");
         Kind = kind;
         Options = options;
+        _blur = options.ImageBlur > 0 ? new ImageBlur(options.ImageBlur) : null;
         Classes = classes;
         Kernels = kernels;
         Random = new SeededRandom(SeededRandom.Mix(options.Seed, (ulong)kind + 1));
@@ -286,10 +293,13 @@ public abstract class DataFreeAttack : IDisposable
     protected static Shape4 NoiseShape(int n) => new(n, ImageGenerator.NoiseSize, 1, 1);
 
     /// <summary>n generator images (values in 0…1), no backward.</summary>
-    protected float[] Sample(int n) => GeneratorPass.Head(Generator.Forward(Noise(n), NoiseShape(n)), Options.GreyImages ? Options.ImageShift : null).Images;
+    protected float[] Sample(int n) => GeneratorPass.Head(Generator.Forward(Noise(n), NoiseShape(n)), Options.GreyImages ? Options.ImageShift : null, _blur).Images;
 
     /// <summary>A recorded generator forward on <paramref name="z"/>: its images and the way back to the generator's parameters.</summary>
-    protected GeneratorPass Generate(float[] z, int n) => new(Generator.Record(z, NoiseShape(n)), Options.GreyImages ? Options.ImageShift : null);
+    protected GeneratorPass Generate(float[] z, int n) => new(Generator.Record(z, NoiseShape(n)), Options.GreyImages ? Options.ImageShift : null, _blur);
+
+    /// <summary>The evasive attacker's blur at the end of the generator; null when there is none.</summary>
+    private readonly ImageBlur? _blur;
 
     /// <summary>
     /// One recorded generator forward. <see cref="Perturbable"/> is where zeroth-order attacks step: the normalised
@@ -299,21 +309,27 @@ public abstract class DataFreeAttack : IDisposable
     {
         private readonly RecordedPass _raw;
         private readonly float? _shift;
+        private readonly ImageBlur? _blur;
         private readonly double _inverseStd;
 
-        internal GeneratorPass(RecordedPass raw, float? greyShift)
+        internal GeneratorPass(RecordedPass raw, float? greyShift, ImageBlur? blur)
         {
             _raw = raw;
             _shift = greyShift;
-            (Perturbable, _inverseStd, Images) = Head(raw.Outputs, greyShift);
+            _blur = blur;
+            (Perturbable, _inverseStd, Images) = Head(raw.Outputs, greyShift, blur);
         }
 
-        /// <summary>The head on the generator's raw output: the grey head's normalised plane (and 1/std) and its images, or the colour images as they are.</summary>
-        internal static (float[] Perturbable, double InverseStd, float[] Images) Head(float[] raw, float? greyShift)
+        /// <summary>
+        /// The head on the generator's raw output: the grey head's normalised plane (and 1/std) and its images, or the colour
+        /// images as they are; then the evasive attacker's blur, if any.
+        /// </summary>
+        internal static (float[] Perturbable, double InverseStd, float[] Images) Head(float[] raw, float? greyShift, ImageBlur? blur)
         {
-            if (greyShift is null) return (raw, 0, raw);
+            if (greyShift is null) return (raw, 0, blur?.Forward(raw, Side) ?? raw);
             var (normalised, inverseStd) = GreyImageHead.Normalise(raw);
-            return (normalised, inverseStd, GreyImageHead.ToImages(normalised, Side * Side, greyShift.Value));
+            var images = GreyImageHead.ToImages(normalised, Side * Side, greyShift.Value);
+            return (normalised, inverseStd, blur?.Forward(images, Side) ?? images);
         }
 
         public float[] Images { get; }
@@ -323,12 +339,16 @@ public abstract class DataFreeAttack : IDisposable
         /// <summary>Images (values in 0…1) at points of the perturbable space.</summary>
         public float[] ImagesAt(float[] perturbable)
         {
-            return _shift is { } shift ? GreyImageHead.ToImages(perturbable, Side * Side, shift) : Clamp01(perturbable);
+            var images = _shift is { } shift ? GreyImageHead.ToImages(perturbable, Side * Side, shift) : Clamp01(perturbable);
+            return _blur?.Forward(images, Side) ?? images;
         }
 
         /// <summary>Backward from ∂loss/∂images into the generator's parameter gradients.</summary>
-        public void Backward(float[] dImages) =>
-            BackwardPerturbable(_shift is { } shift ? GreyImageHead.ToImagesBackward(Perturbable, Side * Side, shift, dImages) : dImages);
+        public void Backward(float[] dImages)
+        {
+            var dHead = _blur?.Backward(dImages, Side) ?? dImages;
+            BackwardPerturbable(_shift is { } shift ? GreyImageHead.ToImagesBackward(Perturbable, Side * Side, shift, dHead) : dHead);
+        }
 
         /// <summary>Backward from ∂loss/∂(perturbable values) into the generator's parameter gradients.</summary>
         public void BackwardPerturbable(float[] gradient) =>

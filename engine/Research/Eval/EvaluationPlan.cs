@@ -3,8 +3,11 @@ using ModelGuardian.Engine.Data;
 
 namespace ModelGuardian.Engine.Eval;
 
-/// <summary>What an attacker does with the answers: uses them as received, or knows DPreds and inverts it.</summary>
-public enum AttackerKind { Naive, Adaptive }
+/// <summary>
+/// What kind of attacker: naive (uses answers as received), adaptive (knows DPreds and inverts it), or evasive (blurs its
+/// generator's images to wash out the traces the detector looks for).
+/// </summary>
+public enum AttackerKind { Naive, Adaptive, Evasive }
 
 /// <summary>The defences `mg eval` compares, by their stable ids (used in file names, tables and the CLI).</summary>
 public static class DefenseIds
@@ -27,10 +30,11 @@ public static class DefenseIds
     public static string Check(string id) => All.Contains(id) ? id : throw new ArgumentException($"Unknown defence '{id}'; known: {string.Join(", ", All)}.");
 }
 
-/// <summary>One attack run of the matrix.</summary>
-public sealed record AttackCell(AttackKind Attack, string Defense, AttackerKind Attacker)
+/// <summary>One attack run of the matrix; <see cref="Blur"/> is the evasive attacker's σ (in its key, so another σ is another result).</summary>
+public sealed record AttackCell(AttackKind Attack, string Defense, AttackerKind Attacker, double Blur = 0)
 {
-    public string Key => $"attack-{Attack.ToString().ToLowerInvariant()}-{Defense}-{Attacker.ToString().ToLowerInvariant()}";
+    public string Key => $"attack-{Attack.ToString().ToLowerInvariant()}-{Defense}-{Attacker.ToString().ToLowerInvariant()}" +
+                         (Attacker == AttackerKind.Evasive ? $"-blur{Blur.ToString(System.Globalization.CultureInfo.InvariantCulture)}" : "");
 }
 
 /// <summary>What `mg eval` runs; immutable. Defaults are sized for 2 CPU cores (the whole matrix in well under an hour; see README).</summary>
@@ -48,6 +52,8 @@ public sealed record EvaluationOptions
     public IReadOnlyList<string> Defenses { get; init; } = DefenseIds.All;
     /// <summary>Also run the adaptive attacker against the deceptive defences.</summary>
     public bool Adaptive { get; init; } = true;
+    /// <summary>σ of the blur the evasive attacker appends to its generator, run against Model-Guardian; 0 leaves it out.</summary>
+    public double EvasiveBlur { get; init; } = 1.0;
     public int Tau { get; init; } = Guardian.GuardianOptions.DefaultTau;
     public double Delta { get; init; } = 0.5;
     public double V { get; init; } = 0.5;
@@ -91,6 +97,9 @@ public sealed record EvaluationOptions
                 // are the paper's DPreds, so the DPreds column stands for it.
                 if (Adaptive && d is DefenseIds.DPreds or DefenseIds.DPredsRandomized)
                     cells.Add(new AttackCell(a, d, AttackerKind.Adaptive));
+                // The evasive attacker where detection decides: does a blurred stream still get its account closed?
+                if (EvasiveBlur > 0 && d is DefenseIds.ModelGuardian)
+                    cells.Add(new AttackCell(a, d, AttackerKind.Evasive, EvasiveBlur));
             }
         return cells;
     }
@@ -105,5 +114,6 @@ public sealed record EvaluationOptions
         if (!Defenses.Contains(DefenseIds.None)) throw new ArgumentException("The undefended run ('none') is needed: it is the baseline and supplies the attack queries for DAcc.");
         if (Collusion < 1) throw new ArgumentException($"--collusion must be at least 1 account, got {Collusion}.");
         if (DetectionSamples < 1 || FamilySamples < 1 || StudentWidth < 1) throw new ArgumentException("Sample counts and the student width must be positive.");
+        if (!(EvasiveBlur >= 0 && EvasiveBlur <= 16)) throw new ArgumentException($"The evasive attacker's blur σ must lie in [0, 16], got {EvasiveBlur}.");
     }
 }

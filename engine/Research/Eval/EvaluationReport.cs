@@ -63,6 +63,16 @@ public static class EvaluationReport
             md.AppendLine(MarkdownTable.Render(hd, ta)).AppendLine();
         }
 
+        if (o.EvasiveBlur > 0 && o.Defenses.Contains(DefenseIds.ModelGuardian))
+        {
+            md.AppendLine($"## Beyond the paper — the evasive attacker: a blur (σ = {o.EvasiveBlur.ToString(CultureInfo.InvariantCulture)}) at the end of its generator, against Model-Guardian").AppendLine();
+            md.AppendLine("Blur is differentiable, so every attack trains through it; what it buys is up-sampling traces washed out before the detector sees them. " +
+                          "Queries answered (of the budget), whether the account was terminated, and CAcc, %:").AppendLine();
+            string Outcome(AttackCellResult? c) => c is null ? "–" : $"{c.Answered:N0}{(c.Terminated ? " (terminated)" : "")}, {Pct(c.FinalCloneAccuracy)}";
+            var te = attacks.Select(a => (IReadOnlyList<string>)[AttackFactory.DisplayName(a), Outcome(Cell(a, DefenseIds.ModelGuardian)), Outcome(Cell(a, DefenseIds.ModelGuardian, AttackerKind.Evasive))]).ToList();
+            md.AppendLine(MarkdownTable.Render(["Attack", "naive", "evasive"], te)).AppendLine();
+        }
+
         if (asMade.Count > 0)
         {
             md.AppendLine("## Generalisation — share flagged by each sub-detector and by the ensemble, per image source, %").AppendLine();
@@ -90,7 +100,7 @@ public static class EvaluationReport
         foreach (var a in attacks)
         {
             var series = r.Attacks.Where(c => c.Attack == a).OrderBy(c => o.Defenses.ToList().IndexOf(c.Defense)).ThenBy(c => c.Attacker)
-                .Select(c => new PlotSeries(DefenseIds.DisplayName(c.Defense) + (c.Attacker == AttackerKind.Adaptive ? " (adaptive)" : ""),
+                .Select(c => new PlotSeries(DefenseIds.DisplayName(c.Defense) + (c.Attacker == AttackerKind.Naive ? "" : $" ({c.Attacker.ToString().ToLowerInvariant()})"),
                     c.Curve.Select(p => ((double)p.Queries, 100 * p.CloneAccuracy)).ToList())).ToList();
             store.WriteReport($"plot-{a.ToString().ToLowerInvariant()}.png", LinePlot.RenderPng(series, new LinePlotOptions
             {

@@ -68,7 +68,7 @@ public sealed class EvaluationRunner(EvaluationSetup setup, EvaluationOptions op
             var cell = cells[i];
             if (!store.TryLoad(cell.Key, out AttackCellResult result))
             {
-                result = await RunAttackAsync(cell, p => progress?.Report(new EvaluationProgress($"{AttackFactory.DisplayName(cell.Attack)} vs {DefenseIds.DisplayName(cell.Defense)}{(cell.Attacker == AttackerKind.Adaptive ? " (adaptive)" : "")}",
+                result = await RunAttackAsync(cell, p => progress?.Report(new EvaluationProgress($"{AttackFactory.DisplayName(cell.Attack)} vs {DefenseIds.DisplayName(cell.Defense)}{(cell.Attacker == AttackerKind.Naive ? "" : $" ({cell.Attacker.ToString().ToLowerInvariant()})")}",
                     i, cells.Count, $"{p.Spent}/{p.Budget} queries, clone {p.LastCloneAccuracy:P1}")), cancellationToken).ConfigureAwait(false);
                 store.Save(cell.Key, result);
             }
@@ -135,6 +135,7 @@ public sealed class EvaluationRunner(EvaluationSetup setup, EvaluationOptions op
         {
             StudentWidth = options.StudentWidth,
             AnswerInterpreter = cell.Attacker == AttackerKind.Adaptive ? AdaptiveAttacker.Interpreter(setup.Victim.Classes) : null,
+            ImageBlur = cell.Attacker == AttackerKind.Evasive ? cell.Blur : 0,
         };
         using var defended = CreateClient(cell.Defense, SeedOf(cell.Key));
         IVictimClient client = defended.Client;

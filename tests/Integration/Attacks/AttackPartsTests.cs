@@ -54,6 +54,33 @@ public sealed class AttackPartsTests
     }
 
     [Fact]
+    public void TheEvasiveBlurIsTheImageBlurInFloatAndItsBackwardIsItsAdjoint()
+    {
+        var blur = new ImageBlur(1.5);
+        const int side = 9, planes = 4;
+        var x = TestUtil.Random(planes * side * side, 21, 1f);
+        var dy = TestUtil.Random(planes * side * side, 22, 1f);
+        // Adjoint: <Bx, dy> = <x, Bᵀdy> for every x and dy (a linear map and its transpose), to float accumulation error.
+        var bx = blur.Forward(x, side);
+        var btdy = blur.Backward(dy, side);
+        double left = bx.Zip(dy, (a, b) => (double)a * b).Sum(), right = x.Zip(btdy, (a, b) => (double)a * b).Sum();
+        Assert.Equal(left, right, 4);
+        // The same blur as the post-processing step's on 8-bit images: within rounding to bytes.
+        var rng = new Engine.Data.SeededRandom(3);
+        var pixels = new byte[side * side * 3];
+        rng.NextBytes(pixels);
+        var image = new Engine.Imaging.RgbImage(side, side, pixels);
+        var planar = Engine.Imaging.PlanarImage.From(image).Values;
+        var ours = blur.Forward(planar, side);
+        var reference = Engine.Imaging.PlanarImage.From(Engine.Data.Augmentations.GaussianBlur(image, 1.5)).Values;
+        for (int i = 0; i < ours.Length; i++) Assert.InRange(Math.Abs(ours[i] - reference[i]), 0, 0.5 + 1e-3);
+        // A constant plane stays constant; bad σ is refused.
+        Assert.All(blur.Forward(Enumerable.Repeat(0.25f, side * side).ToArray(), side), v => Assert.Equal(0.25f, v, 5));
+        Assert.Throws<ArgumentException>(() => new ImageBlur(0));
+        Assert.Throws<ArgumentException>(() => blur.Forward(new float[10], side));
+    }
+
+    [Fact]
     public void GreySamplesAreWhatTheHeadMakesOfTheBodysOutputRoundedToBytes()
     {
         using var k = new ModelGuardian.Kernels.Cpu.CpuKernels();

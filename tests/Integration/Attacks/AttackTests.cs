@@ -110,6 +110,47 @@ public sealed class AttackTests
         Assert.NotEqual(a.Select(e => e.ImageSha256), c.Select(e => e.ImageSha256));
     }
 
+    /// <summary>
+    /// The evasive attacker: with a blur at the end of its generator, every attack still spends its budget. Where the first query
+    /// comes before any generator step (DFME, MAZE, DaST), it is exactly the blurred first batch of the same attack without the
+    /// blur (the blur draws no random numbers); the white-box attacks step their generator through the blur before querying, so
+    /// for them the first batch is only required to be much smoother (half the mean squared difference of neighbouring pixels).
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(Kinds))]
+    public async Task TheEvasiveAttackerSendsItsGeneratorsImagesBlurred(AttackKind kind)
+    {
+        async Task<(float[] First, long Spent)> Run(double blur)
+        {
+            using var k = new CpuKernels();
+            using var victim = TinyAttack.Victim(k);
+            var client = new FirstBatchClient(new DefendedVictimClient(new VictimClassifier(victim), new NoDefense()));
+            using var attack = TinyAttack.Create(k, kind, TinyAttack.Options(kind, 37) with { ImageBlur = blur });
+            var r = await attack.RunAsync(client, TinyAttack.TestSet(4));
+            return (client.First!, r.QueriesSpent);
+        }
+        var plain = await Run(0);
+        var blurred = await Run(1.0);
+        Assert.Equal(37, blurred.Spent);
+        if (kind is AttackKind.Dfme or AttackKind.Maze or AttackKind.Dast) Assert.Equal(new ImageBlur(1.0).Forward(plain.First, 32), blurred.First);
+        else Assert.True(Roughness(blurred.First) < 0.5 * Roughness(plain.First), $"{kind}: roughness {Roughness(blurred.First):G3} blurred, {Roughness(plain.First):G3} plain");
+    }
+
+    private static double Roughness(float[] planes) =>
+        Enumerable.Range(0, planes.Length).Where(i => i % 32 != 31).Average(i => (double)(planes[i + 1] - planes[i]) * (planes[i + 1] - planes[i]));
+
+    private sealed class FirstBatchClient(IVictimClient inner) : IVictimClient
+    {
+        public float[]? First { get; private set; }
+        public int Classes => inner.Classes;
+
+        public Task<VictimAnswer[]> QueryAsync(QueryBatch batch, CancellationToken cancellationToken = default)
+        {
+            First ??= Enumerable.Range(0, batch.Count).SelectMany(i => batch.Image(i).ToArray()).ToArray();
+            return inner.QueryAsync(batch, cancellationToken);
+        }
+    }
+
     /// <summary>A training signal reaches the clone: after a DFME run of 400 queries the student's parameters have moved.</summary>
     [Fact]
     public async Task TheCloneIsTrained()
