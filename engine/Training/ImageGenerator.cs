@@ -7,7 +7,7 @@ namespace ModelGuardian.Engine.Training;
 
 /// <summary>
 /// A synthetic-image source: noise z (seeded) → dense → 8×8 maps → two ×2 up-samplings of its
-/// family → 3×32×32 through a sigmoid, with batch-norm and leaky-ReLU (0.2) between, as
+/// family (<see cref="GeneratorFamily"/>) → 3×32×32 through a sigmoid, with batch-norm and leaky-ReLU (0.2) between, as
 /// data-free stealing generators are built. Its parameters are trainable (for GAN training); at
 /// initialisation it is what such an attack queries with first.
 /// </summary>
@@ -53,12 +53,24 @@ public sealed class ImageGenerator : TrainableGraph
             foreach (var (cin, cout, i) in new[] { (c0, c1, 1), (c1, c2, 2) })
             {
                 side *= 2;
-                if (family == GeneratorFamily.TransposedConv)
-                    layers.Add(new TrainConvTranspose2d(store, $"up{i}", cin, cout, 4, 2, 1, Conv(cin, cout, 4)));
-                else
+                switch (family)
                 {
-                    layers.Add(new ResizeLayer(side, side, family == GeneratorFamily.NearestConv ? ResizeMode.Nearest : ResizeMode.Bilinear));
-                    layers.Add(new TrainConv2d(store, $"up{i}", cin, cout, 3, 1, 1, bias: false, Conv(cout, cin, 3)));
+                    case GeneratorFamily.TransposedConv:
+                    case GeneratorFamily.TransposedBlur:
+                        layers.Add(new TrainConvTranspose2d(store, $"up{i}", cin, cout, 4, 2, 1, Conv(cin, cout, 4)));
+                        if (family == GeneratorFamily.TransposedBlur) layers.Add(FixedConvLayer.Blur3x3(cout));
+                        break;
+                    case GeneratorFamily.PixelShuffle:
+                        layers.Add(new TrainConv2d(store, $"up{i}", cin, 4 * cout, 3, 1, 1, bias: false, Conv(4 * cout, cin, 3)));
+                        layers.Add(FixedConvLayer.DepthToSpace2(cout));
+                        break;
+                    case GeneratorFamily.NearestConv:
+                    case GeneratorFamily.BilinearConv:
+                        layers.Add(new ResizeLayer(side, side, family == GeneratorFamily.NearestConv ? ResizeMode.Nearest : ResizeMode.Bilinear));
+                        layers.Add(new TrainConv2d(store, $"up{i}", cin, cout, 3, 1, 1, bias: false, Conv(cout, cin, 3)));
+                        break;
+                    default:
+                        throw new ArgumentException($"Unknown generator family {family}.");
                 }
                 layers.Add(new TrainBatchNorm(store, $"bn{i}", cout, mode));
                 layers.Add(new LeakyReluLayer(0.2f));

@@ -102,7 +102,7 @@ internal static class TrainCommands
     {
         var c = Options("resnet18-cifar", 8, 5, 5e-4f);
         var real = new Option<string>("--real") { Description = "'photos' (seeded 32² crops of Debian's photos), 'fashion-mnist' (training images, 3×32×32), 'both' (half each), or a folder", DefaultValueFactory = _ => "photos" };
-        var fake = new Option<string>("--fake") { Description = "a folder of synthetic images, generator:transposed|nearest|bilinear (seeded random generators of that up-sampling family), generator-grey:<family> (the same bodies with the attacks' grey batch-norm and tanh head), or generator-file:<path.mgw> (a generator trained by mg train gan); several joined by '+' share the synthetic class evenly", Required = true };
+        var fake = new Option<string>("--fake") { Description = "a folder of synthetic images, generator:<family> (seeded random generators of that up-sampling family: transposed, nearest, bilinear, transposed-blur, pixel-shuffle), generator-grey:<family> (the same bodies with the attacks' grey batch-norm and tanh head), or generator-file:<path.mgw> (a generator trained by mg train gan); several joined by '+' share the synthetic class evenly", Required = true };
         var transform = new Option<string>("--transform") { Description = "the transformation model: a StyleGAN D .mgw, or random:R (a seeded random D of side R)", DefaultValueFactory = _ => "random:32" };
         var count = new Option<int>("--count") { Description = "images per class taken from 'photos' and generators", DefaultValueFactory = _ => 1000 };
         var noAugment = new Option<bool>("--no-augment") { Description = "skip the random horizontal flips of gradient images" };
@@ -274,7 +274,7 @@ internal static class TrainCommands
 
     private static Command Gan()
     {
-        var family = new Option<string>("--family") { Description = "the generator's up-sampling: transposed, nearest or bilinear", DefaultValueFactory = _ => "nearest" };
+        var family = new Option<string>("--family") { Description = "the generator's up-sampling: transposed, nearest, bilinear, transposed-blur or pixel-shuffle", DefaultValueFactory = _ => "nearest" };
         var iterations = new Option<int>("--iterations") { Description = "iterations, each one D step then one G step", DefaultValueFactory = _ => 1000 };
         var batch = new Option<int>("--batch") { DefaultValueFactory = _ => 32 };
         var width = new Option<int>("--width") { Description = "generator width (channels after the first up-sampling)", DefaultValueFactory = _ => 32 };

@@ -9,9 +9,13 @@ public enum GeneratorFamily
     NearestConv,
     /// <summary>Bilinear ×2 then a 3×3 conv.</summary>
     BilinearConv,
+    /// <summary>A stride-2 transposed convolution followed by a fixed 3×3 binomial blur, as StyleGAN2 low-passes its up-sampling.</summary>
+    TransposedBlur,
+    /// <summary>A 3×3 conv to four times the channels, then depth-to-space (sub-pixel convolution, ESPCN).</summary>
+    PixelShuffle,
 }
 
-/// <summary>The command-line names of the generator families: transposed, nearest, bilinear.</summary>
+/// <summary>The command-line names of the generator families: transposed, nearest, bilinear, transposed-blur, pixel-shuffle.</summary>
 public static class GeneratorFamilies
 {
     public static string Name(GeneratorFamily family) => family switch
@@ -19,16 +23,14 @@ public static class GeneratorFamilies
         GeneratorFamily.TransposedConv => "transposed",
         GeneratorFamily.NearestConv => "nearest",
         GeneratorFamily.BilinearConv => "bilinear",
+        GeneratorFamily.TransposedBlur => "transposed-blur",
+        GeneratorFamily.PixelShuffle => "pixel-shuffle",
         _ => throw new ArgumentException($"Unknown generator family {family}."),
     };
 
-    public static GeneratorFamily Parse(string name) => name switch
-    {
-        "transposed" => GeneratorFamily.TransposedConv,
-        "nearest" => GeneratorFamily.NearestConv,
-        "bilinear" => GeneratorFamily.BilinearConv,
-        _ => throw new ArgumentException($"Unknown generator family '{name}' (transposed, nearest or bilinear)."),
-    };
+    public static GeneratorFamily Parse(string name) =>
+        Enum.GetValues<GeneratorFamily>().Cast<GeneratorFamily?>().FirstOrDefault(f => Name(f!.Value) == name)
+        ?? throw new ArgumentException($"Unknown generator family '{name}' ({string.Join(", ", Enum.GetValues<GeneratorFamily>().Select(Name))}).");
 }
 
 /// <summary>

@@ -77,9 +77,12 @@ public static class ParameterSchema
         Bn("bn0", c0);
         foreach (var (cin, cout, i) in new[] { (c0, c1, 1), (c1, c2, 2) })
         {
-            specs.Add(a.GeneratorFamily == GeneratorFamily.TransposedConv
-                ? new($"up{i}.weight", [cin, cout, 4, 4], ParameterRole.ConvWeight)
-                : new($"up{i}.weight", [cout, cin, 3, 3], ParameterRole.ConvWeight));
+            specs.Add(a.GeneratorFamily switch
+            {
+                GeneratorFamily.TransposedConv or GeneratorFamily.TransposedBlur => new($"up{i}.weight", [cin, cout, 4, 4], ParameterRole.ConvWeight),
+                GeneratorFamily.PixelShuffle => new($"up{i}.weight", [4 * cout, cin, 3, 3], ParameterRole.ConvWeight),
+                _ => new($"up{i}.weight", [cout, cin, 3, 3], ParameterRole.ConvWeight),
+            });
             Bn($"bn{i}", cout);
         }
         specs.Add(new("to_rgb.weight", [3, c2, 3, 3], ParameterRole.ConvWeight));

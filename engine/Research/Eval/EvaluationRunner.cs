@@ -96,6 +96,9 @@ public sealed class EvaluationRunner(EvaluationSetup setup, EvaluationOptions op
         };
         foreach (var family in Enum.GetValues<GeneratorFamily>())
             sources.Add(($"detect-family-{family.ToString().ToLowerInvariant()}", $"generator: {family}", true, GeneratorFamilies.Name(family), () => FamilyImages(family)));
+        // What an attack whose generator is of that family sends first: the attacks' grey head on an untrained body.
+        foreach (var family in Enum.GetValues<GeneratorFamily>())
+            sources.Add(($"detect-grey-{family.ToString().ToLowerInvariant()}", $"grey generator: {family}", true, GeneratorFamilies.Name(family), () => GreyFamilyImages(family)));
         foreach (var (name, generator) in setup.TrainedGenerators ?? [])
             sources.Add(($"detect-trained-{name}", $"trained generator: {name}", true, GeneratorFamilies.Name(generator.Family),
                 () => generator.Generate(options.FamilySamples, 82_000).Select(PlanarImage.From).ToList()));
@@ -183,6 +186,12 @@ public sealed class EvaluationRunner(EvaluationSetup setup, EvaluationOptions op
         // Generator instances (seeds) that no default detector was trained on, as in `mg demo`.
         using var g = ImageGenerator.Create(setup.Kernels, family, 80_000 + (ulong)family);
         return g.Generate(options.FamilySamples, 81_000 + (ulong)family).Select(PlanarImage.From).ToList();
+    }
+
+    private IReadOnlyList<PlanarImage> GreyFamilyImages(GeneratorFamily family)
+    {
+        using var g = ImageGenerator.CreateGreyLogits(setup.Kernels, family, 85_000 + (ulong)family, width: 16);
+        return GreyImageHead.Sample(g, options.FamilySamples, 86_000 + (ulong)family, AttackOptions.DarkStart).Select(PlanarImage.From).ToList();
     }
 
     private IReadOnlyList<PlanarImage> AttackSamples(AttackKind attack)

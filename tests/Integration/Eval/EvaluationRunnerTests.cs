@@ -63,13 +63,17 @@ public sealed class EvaluationRunnerTests : IDisposable
         Assert.Equal(["attack-dast-mg-evasive-blur1", "attack-dfme-mg-evasive-blur1"], results.Attacks.Where(c => c.Attacker == AttackerKind.Evasive).Select(c => c.Key).Order());
         Assert.All(results.Attacks, c => Assert.True(c.Terminated ? c.Spent <= 24 : c.Spent == 24, $"{c.Key}: spent {c.Spent}"));
         Assert.Equal(8, results.Benign.Count);
-        // Benign, three generator families, one trained generator, two attacks' samples: each as made and after every post-processing step.
-        Assert.Equal((1 + 3 + 1 + 2) * (1 + PostProcess.Protocol.Count), results.Detection.Count);
-        Assert.Equal(7, results.Detection.Count(d => d.PostProcess is null));
-        Assert.All(PostProcess.Protocol, step => Assert.Equal(7, results.Detection.Count(d => d.PostProcess == step.Name)));
+        // Benign, each generator family with a colour and with the attacks' grey head, one trained generator, two attacks' samples:
+        // each as made and after every post-processing step.
+        int families = Enum.GetValues<GeneratorFamily>().Length, sources = 1 + 2 * families + 1 + 2;
+        Assert.Equal(sources * (1 + PostProcess.Protocol.Count), results.Detection.Count);
+        Assert.Equal(sources, results.Detection.Count(d => d.PostProcess is null));
+        Assert.All(PostProcess.Protocol, step => Assert.Equal(sources, results.Detection.Count(d => d.PostProcess == step.Name)));
+        Assert.Equal(Enum.GetValues<GeneratorFamily>().Select(GeneratorFamilies.Name),
+                     results.Detection.Where(d => d.PostProcess is null && d.Source.StartsWith("grey generator: ")).Select(d => d.Family));
         Assert.All(results.Detection, d => Assert.Equal(d.Samples, d.DetectorFlags!.Count));
         Assert.All(results.Detection, d => Assert.Equal(d.FlaggedByEnsemble, d.DetectorFlags!.Count(f => f != 0)));
-        Assert.Equal(["bilinear", "nearest", "nearest"], results.Detection.Where(d => d.PostProcess is null && d.Synthetic && !d.Source.StartsWith("generator:")).Select(d => d.Family));
+        Assert.Equal(["bilinear", "nearest", "nearest"], results.Detection.Where(d => d.PostProcess is null && d.Synthetic && !d.Source.StartsWith("generator:") && !d.Source.StartsWith("grey generator:")).Select(d => d.Family));
         Assert.Contains(results.Detection, d => d.Source == "trained generator: bilinear" && d.Samples == 4);
         Assert.All(results.Detection.Where(d => d.Source.StartsWith("attack")), d => Assert.Equal(5, d.Samples));
         // A benign user's labels survive DPreds and the Guardian unchanged (ranking kept); the victim's own accuracy is the "none" row.
