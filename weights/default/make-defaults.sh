@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
-# Re-creates every built-in default model in this folder, seeded, on the CPU backend (about 30
+# Re-creates every built-in default model in this folder, seeded, on the CPU backend (about 40
 # minutes on 2 cores). Needs Debian's dataset-fashion-mnist, python3-skimage and opencv-doc
 # (the real images). Run from the repository root: bash weights/default/make-defaults.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 mg() { dotnet run -c Release --project tools/mg -- "$@"; }
 out=weights/default
-# Three GANs, one per up-sampling family, each a generator against a trainable StyleGAN D on real photo
-# crops (about 4–7 minutes each here). Their generators are the detectors' synthetic sources; the
+# Five GANs, one per up-sampling family, each a generator against a trainable StyleGAN D on real photo
+# crops (about 4–7 minutes each here). The first three generators are the detectors' synthetic sources; the
 # nearest-family GAN's discriminator, trained on real photos, is the transformation model.
 seed=31
-for family in nearest transposed bilinear; do
+# The last two families are never shown to a detector: they are the evaluation's unseen generators.
+for family in nearest transposed bilinear transposed-blur pixel-shuffle; do
   mg train gan --family $family --iterations 500 --batch 32 --width 32 --d-fmap-base 512 --d-fmap-max 32 \
      --real photos --seed $seed --backend cpu -o $out/gan-$family/
   seed=$((seed + 1))
