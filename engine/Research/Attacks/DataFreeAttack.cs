@@ -208,6 +208,8 @@ public abstract class DataFreeAttack : IDisposable
     }
 
     private readonly List<(Optimizer Optimizer, float Rate)> _scheduled = new();
+    /// <summary>The evasive attacker's blur at the end of the generator; null when there is none.</summary>
+    private readonly ImageBlur? _blur;
 
     /// <summary>Puts <paramref name="optimizer"/> under <see cref="AttackOptions.Schedule"/>, from its current rate.</summary>
     protected T Scheduled<T>(T optimizer) where T : Optimizer
@@ -297,9 +299,6 @@ public abstract class DataFreeAttack : IDisposable
 
     /// <summary>A recorded generator forward on <paramref name="z"/>: its images and the way back to the generator's parameters.</summary>
     protected GeneratorPass Generate(float[] z, int n) => new(Generator.Record(z, NoiseShape(n)), Options.GreyImages ? Options.ImageShift : null, _blur);
-
-    /// <summary>The evasive attacker's blur at the end of the generator; null when there is none.</summary>
-    private readonly ImageBlur? _blur;
 
     /// <summary>
     /// One recorded generator forward. <see cref="Perturbable"/> is where zeroth-order attacks step: the normalised

@@ -129,7 +129,7 @@ public sealed class EvaluationRunner(EvaluationSetup setup, EvaluationOptions op
 
     /// <summary>Each image rounded to bytes (as an upload is) and put through <paramref name="step"/>, noise seeded per image.</summary>
     private static IReadOnlyList<PlanarImage> PostProcessed(IReadOnlyList<PlanarImage> images, PostProcess step, ulong seed)
-        => images.Select((img, i) => PlanarImage.From(step.Apply(RgbImage.FromPlanar(img.Values, img.Width, img.Height), Data.SeededRandom.Mix(seed, (ulong)i)))).ToList();
+        => images.Select((img, i) => PlanarImage.From(step.Apply(RgbImage.FromPlanar(img.Values, img.Width, img.Height), SeededRandom.Mix(seed, (ulong)i)))).ToList();
 
     private async Task<AttackCellResult> RunAttackAsync(AttackCell cell, Action<AttackProgress> report, CancellationToken cancellationToken)
     {
@@ -221,7 +221,7 @@ public sealed class EvaluationRunner(EvaluationSetup setup, EvaluationOptions op
         return new DetectionResult(source, synthetic, images.Count, names, by, verdicts.Count(f => f), verdicts, family, step?.Name, flags);
     }
 
-    private ulong SeedOf(string key) => Data.SeededRandom.Mix(options.Seed, (ulong)key.Aggregate(17L, (h, c) => h * 31 + c));
+    private ulong SeedOf(string key) => SeededRandom.Mix(options.Seed, (ulong)key.Aggregate(17L, (h, c) => h * 31 + c));
 
     /// <summary>A client for one account behind <paramref name="defense"/>, and what must be disposed with it.</summary>
     private DefendedClient CreateClient(string defense, ulong seed, string user = AttackerUser)
