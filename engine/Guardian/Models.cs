@@ -20,6 +20,17 @@ public sealed class VictimClassifier
     public ResizeFilter Filter { get; }
     public int Classes => Network.Architecture.Outputs;
 
+    /// <summary>
+    /// The image brought to the victim's input geometry by its input contract (padding, cropping or resizing), colours kept;
+    /// the image itself when the weight file states no contract. The detector screens this, so that an upload's own size
+    /// never adds a resampling the victim does not make: a 28² query padded for the victim must not reach the detector
+    /// up-sampled, as up-sampling is what the detector looks for. Colour stays: it is evidence, and making it grey is the
+    /// victim's own preprocessing.
+    /// </summary>
+    public PlanarImage AtInputGeometry(PlanarImage image) => Network.Architecture.Input is { } contract
+        ? (contract with { Grey = false }).Apply(image, Network.Architecture.InputSide, Network.Kernels)
+        : image;
+
     /// <summary>Softmax probabilities per image.</summary>
     public double[][] Predict(IReadOnlyList<PlanarImage> images)
     {
@@ -104,7 +115,7 @@ public sealed class GuardianModels(VictimClassifier victim, DfmsDetector detecto
     {
         if (images.Count == 0) return [];
         var p = Victim.Predict(images);
-        var v = Detector.Screen(images);
+        var v = Detector.Screen(images.Select(Victim.AtInputGeometry).ToList());
         return Enumerable.Range(0, images.Count).Select(i => new Evaluation(p[i], v[i])).ToArray();
     }
 
