@@ -40,7 +40,7 @@ public sealed class InputContractServingTests : IDisposable
             Directory = _dir, Backend = "cpu",
             Victim = new ModelSource { Model = Default("victim.mgw") },
             Transform = new ModelSource { Model = Default("transform.mgw") },
-            Detectors = [new ModelSource { Name = "nearest", Threshold = 0.5, Model = Default("detector-nearest.mgw") }],
+            Detectors = [new ModelSource { Name = "no-transposed", Threshold = 0.5, Model = Default("detector-no-transposed.mgw") }],
             Policy = new PolicyConfig { Tau = 1_000_000, V = 0.5 },
             Ledger = new LedgerConfig { Kind = "sqlite", Path = "ledger.db" },
             Limits = new LimitsConfig { RatePerSecond = 10_000, RateBurst = 10_000 },
