@@ -24,6 +24,7 @@ internal static class EvalCommand
         var attacks = new Option<string>("--attacks") { Description = "comma-separated: dfme, maze, dast, disguide, dfms-hl, dual-student", DefaultValueFactory = _ => "dfme,maze,dast,disguide,dfms-hl" };
         var defenses = new Option<string>("--defenses") { Description = $"comma-separated: {string.Join(", ", DefenseIds.All)}", DefaultValueFactory = _ => string.Join(",", DefenseIds.All) };
         var noAdaptive = new Option<bool>("--no-adaptive") { Description = "skip the adaptive attacker (who inverts DPreds)" };
+        var evasiveJpeg = new Option<int>("--evasive-jpeg") { Description = "JPEG quality of the re-encoding the second evasive attacker appends to its generator (straight-through gradient), against Model-Guardian (0: skip it)", DefaultValueFactory = _ => new EvaluationOptions().EvasiveJpeg };
         var evasiveBlur = new Option<double>("--evasive-blur") { Description = "σ of the blur the evasive attacker appends to its generator, run against Model-Guardian (0: skip it)", DefaultValueFactory = _ => new EvaluationOptions().EvasiveBlur };
         var testData = new Option<string?>("--test-data") { Description = "victim test set: Fashion-MNIST IDX folder, or 'debian' (default: the 1,000 test images bundled with the models)" };
         var testImages = new Option<int?>("--test-images") { Description = "use only the first N test images (for the clone's accuracy and the benign user)" };
@@ -37,7 +38,7 @@ internal static class EvalCommand
         var preset = new Option<string>("--preset") { Description = "short (minutes: every attack at --budget) or long (each attack its own budget, about 3 hours on 2 cores; docs/evaluation.md); options given explicitly override it", DefaultValueFactory = _ => "short" };
         var cmd = new Command("eval", "Runs the built-in data-free stealing attacks against each defence and writes the paper's tables (Markdown, CSV) and clone-accuracy plots.")
         {
-            models, output, preset, budget, attacks, defenses, noAdaptive, evasiveBlur, testData, testImages, samples, postProcess, studentWidth, tau, collusion, seed, backend,
+            models, output, preset, budget, attacks, defenses, noAdaptive, evasiveBlur, evasiveJpeg, testData, testImages, samples, postProcess, studentWidth, tau, collusion, seed, backend,
         };
         cmd.SetAction(parse => Program.Run(() =>
         {
@@ -57,6 +58,7 @@ internal static class EvalCommand
                 Defenses = Given(defenses) ? parse.GetValue(defenses)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(DefenseIds.Check).ToList() : basis.Defenses,
                 Adaptive = !parse.GetValue(noAdaptive),
                 EvasiveBlur = parse.GetValue(evasiveBlur),
+                EvasiveJpeg = parse.GetValue(evasiveJpeg),
                 StudentWidth = parse.GetValue(studentWidth),
                 Tau = parse.GetValue(tau),
                 Collusion = parse.GetValue(collusion),

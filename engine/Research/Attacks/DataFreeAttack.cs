@@ -49,6 +49,8 @@ public sealed record AttackOptions
     /// up-sampling traces the detector looks for; 0, none.
     /// </summary>
     public double ImageBlur { get; init; }
+    /// <summary>The evasive attacker: JPEG quality of a re-encoding after the blur (straight-through gradient); 0, none.</summary>
+    public int ImageJpeg { get; init; }
     /// <summary>Student steps per iteration (each on a fresh, queried batch).</summary>
     public int StudentSteps { get; init; } = 5;
     /// <summary>Zeroth-order estimate: random directions per generated image (DFME 1, MAZE 10) and step ε.</summary>
@@ -123,6 +125,7 @@ public sealed record AttackOptions
         if (!(Epsilon > 0) || !(StudentLearningRate > 0) || !(GeneratorLearningRate > 0)) throw new ArgumentException("ε and learning rates must be positive.");
         if (!float.IsFinite(ImageShift)) throw new ArgumentException($"The image shift must be a number, got {ImageShift}.");
         if (!(ImageBlur >= 0 && ImageBlur <= 16)) throw new ArgumentException($"The image blur σ must lie in [0, 16], got {ImageBlur}.");
+        if (ImageJpeg is < 0 or > 100) throw new ArgumentException($"The image JPEG quality must lie in 1…100 (0: none), got {ImageJpeg}.");
     }
 }
 
@@ -193,7 +196,7 @@ public abstract class DataFreeAttack : IDisposable
         if (classes < 2) throw new ArgumentException($"The victim must have at least 2 classes, got {classes}.");
         Kind = kind;
         Options = options;
-        _blur = options.ImageBlur > 0 ? new ImageBlur(options.ImageBlur) : null;
+        _evasion = options.ImageBlur > 0 || options.ImageJpeg > 0 ? new ImageEvasion(options.ImageBlur, options.ImageJpeg) : null;
         Classes = classes;
         Kernels = kernels;
         Random = new SeededRandom(SeededRandom.Mix(options.Seed, (ulong)kind + 1));
@@ -208,8 +211,8 @@ public abstract class DataFreeAttack : IDisposable
     }
 
     private readonly List<(Optimizer Optimizer, float Rate)> _scheduled = new();
-    /// <summary>The evasive attacker's blur at the end of the generator; null when there is none.</summary>
-    private readonly ImageBlur? _blur;
+    /// <summary>The evasive attacker's steps at the end of the generator; null when there are none.</summary>
+    private readonly ImageEvasion? _evasion;
 
     /// <summary>Puts <paramref name="optimizer"/> under <see cref="AttackOptions.Schedule"/>, from its current rate.</summary>
     protected T Scheduled<T>(T optimizer) where T : Optimizer
@@ -295,10 +298,10 @@ public abstract class DataFreeAttack : IDisposable
     protected static Shape4 NoiseShape(int n) => new(n, ImageGenerator.NoiseSize, 1, 1);
 
     /// <summary>n generator images (values in 0…1), no backward.</summary>
-    protected float[] Sample(int n) => GeneratorPass.Head(Generator.Forward(Noise(n), NoiseShape(n)), Options.GreyImages ? Options.ImageShift : null, _blur).Images;
+    protected float[] Sample(int n) => GeneratorPass.Head(Generator.Forward(Noise(n), NoiseShape(n)), Options.GreyImages ? Options.ImageShift : null, _evasion).Images;
 
     /// <summary>A recorded generator forward on <paramref name="z"/>: its images and the way back to the generator's parameters.</summary>
-    protected GeneratorPass Generate(float[] z, int n) => new(Generator.Record(z, NoiseShape(n)), Options.GreyImages ? Options.ImageShift : null, _blur);
+    protected GeneratorPass Generate(float[] z, int n) => new(Generator.Record(z, NoiseShape(n)), Options.GreyImages ? Options.ImageShift : null, _evasion);
 
     /// <summary>
     /// One recorded generator forward. <see cref="Perturbable"/> is where zeroth-order attacks step: the normalised
@@ -308,27 +311,27 @@ public abstract class DataFreeAttack : IDisposable
     {
         private readonly RecordedPass _raw;
         private readonly float? _shift;
-        private readonly ImageBlur? _blur;
+        private readonly ImageEvasion? _evasion;
         private readonly double _inverseStd;
 
-        internal GeneratorPass(RecordedPass raw, float? greyShift, ImageBlur? blur)
+        internal GeneratorPass(RecordedPass raw, float? greyShift, ImageEvasion? evasion)
         {
             _raw = raw;
             _shift = greyShift;
-            _blur = blur;
-            (Perturbable, _inverseStd, Images) = Head(raw.Outputs, greyShift, blur);
+            _evasion = evasion;
+            (Perturbable, _inverseStd, Images) = Head(raw.Outputs, greyShift, evasion);
         }
 
         /// <summary>
         /// The head on the generator's raw output: the grey head's normalised plane (and 1/std) and its images, or the colour
-        /// images as they are; then the evasive attacker's blur, if any.
+        /// images as they are; then the evasive attacker's steps, if any.
         /// </summary>
-        internal static (float[] Perturbable, double InverseStd, float[] Images) Head(float[] raw, float? greyShift, ImageBlur? blur)
+        internal static (float[] Perturbable, double InverseStd, float[] Images) Head(float[] raw, float? greyShift, ImageEvasion? evasion)
         {
-            if (greyShift is null) return (raw, 0, blur?.Forward(raw, Side) ?? raw);
+            if (greyShift is null) return (raw, 0, evasion?.Forward(raw, Side) ?? raw);
             var (normalised, inverseStd) = GreyImageHead.Normalise(raw);
             var images = GreyImageHead.ToImages(normalised, Side * Side, greyShift.Value);
-            return (normalised, inverseStd, blur?.Forward(images, Side) ?? images);
+            return (normalised, inverseStd, evasion?.Forward(images, Side) ?? images);
         }
 
         public float[] Images { get; }
@@ -339,13 +342,13 @@ public abstract class DataFreeAttack : IDisposable
         public float[] ImagesAt(float[] perturbable)
         {
             var images = _shift is { } shift ? GreyImageHead.ToImages(perturbable, Side * Side, shift) : Clamp01(perturbable);
-            return _blur?.Forward(images, Side) ?? images;
+            return _evasion?.Forward(images, Side) ?? images;
         }
 
         /// <summary>Backward from ∂loss/∂images into the generator's parameter gradients.</summary>
         public void Backward(float[] dImages)
         {
-            var dHead = _blur?.Backward(dImages, Side) ?? dImages;
+            var dHead = _evasion?.Backward(dImages, Side) ?? dImages;
             BackwardPerturbable(_shift is { } shift ? GreyImageHead.ToImagesBackward(Perturbable, Side * Side, shift, dHead) : dHead);
         }
 

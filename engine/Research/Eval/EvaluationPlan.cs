@@ -30,11 +30,15 @@ public static class DefenseIds
     public static string Check(string id) => All.Contains(id) ? id : throw new ArgumentException($"Unknown defence '{id}'; known: {string.Join(", ", All)}.");
 }
 
-/// <summary>One attack run of the matrix; <see cref="Blur"/> is the evasive attacker's σ (in its key, so another σ is another result).</summary>
-public sealed record AttackCell(AttackKind Attack, string Defense, AttackerKind Attacker, double Blur = 0)
+/// <summary>
+/// One attack run of the matrix; <see cref="Blur"/> and <see cref="Jpeg"/> are the evasive attacker's blur σ and JPEG quality
+/// (in its key, so other settings are another result).
+/// </summary>
+public sealed record AttackCell(AttackKind Attack, string Defense, AttackerKind Attacker, double Blur = 0, int Jpeg = 0)
 {
     public string Key => $"attack-{Attack.ToString().ToLowerInvariant()}-{Defense}-{Attacker.ToString().ToLowerInvariant()}" +
-                         (Attacker == AttackerKind.Evasive ? $"-blur{Blur.ToString(System.Globalization.CultureInfo.InvariantCulture)}" : "");
+                         (Attacker == AttackerKind.Evasive && Blur > 0 ? $"-blur{Blur.ToString(System.Globalization.CultureInfo.InvariantCulture)}" : "") +
+                         (Attacker == AttackerKind.Evasive && Jpeg > 0 ? $"-jpeg{Jpeg}" : "");
 }
 
 /// <summary>What `mg eval` runs; immutable. Defaults are sized for 2 CPU cores (the whole matrix in well under an hour; see README).</summary>
@@ -54,6 +58,8 @@ public sealed record EvaluationOptions
     public bool Adaptive { get; init; } = true;
     /// <summary>σ of the blur the evasive attacker appends to its generator, run against Model-Guardian; 0 leaves it out.</summary>
     public double EvasiveBlur { get; init; } = 1.0;
+    /// <summary>JPEG quality of the second evasive attacker's re-encoding (straight-through gradient), against Model-Guardian; 0 leaves it out.</summary>
+    public int EvasiveJpeg { get; init; } = 50;
     public int Tau { get; init; } = Guardian.GuardianOptions.DefaultTau;
     public double Delta { get; init; } = 0.5;
     public double V { get; init; } = 0.5;
@@ -99,7 +105,9 @@ public sealed record EvaluationOptions
                     cells.Add(new AttackCell(a, d, AttackerKind.Adaptive));
                 // The evasive attacker where detection decides: does a blurred stream still get its account closed?
                 if (EvasiveBlur > 0 && d is DefenseIds.ModelGuardian)
-                    cells.Add(new AttackCell(a, d, AttackerKind.Evasive, EvasiveBlur));
+                    cells.Add(new AttackCell(a, d, AttackerKind.Evasive, Blur: EvasiveBlur));
+                if (EvasiveJpeg > 0 && d is DefenseIds.ModelGuardian)
+                    cells.Add(new AttackCell(a, d, AttackerKind.Evasive, Jpeg: EvasiveJpeg));
             }
         return cells;
     }
@@ -115,5 +123,6 @@ public sealed record EvaluationOptions
         if (Collusion < 1) throw new ArgumentException($"--collusion must be at least 1 account, got {Collusion}.");
         if (DetectionSamples < 1 || FamilySamples < 1 || StudentWidth < 1) throw new ArgumentException("Sample counts and the student width must be positive.");
         if (!(EvasiveBlur >= 0 && EvasiveBlur <= 16)) throw new ArgumentException($"The evasive attacker's blur σ must lie in [0, 16], got {EvasiveBlur}.");
+        if (EvasiveJpeg is < 0 or > 100) throw new ArgumentException($"The evasive attacker's JPEG quality must lie in 1…100 (0: none), got {EvasiveJpeg}.");
     }
 }

@@ -63,14 +63,18 @@ public static class EvaluationReport
             md.AppendLine(MarkdownTable.Render(hd, ta)).AppendLine();
         }
 
-        if (o.EvasiveBlur > 0 && o.Defenses.Contains(DefenseIds.ModelGuardian))
+        var evasive = new List<(string Label, AttackCell Of)>();
+        if (o.EvasiveBlur > 0) evasive.Add(($"blur σ {o.EvasiveBlur.ToString(CultureInfo.InvariantCulture)}", new AttackCell(default, DefenseIds.ModelGuardian, AttackerKind.Evasive, Blur: o.EvasiveBlur)));
+        if (o.EvasiveJpeg > 0) evasive.Add(($"JPEG {o.EvasiveJpeg}", new AttackCell(default, DefenseIds.ModelGuardian, AttackerKind.Evasive, Jpeg: o.EvasiveJpeg)));
+        if (evasive.Count > 0 && o.Defenses.Contains(DefenseIds.ModelGuardian))
         {
-            md.AppendLine($"## Beyond the paper — the evasive attacker: a blur (σ = {o.EvasiveBlur.ToString(CultureInfo.InvariantCulture)}) at the end of its generator, against Model-Guardian").AppendLine();
-            md.AppendLine("Blur is differentiable, so every attack trains through it; what it buys is up-sampling traces washed out before the detector sees them. " +
-                          "Queries answered (of the budget), whether the account was terminated, and CAcc, %:").AppendLine();
+            md.AppendLine("## Beyond the paper — the evasive attacker: a step at the end of its generator that washes out up-sampling traces, against Model-Guardian").AppendLine();
+            md.AppendLine("Blur is differentiable; JPEG is trained through with a straight-through gradient. Queries answered (of the budget), whether the account was terminated, and CAcc, %:").AppendLine();
             string Outcome(AttackCellResult? c) => c is null ? "–" : $"{c.Answered:N0}{(c.Terminated ? " (terminated)" : "")}, {Pct(c.FinalCloneAccuracy)}";
-            var te = attacks.Select(a => (IReadOnlyList<string>)[AttackFactory.DisplayName(a), Outcome(Cell(a, DefenseIds.ModelGuardian)), Outcome(Cell(a, DefenseIds.ModelGuardian, AttackerKind.Evasive))]).ToList();
-            md.AppendLine(MarkdownTable.Render(["Attack", "naive", "evasive"], te)).AppendLine();
+            AttackCellResult? ByKey(string key) => r.Attacks.FirstOrDefault(c => c.Key == key);
+            var te = attacks.Select(a => (IReadOnlyList<string>)new List<string> { AttackFactory.DisplayName(a), Outcome(Cell(a, DefenseIds.ModelGuardian)) }
+                .Concat(evasive.Select(e => Outcome(ByKey((e.Of with { Attack = a }).Key)))).ToList()).ToList();
+            md.AppendLine(MarkdownTable.Render(new List<string> { "Attack", "naive" }.Concat(evasive.Select(e => e.Label)).ToList(), te)).AppendLine();
         }
 
         if (asMade.Count > 0)

@@ -139,6 +139,7 @@ public sealed class EvaluationRunner(EvaluationSetup setup, EvaluationOptions op
             StudentWidth = options.StudentWidth,
             AnswerInterpreter = cell.Attacker == AttackerKind.Adaptive ? AdaptiveAttacker.Interpreter(setup.Victim.Classes) : null,
             ImageBlur = cell.Attacker == AttackerKind.Evasive ? cell.Blur : 0,
+            ImageJpeg = cell.Attacker == AttackerKind.Evasive ? cell.Jpeg : 0,
         };
         using var defended = CreateClient(cell.Defense, SeedOf(cell.Key));
         IVictimClient client = defended.Client;

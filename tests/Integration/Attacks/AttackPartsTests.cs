@@ -81,6 +81,24 @@ public sealed class AttackPartsTests
     }
 
     [Fact]
+    public void TheEvasiveJpegIsTheUploadsJpegAndPassesGradientsStraightThrough()
+    {
+        var images = TestUtil.Random(2 * 3 * 16 * 16, 31, 0.5f).Select(v => v + 0.5f).ToArray();
+        var y = ImageEvasion.Jpeg(images, 16, 40);
+        for (int i = 0; i < 2; i++)
+        {
+            var bytes = Engine.Imaging.RgbImage.FromPlanar(images.AsSpan(i * 768, 768).ToArray().Select(v => v * 255f).ToArray(), 16, 16);
+            var expected = Engine.Imaging.PlanarImage.From(Engine.Data.Augmentations.JpegReencode(bytes, 40)).Values;
+            for (int j = 0; j < 768; j++) Assert.Equal(expected[j] / 255f, y[i * 768 + j]);
+        }
+        var dy = TestUtil.Random(images.Length, 32, 1f);
+        Assert.Equal(dy, new ImageEvasion(0, 40).Backward(dy, 16));
+        Assert.Equal(new ImageBlur(1).Backward(dy, 16), new ImageEvasion(1, 40).Backward(dy, 16));
+        Assert.Equal(ImageEvasion.Jpeg(new ImageBlur(1).Forward(images, 16), 16, 40), new ImageEvasion(1, 40).Forward(images, 16));
+        Assert.Throws<ArgumentException>(() => new ImageEvasion(0, 101));
+    }
+
+    [Fact]
     public void GreySamplesAreWhatTheHeadMakesOfTheBodysOutputRoundedToBytes()
     {
         using var k = new ModelGuardian.Kernels.Cpu.CpuKernels();

@@ -111,29 +111,41 @@ public sealed class AttackTests
     }
 
     /// <summary>
-    /// The evasive attacker: with a blur at the end of its generator, every attack still spends its budget. Where the first query
-    /// comes before any generator step (DFME, MAZE, DaST), it is exactly the blurred first batch of the same attack without the
-    /// blur (the blur draws no random numbers); the white-box attacks step their generator through the blur before querying, so
-    /// for them the first batch is only required to be much smoother (half the mean squared difference of neighbouring pixels).
+    /// The evasive attacker: with a blur or a JPEG re-encoding at the end of its generator, every attack still spends its budget.
+    /// Where the first query comes before any generator step (DFME, MAZE, DaST), it is exactly the blurred (or re-encoded) first
+    /// batch of the same attack without it (neither draws random numbers); the white-box attacks step their generator through it
+    /// before querying, so for them the first batch is only required to be much smoother (half the mean squared difference of
+    /// neighbouring pixels), or on the byte grid that a decoded JPEG lies on.
     /// </summary>
     [Theory]
     [MemberData(nameof(Kinds))]
     public async Task TheEvasiveAttackerSendsItsGeneratorsImagesBlurred(AttackKind kind)
     {
-        async Task<(float[] First, long Spent)> Run(double blur)
+        async Task<(float[] First, long Spent)> Run(double blur, int jpeg = 0)
         {
             using var k = new CpuKernels();
             using var victim = TinyAttack.Victim(k);
             var client = new FirstBatchClient(new DefendedVictimClient(new VictimClassifier(victim), new NoDefense()));
-            using var attack = TinyAttack.Create(k, kind, TinyAttack.Options(kind, 37) with { ImageBlur = blur });
+            using var attack = TinyAttack.Create(k, kind, TinyAttack.Options(kind, 37) with { ImageBlur = blur, ImageJpeg = jpeg });
             var r = await attack.RunAsync(client, TinyAttack.TestSet(4));
             return (client.First!, r.QueriesSpent);
         }
         var plain = await Run(0);
         var blurred = await Run(1.0);
+        var compressed = await Run(0, jpeg: 50);
         Assert.Equal(37, blurred.Spent);
-        if (kind is AttackKind.Dfme or AttackKind.Maze or AttackKind.Dast) Assert.Equal(new ImageBlur(1.0).Forward(plain.First, 32), blurred.First);
-        else Assert.True(Roughness(blurred.First) < 0.5 * Roughness(plain.First), $"{kind}: roughness {Roughness(blurred.First):G3} blurred, {Roughness(plain.First):G3} plain");
+        Assert.Equal(37, compressed.Spent);
+        if (kind is AttackKind.Dfme or AttackKind.Maze or AttackKind.Dast)
+        {
+            Assert.Equal(new ImageBlur(1.0).Forward(plain.First, 32), blurred.First);
+            Assert.Equal(ImageEvasion.Jpeg(plain.First, 32, 50), compressed.First);
+        }
+        else
+        {
+            Assert.True(Roughness(blurred.First) < 0.5 * Roughness(plain.First), $"{kind}: roughness {Roughness(blurred.First):G3} blurred, {Roughness(plain.First):G3} plain");
+            // Every JPEG output is a decoded image: values on the byte grid.
+            Assert.All(compressed.First, v => Assert.Equal(Math.Round(v * 255), v * 255, 3));
+        }
     }
 
     private static double Roughness(float[] planes) =>

@@ -58,9 +58,10 @@ public sealed class EvaluationRunnerTests : IDisposable
         var store = new ResultStore(_dir, new { Options.Budget, test = 1 });
         var results = await new EvaluationRunner(m.Setup(k), Options, store).RunAsync();
 
-        // 2 attacks × 8 defences naively, plus the adaptive attacker against the 2 deception modes and the evasive one against Model-Guardian.
-        Assert.Equal(2 * (8 + 2 + 1), results.Attacks.Count);
-        Assert.Equal(["attack-dast-mg-evasive-blur1", "attack-dfme-mg-evasive-blur1"], results.Attacks.Where(c => c.Attacker == AttackerKind.Evasive).Select(c => c.Key).Order());
+        // 2 attacks × 8 defences naively, plus the adaptive attacker against the 2 deception modes and the two evasive ones against Model-Guardian.
+        Assert.Equal(2 * (8 + 2 + 2), results.Attacks.Count);
+        Assert.Equal(["attack-dast-mg-evasive-blur1", "attack-dast-mg-evasive-jpeg50", "attack-dfme-mg-evasive-blur1", "attack-dfme-mg-evasive-jpeg50"],
+                     results.Attacks.Where(c => c.Attacker == AttackerKind.Evasive).Select(c => c.Key).Order());
         Assert.All(results.Attacks, c => Assert.True(c.Terminated ? c.Spent <= 24 : c.Spent == 24, $"{c.Key}: spent {c.Spent}"));
         Assert.Equal(8, results.Benign.Count);
         // Benign, each generator family with a colour and with the attacks' grey head, one trained generator, two attacks' samples:
@@ -85,7 +86,8 @@ public sealed class EvaluationRunnerTests : IDisposable
         Assert.Contains("Table I", report);
         Assert.Contains("adaptive", report);
         Assert.Contains("collusion", report);
-        Assert.Contains("the evasive attacker: a blur (σ = 1)", report);
+        Assert.Contains("the evasive attacker: a step at the end of its generator", report);
+        Assert.Contains("| JPEG 50", report);
         Assert.Contains("Detection under post-processing", report);
         foreach (var f in new[] { "report.md", "results.csv", "curves.csv", "detection.csv", "plot-dfme.png", "plot-dast.png" }) Assert.True(File.Exists(Path.Combine(_dir, f)), f);
         Assert.Equal(1 + results.Attacks.Count, Engine.Reports.Csv.Parse(File.ReadAllText(Path.Combine(_dir, "results.csv"))).Count);
