@@ -80,7 +80,8 @@ public static class EvaluationReport
         if (asMade.Count > 0)
         {
             md.AppendLine("## Generalisation — share flagged by each sub-detector and by the ensemble, per image source, %").AppendLine();
-            md.AppendLine("Each sub-detector was trained on one generator family's images; every other synthetic row is a source it never saw (attack queries included). The benign row is the FPR.").AppendLine();
+            md.AppendLine("Each sub-detector's training families are named in its weight file's provenance (the defaults': two of the three known families, the file named for the one left out); " +
+                          "the leave-one-family-out tables below judge each family by the sub-detectors that never saw it. The benign row is the FPR.").AppendLine();
             var names = asMade[0].Detectors;
             var tg = asMade.Select(d => (IReadOnlyList<string>)new List<string> { d.Source, d.Samples.ToString(CultureInfo.InvariantCulture) }
                 .Concat(d.FlaggedBy.Select(f => Pct((double)f / d.Samples))).Append(Pct(d.EnsembleRate)).ToList()).ToList();
