@@ -17,10 +17,7 @@ public sealed class ImageBlur
         if (!(sigma > 0 && sigma <= 16)) throw new ArgumentException($"Blur σ must lie in (0, 16], got {sigma}.");
         Sigma = sigma;
         _radius = Math.Max(1, (int)(Data.Augmentations.BlurTruncate * sigma + 0.5));
-        _weights = new float[2 * _radius + 1];
-        double sum = 0;
-        for (int i = -_radius; i <= _radius; i++) sum += Math.Exp(-0.5 * i * i / (sigma * sigma));
-        for (int i = -_radius; i <= _radius; i++) _weights[i + _radius] = (float)(Math.Exp(-0.5 * i * i / (sigma * sigma)) / sum);
+        _weights = Data.Augmentations.GaussianWeights(sigma, _radius);
     }
 
     public double Sigma { get; }

@@ -129,10 +129,7 @@ public static class Augmentations
         if (!(sigma >= 0 && double.IsFinite(sigma))) throw new ArgumentException($"σ must be finite and ≥ 0, got {sigma}.", nameof(sigma));
         int radius = (int)(BlurTruncate * sigma + 0.5);
         if (radius == 0) return image;
-        var kernel = new float[2 * radius + 1];
-        double sum = 0;
-        for (int i = -radius; i <= radius; i++) sum += Math.Exp(-0.5 * i * i / (sigma * sigma));
-        for (int i = -radius; i <= radius; i++) kernel[i + radius] = (float)(Math.Exp(-0.5 * i * i / (sigma * sigma)) / sum);
+        var kernel = GaussianWeights(sigma, radius);
 
         int w = image.Width, h = image.Height;
         var src = image.Pixels;
@@ -165,6 +162,16 @@ public static class Augmentations
                 pixels[o] = ToByte(r); pixels[o + 1] = ToByte(g); pixels[o + 2] = ToByte(b);
             }
         return new RgbImage(w, h, pixels);
+    }
+
+    /// <summary>The 2r + 1 weights of a Gaussian of <paramref name="sigma"/> at −r…r, summing to 1.</summary>
+    public static float[] GaussianWeights(double sigma, int radius)
+    {
+        var kernel = new float[2 * radius + 1];
+        double sum = 0;
+        for (int i = -radius; i <= radius; i++) sum += Math.Exp(-0.5 * i * i / (sigma * sigma));
+        for (int i = -radius; i <= radius; i++) kernel[i + radius] = (float)(Math.Exp(-0.5 * i * i / (sigma * sigma)) / sum);
+        return kernel;
     }
 
     public static RgbImage RandomJpeg(RgbImage image, JpegOptions options, Random rng)
