@@ -29,10 +29,11 @@ internal static class AttackCommand
         var log = new Option<string?>("--log") { Description = "write every query (index, SHA-256 of the float values sent, refused, probabilities) as JSON lines" };
         var seed = new Option<ulong>("--seed") { DefaultValueFactory = _ => 1UL };
         var backend = new Option<string>("--backend") { DefaultValueFactory = _ => "auto" };
+        var proxy = EvalCommand.ProxyOption();
         var set = new Option<string[]>("--set") { Description = "override a recipe setting, Name=value (e.g. ReplaySteps=10, Schedule=Steps; the names are in docs/attacks.md); repeatable", AllowMultipleArgumentsPerToken = false };
         var cmd = new Command("attack", "Runs one built-in data-free stealing attack against an mg serve (HTTP, API key) or the default victim in process, and prints the clone's accuracy against queries.")
         {
-            kind, server, apiKey, budget, adaptive, models, testData, classes, studentWidth, log, seed, backend, set,
+            kind, server, apiKey, budget, adaptive, models, testData, classes, studentWidth, log, seed, backend, proxy, set,
         };
         cmd.SetAction(parse => Program.Run(() =>
         {
@@ -62,7 +63,7 @@ internal static class AttackCommand
                 AnswerInterpreter = parse.GetValue(adaptive) ? AdaptiveAttacker.Interpreter(k) : null,
             }, parse.GetValue(set) ?? []);
             Console.Error.WriteLine($"mg attack: {Describe(options)}");
-            using var attack = AttackFactory.Create(attackKind, kernels, k, options, new EvalCommand.LazyPhotoProxy());
+            using var attack = AttackFactory.Create(attackKind, kernels, k, options, EvalCommand.LoadProxy(attackKind == AttackKind.DfmsHl, parse.GetValue(proxy)!));
             var result = attack.RunAsync(meter, testSet, new Progress<AttackProgress>(p =>
                 ProgressBar.Draw(AttackFactory.DisplayName(attackKind), (int)(100 * p.Spent / Math.Max(1, p.Budget)), $"{p.Spent}/{p.Budget} queries, clone {p.LastCloneAccuracy:P1}   "))).GetAwaiter().GetResult();
             ProgressBar.EndLine();

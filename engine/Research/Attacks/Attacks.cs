@@ -10,15 +10,8 @@ namespace ModelGuardian.Engine.Attacks;
 /// directions (in the grey head's pre-tanh plane, as DFME perturbs), and ascends it. Cost per iteration:
 /// B·(m + 1) queries for the generator step, then B per student step; replay steps cost none.
 /// </summary>
-public abstract class ZerothOrderAttack : DataFreeAttack
+public abstract class ZerothOrderAttack(AttackKind kind, IKernels kernels, int classes, AttackOptions options) : DataFreeAttack(kind, kernels, classes, options)
 {
-    private readonly ReplayBuffer? _replay;
-
-    protected ZerothOrderAttack(AttackKind kind, IKernels kernels, int classes, AttackOptions options) : base(kind, kernels, classes, options)
-    {
-        if (options.ReplaySteps > 0) _replay = new ReplayBuffer(options.ReplayCapacity, PerImage, classes, options.GreyImages);
-    }
-
     /// <summary>Per query: how much student and victim disagree (the generator's objective).</summary>
     protected abstract double[] Disagreement(float[] studentLogits, double[][] answers);
 
@@ -93,19 +86,15 @@ public abstract class ZerothOrderAttack : DataFreeAttack
                 images.AsSpan(i * (m + 1) * PerImage, PerImage).CopyTo(bases.AsSpan(i * PerImage, PerImage));
                 baseAnswers[i] = answers[i * (m + 1)];
             }
-            _replay?.Add(bases, baseAnswers);
+            Remember(bases, baseAnswers);
         }
         for (int s = 0; s < Options.StudentSteps; s++)
         {
             if (await QueryFreshBatchAsync(victim, cancellationToken).ConfigureAwait(false) is not (var x, var answers)) break;
             TrainStep(Student, StudentOptimizer, x, answers.Length, logits => StudentLoss(logits, answers));
-            _replay?.Add(x, answers);
+            Remember(x, answers);
         }
-        for (int s = 0; s < Options.ReplaySteps && _replay is { Count: > 0 }; s++)
-        {
-            var (x, answers) = _replay.Sample(Options.BatchSize, Random);
-            TrainStep(Student, StudentOptimizer, x, answers.Length, logits => StudentLoss(logits, answers));
-        }
+        TrainOnReplay((x, answers) => TrainStep(Student, StudentOptimizer, x, answers.Length, logits => StudentLoss(logits, answers)));
     }
 }
 
@@ -167,6 +156,8 @@ public sealed class DastAttack(IKernels kernels, int classes, AttackOptions opti
         }
         GeneratorOptimizer.Step();
         TrainStep(Student, StudentOptimizer, x, n, logits => AttackLosses.ProbabilityMse(logits, answers, Classes));
+        Remember(x, answers);
+        TrainOnReplay((xs, a) => TrainStep(Student, StudentOptimizer, xs, a.Length, logits => AttackLosses.ProbabilityMse(logits, a, Classes)));
     }
 }
 
@@ -179,7 +170,6 @@ public class DisguideAttack : DataFreeAttack
 {
     private readonly TrainableNetwork _second;
     private readonly Optimizer _secondOptimizer;
-    private readonly ReplayBuffer _replay;
 
     public DisguideAttack(IKernels kernels, int classes, AttackOptions options) : this(AttackKind.Disguide, kernels, classes, options) { }
 
@@ -187,7 +177,6 @@ public class DisguideAttack : DataFreeAttack
     {
         _second = NewStudent(1);
         _secondOptimizer = NewStudentOptimizer(_second);
-        _replay = new ReplayBuffer(options.ReplayCapacity, PerImage, classes, options.GreyImages);
     }
 
     protected override async Task IterateAsync(BudgetedClient victim, CancellationToken cancellationToken)
@@ -214,14 +203,10 @@ public class DisguideAttack : DataFreeAttack
         for (int s = 0; s < Options.StudentSteps; s++)
         {
             if (await QueryFreshBatchAsync(victim, cancellationToken).ConfigureAwait(false) is not (var x, var answers)) return;
-            _replay.Add(x, answers);
+            Remember(x, answers);
             TrainBoth(x, answers);
         }
-        for (int s = 0; s < Options.ReplaySteps && _replay.Count > 0; s++)
-        {
-            var (x, answers) = _replay.Sample(Options.BatchSize, Random);
-            TrainBoth(x, answers);
-        }
+        TrainOnReplay(TrainBoth);
     }
 
     // Both students learn DFME's way (L1 to the victim's reconstructed logits), which DisGUIDE's reference keeps.
@@ -247,9 +232,10 @@ public interface IProxyImages
 }
 
 /// <summary>
-/// DFMS-HL (Sanyal et al. 2022, hard-label): the generator is a GAN on proxy photos (a small ResNet
-/// discriminator, non-saturating loss) with a class-diversity term from the student, so its images look
-/// natural and cover the victim's classes; the student learns from the victim's top-1 label only (cross-entropy).
+/// DFMS-HL (Sanyal et al. 2022, hard-label): the generator is a GAN on proxy images (a small ResNet discriminator,
+/// non-saturating loss), first trained on the proxy alone (<see cref="AttackOptions.ProxyPretrainSteps"/>, no queries),
+/// then with a class-diversity term from the student, so its images stay near the proxy and cover the victim's classes;
+/// the student learns from the victim's top-1 label only (cross-entropy), on fresh and replayed queries.
 /// Top-1 labels are all it uses — so an output perturbation that keeps the ranking cannot hurt it.
 /// </summary>
 public sealed class DfmsHlAttack : DataFreeAttack
@@ -257,6 +243,7 @@ public sealed class DfmsHlAttack : DataFreeAttack
     private readonly IProxyImages _proxy;
     private readonly TrainableNetwork _discriminator;
     private readonly Optimizer _discriminatorOptimizer;
+    private bool _pretrained;
 
     public DfmsHlAttack(IKernels kernels, int classes, AttackOptions options, IProxyImages proxy) : base(AttackKind.DfmsHl, kernels, classes, options)
     {
@@ -268,36 +255,62 @@ public sealed class DfmsHlAttack : DataFreeAttack
 
     protected override async Task IterateAsync(BudgetedClient victim, CancellationToken cancellationToken)
     {
+        if (!_pretrained)
+        {
+            for (int s = 0; s < Options.ProxyPretrainSteps; s++)
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                GanStep(withDiversity: false);
+            }
+            _pretrained = true;
+        }
+        GanStep(withDiversity: true);
+        for (int step = 0; step < Options.StudentSteps; step++)
+        {
+            if (await QueryFreshBatchAsync(victim, cancellationToken).ConfigureAwait(false) is not (var x, var answers)) break;
+            TrainOnLabels(x, answers);
+            Remember(x, answers);
+        }
+        TrainOnReplay(TrainOnLabels);
+    }
+
+    private void TrainOnLabels(float[] x, double[][] answers)
+    {
+        var labels = answers.Select(a => Guardian.DeceptivePredictions.ArgMax(a)).ToArray();
+        TrainStep(Student, StudentOptimizer, x, answers.Length, logits => Losses.CrossEntropy(logits, labels, Classes));
+    }
+
+    /// <summary>
+    /// One discriminator step (proxy images real, generator images fake) and one generator step: fool the discriminator
+    /// (non-saturating) and, with <paramref name="withDiversity"/>, spread the student's predictions over the classes.
+    /// </summary>
+    private void GanStep(bool withDiversity)
+    {
         int n = Options.BatchSize;
         var ones = Enumerable.Repeat(1f, n).ToArray();
         var zeros = new float[n];
-        // Discriminator: proxy photos are real (1), generator images fake (0); one batch each.
         _discriminator.ForwardBackward(ToNetworkInput(_discriminator.Architecture, _proxy.Next(n, Random)), ImageShape(n), y => Losses.BceWithLogits(y, ones));
         _discriminator.ForwardBackward(ToNetworkInput(_discriminator.Architecture, Sample(n)), ImageShape(n), y => Losses.BceWithLogits(y, zeros));
         _discriminatorOptimizer.Step();
-        // Generator: fool the discriminator (non-saturating) and spread the student's predictions over the classes.
         using (var recorded = Generate(Noise(n), n))
         {
             var x = recorded.Images;
             using var d = _discriminator.Record(ToNetworkInput(_discriminator.Architecture, x), ImageShape(n));
-            using var s = Student.Record(ToNetworkInput(StudentArchitecture, x), ImageShape(n));
             var (_, dAdv) = Losses.BceWithLogits(d.Outputs, ones);
-            var (_, dDiv) = AttackLosses.ClassDiversity(s.Outputs, Classes);
-            for (int i = 0; i < dDiv.Length; i++) dDiv[i] *= Options.DiversityWeight;
             var dx = FromNetworkInputGradient(_discriminator.Architecture, d.Backward(dAdv));
-            var dxs = FromNetworkInputGradient(StudentArchitecture, s.Backward(dDiv));
-            for (int i = 0; i < dx.Length; i++) dx[i] += dxs[i];
+            if (withDiversity)
+            {
+                using var s = Student.Record(ToNetworkInput(StudentArchitecture, x), ImageShape(n));
+                var (_, dDiv) = AttackLosses.ClassDiversity(s.Outputs, Classes);
+                for (int i = 0; i < dDiv.Length; i++) dDiv[i] *= Options.DiversityWeight;
+                var dxs = FromNetworkInputGradient(StudentArchitecture, s.Backward(dDiv));
+                for (int i = 0; i < dx.Length; i++) dx[i] += dxs[i];
+                Student.Parameters.ZeroGradients();
+            }
             _discriminator.Parameters.ZeroGradients();
-            Student.Parameters.ZeroGradients();
             recorded.Backward(dx);
         }
         GeneratorOptimizer.Step();
-        for (int step = 0; step < Options.StudentSteps; step++)
-        {
-            if (await QueryFreshBatchAsync(victim, cancellationToken).ConfigureAwait(false) is not (var x, var answers)) return;
-            var labels = answers.Select(a => Guardian.DeceptivePredictions.ArgMax(a)).ToArray();
-            TrainStep(Student, StudentOptimizer, x, answers.Length, logits => Losses.CrossEntropy(logits, labels, Classes));
-        }
     }
 }
 
@@ -311,7 +324,7 @@ public static class AttackFactory
         AttackKind.Dast => new DastAttack(kernels, classes, options),
         AttackKind.Disguide => new DisguideAttack(kernels, classes, options),
         AttackKind.DualStudent => new DualStudentAttack(kernels, classes, options),
-        AttackKind.DfmsHl => new DfmsHlAttack(kernels, classes, options, proxy ?? throw new ArgumentException("DFMS-HL needs proxy images (natural photos).")),
+        AttackKind.DfmsHl => new DfmsHlAttack(kernels, classes, options, proxy ?? throw new ArgumentException("DFMS-HL needs proxy images (e.g. MNIST digits).")),
         _ => throw new ArgumentOutOfRangeException(nameof(kind)),
     };
 
@@ -322,20 +335,25 @@ public static class AttackFactory
     };
 }
 
-/// <summary>Proxy images from the real-photo pool: random 32×32 crops (windows of 32…128 pixels, resized), values in 0…1.</summary>
-public sealed class PhotoProxyImages(Data.PhotoPool pool) : IProxyImages
+/// <summary>
+/// Proxy images from MNIST digits (grey, objects centred on black, unrelated to the victim's classes — DFMS's idea
+/// of a proxy for a grey clothing victim): a random digit padded with 2 black pixels to 32², as the victim's
+/// contract places a 28² upload, the grey plane repeated to three channels; values in 0…1.
+/// </summary>
+public sealed class DigitProxyImages(Data.MnistDigits digits) : IProxyImages
 {
-    private static readonly Data.PhotoCropOptions Crops = new(ImageGenerator.Side) { MaxSourceSide = 4 * ImageGenerator.Side };
-
     public float[] Next(int n, Random rng)
     {
-        int hw = ImageGenerator.Side * ImageGenerator.Side;
+        const int side = Data.MnistDigits.Side, pad = (ImageGenerator.Side - side) / 2, hw = ImageGenerator.Side * ImageGenerator.Side;
         var x = new float[n * 3 * hw];
         for (int i = 0; i < n; i++)
         {
-            var px = pool.Crop(Crops, rng).Pixels;
-            for (int c = 0; c < 3; c++)
-                for (int j = 0; j < hw; j++) x[(i * 3 + c) * hw + j] = px[j * 3 + c] / 255f;
+            var digit = digits.Image(rng.Next(digits.Count));
+            var plane = x.AsSpan(i * 3 * hw, hw);
+            for (int y = 0; y < side; y++)
+                for (int c = 0; c < side; c++) plane[(y + pad) * ImageGenerator.Side + c + pad] = digit[y * side + c] / 255f;
+            plane.CopyTo(x.AsSpan(i * 3 * hw + hw, hw));
+            plane.CopyTo(x.AsSpan(i * 3 * hw + 2 * hw, hw));
         }
         return x;
     }

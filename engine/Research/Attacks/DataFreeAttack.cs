@@ -64,6 +64,11 @@ public sealed record AttackOptions
     public int ReplaySteps { get; init; }
     /// <summary>Queries the replay memory keeps (the oldest are forgotten past it); the default keeps every query of any budget run here.</summary>
     public int ReplayCapacity { get; init; } = 1 << 21;
+    /// <summary>
+    /// DFMS-HL: GAN steps on the proxy images before the first query (they cost none), as DFMS starts from a GAN
+    /// pre-trained on its proxy set.
+    /// </summary>
+    public int ProxyPretrainSteps { get; init; }
     /// <summary>Weight of the class-diversity term in generator losses that use one (DFMS, DisGUIDE).</summary>
     public float DiversityWeight { get; init; } = 1f;
     /// <summary>How many times the clone is measured over the run (plus once before the first query).</summary>
@@ -108,8 +113,13 @@ public sealed record AttackOptions
             Budget = budget, Seed = seed, BatchSize = 128, StudentSteps = 1, ReplaySteps = 3, DiversityWeight = 0,
             GeneratorLearningRate = 1e-3f, Schedule = LearningRateSchedule.Cosine, GeneratorWidth = 16, ImageShift = DarkStart,
         },
-        // DFMS-HL: a GAN on proxy photos plus class diversity; the student learns from top-1 labels only.
-        AttackKind.DfmsHl => new AttackOptions { Budget = budget, Seed = seed, StudentSteps = 1, GeneratorLearningRate = 2e-4f, GreyImages = false },
+        // DFMS-HL: a GAN pre-trained on the proxy (MNIST digits), then trained on with class diversity; the student
+        // learns from top-1 labels only, with replay as our other attacks (the reference trains on fresh batches).
+        AttackKind.DfmsHl => new AttackOptions
+        {
+            Budget = budget, Seed = seed, StudentSteps = 1, ReplaySteps = 5, ProxyPretrainSteps = 1000,
+            GeneratorLearningRate = 2e-4f, ImageShift = DarkStart,
+        },
         _ => throw new ArgumentOutOfRangeException(nameof(kind)),
     };
 
@@ -120,7 +130,8 @@ public sealed record AttackOptions
     {
         if (Budget < 1) throw new ArgumentException($"The query budget must be positive, got {Budget}.");
         if (BatchSize < 2) throw new ArgumentException($"Batch size must be at least 2 (batch-norm), got {BatchSize}.");
-        if (StudentSteps < 1 || Directions < 1 || ReplaySteps < 0 || EvaluationPoints < 1) throw new ArgumentException("Student steps, directions and evaluation points must be positive; replay steps not negative.");
+        if (StudentSteps < 1 || Directions < 1 || ReplaySteps < 0 || ProxyPretrainSteps < 0 || EvaluationPoints < 1)
+            throw new ArgumentException("Student steps, directions and evaluation points must be positive; replay and pre-training steps not negative.");
         if (ReplayCapacity < 1) throw new ArgumentException($"The replay capacity must be positive, got {ReplayCapacity}.");
         if (!(Epsilon > 0) || !(StudentLearningRate > 0) || !(GeneratorLearningRate > 0)) throw new ArgumentException("ε and learning rates must be positive.");
         if (!float.IsFinite(ImageShift)) throw new ArgumentException($"The image shift must be a number, got {ImageShift}.");
@@ -208,6 +219,7 @@ public abstract class DataFreeAttack : IDisposable
             ? ImageGenerator.CreateGreyLogits(kernels, options.Generator, generatorSeed, options.GeneratorWidth)
             : ImageGenerator.Create(kernels, options.Generator, generatorSeed, options.GeneratorWidth));
         GeneratorOptimizer = Scheduled(new AdamOptimizer(Generator.Parameters, options.GeneratorLearningRate));
+        if (options.ReplaySteps > 0) Replay = new ReplayBuffer(options.ReplayCapacity, PerImage, classes, options.GreyImages);
     }
 
     private readonly List<(Optimizer Optimizer, float Rate)> _scheduled = new();
@@ -241,6 +253,8 @@ public abstract class DataFreeAttack : IDisposable
     protected Optimizer StudentOptimizer { get; }
     protected ImageGenerator Generator { get; }
     protected Optimizer GeneratorOptimizer { get; }
+    /// <summary>Every answered query, for <see cref="AttackOptions.ReplaySteps"/>; null when the recipe does not replay.</summary>
+    protected ReplayBuffer? Replay { get; }
     protected static int Side => ImageGenerator.Side;
     protected static int PerImage => 3 * Side * Side;
 
@@ -402,6 +416,19 @@ public abstract class DataFreeAttack : IDisposable
         var (value, _) = net.ForwardBackward(ToNetworkInput(net.Architecture, images), ImageShape(n), loss);
         optimizer.Step();
         return value;
+    }
+
+    /// <summary>Keeps answered queries for replay (nothing when the recipe does not replay).</summary>
+    protected void Remember(float[] images, double[][] answers) => Replay?.Add(images, answers);
+
+    /// <summary><see cref="AttackOptions.ReplaySteps"/> training steps, each on a batch drawn from every remembered answer; no queries.</summary>
+    protected void TrainOnReplay(Action<float[], double[][]> train)
+    {
+        for (int s = 0; s < Options.ReplaySteps && Replay is { Count: > 0 }; s++)
+        {
+            var (x, answers) = Replay.Sample(Options.BatchSize, Random);
+            train(x, answers);
+        }
     }
 
     /// <summary>Outputs of a network on images in 0…1 (in its current mode), no backward.</summary>

@@ -14,7 +14,7 @@ namespace ModelGuardian.Engine.Eval;
 /// generalisation table. <see cref="DetectorFamilies"/>, aligned with the detector's sub-detectors, names the generator
 /// families each was trained on (null where unknown): what the leave-one-family-out table holds out.
 /// </summary>
-public sealed record EvaluationSetup(IKernels Kernels, VictimClassifier Victim, DfmsDetector Detector, CloneTestSet Test, IProxyImages Proxy,
+public sealed record EvaluationSetup(IKernels Kernels, VictimClassifier Victim, DfmsDetector Detector, CloneTestSet Test, IProxyImages? Proxy,
                                      IReadOnlyList<(string Name, ImageGenerator Generator)>? TrainedGenerators = null,
                                      IReadOnlyList<IReadOnlySet<GeneratorFamily>?>? DetectorFamilies = null);
 

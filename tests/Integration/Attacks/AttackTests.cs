@@ -30,7 +30,7 @@ internal static class TinyAttack
     public static AttackOptions Options(AttackKind kind, long budget, ulong seed = 1) => AttackOptions.For(kind, budget, seed) with
     {
         BatchSize = 4, StudentWidth = 2, GeneratorWidth = 8, EvaluationPoints = 3, ReplayCapacity = 64,
-        Directions = kind == AttackKind.Maze ? 3 : 1,
+        Directions = kind == AttackKind.Maze ? 3 : 1, ProxyPretrainSteps = kind == AttackKind.DfmsHl ? 2 : 0,
     };
 
     /// <summary>Smooth random colour fields standing in for proxy photos.</summary>
@@ -192,12 +192,55 @@ public sealed class AttackTests
         Assert.Equal(5, (await ledger.GetAsync("mallory"))!.Total);
     }
 
+    /// <summary>
+    /// Every attack honours <see cref="AttackOptions.ReplaySteps"/> (no recipe setting may be silently ignored): the same run with
+    /// replay steps ends with another clone than without.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(Kinds))]
+    public async Task EveryAttackHonoursReplaySteps(AttackKind kind)
+    {
+        async Task<float[]> CloneOutputs(int replaySteps)
+        {
+            using var k = new CpuKernels();
+            using var victim = TinyAttack.Victim(k);
+            var client = new DefendedVictimClient(new VictimClassifier(victim), new NoDefense());
+            using var attack = TinyAttack.Create(k, kind, TinyAttack.Options(kind, 30) with { ReplaySteps = replaySteps });
+            await attack.RunAsync(client, TinyAttack.TestSet(4));
+            attack.Student.Mode.IsTraining = false;
+            var x = Enumerable.Range(0, 2 * 3 * 32 * 32).Select(i => (float)Math.Sin(i * 0.37)).ToArray();
+            return attack.Student.Forward(x, new Engine.Core.Shape4(2, 3, 32, 32));
+        }
+        Assert.NotEqual(await CloneOutputs(0), await CloneOutputs(2));
+    }
+
+    /// <summary>DFMS-HL's pre-training on the proxy spends no queries, and the generator it leaves sends other first queries.</summary>
+    [Fact]
+    public async Task DfmsProxyPretrainingCostsNoQueries()
+    {
+        async Task<IReadOnlyList<QueryLogEntry>> Run(int steps)
+        {
+            using var k = new CpuKernels();
+            using var victim = TinyAttack.Victim(k);
+            var client = new LoggingClient(new DefendedVictimClient(new VictimClassifier(victim), new NoDefense()));
+            using var attack = TinyAttack.Create(k, AttackKind.DfmsHl, TinyAttack.Options(AttackKind.DfmsHl, 12) with { ProxyPretrainSteps = steps });
+            var result = await attack.RunAsync(client, TinyAttack.TestSet(4));
+            Assert.Equal(12, result.QueriesSpent);
+            return client.Meter.Log;
+        }
+        var without = await Run(0);
+        var with = await Run(3);
+        Assert.Equal(12, with.Count);
+        Assert.NotEqual(without[0].ImageSha256, with[0].ImageSha256);
+    }
+
     [Fact]
     public void BadOptionsAreRefused()
     {
         using var k = new CpuKernels();
         Assert.Throws<ArgumentException>(() => TinyAttack.Create(k, AttackKind.Dfme, TinyAttack.Options(AttackKind.Dfme, 0)));
         Assert.Throws<ArgumentException>(() => TinyAttack.Create(k, AttackKind.Dfme, TinyAttack.Options(AttackKind.Dfme, 10) with { BatchSize = 1 }));
+        Assert.Throws<ArgumentException>(() => TinyAttack.Create(k, AttackKind.DfmsHl, TinyAttack.Options(AttackKind.DfmsHl, 10) with { ProxyPretrainSteps = -1 }));
         Assert.Throws<ArgumentException>(() => AttackFactory.Create(AttackKind.DfmsHl, k, 10, TinyAttack.Options(AttackKind.DfmsHl, 10)));
         Assert.Throws<ArgumentException>(() => new QueryBatch([0.5f, 2f, 0f], 1, 1));
     }
