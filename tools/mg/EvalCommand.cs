@@ -98,7 +98,11 @@ internal static class EvalCommand
         var testSet = models.CloneTestSet(testData, testImages);
         int testCount = testSet.Images.Count;
         var guardianModels = models.GuardianModels();
-        var setup = new EvaluationSetup(kernels, guardianModels.Victim, guardianModels.Detector, testSet, LoadProxy(o.Attacks.Contains(AttackKind.DfmsHl), proxyPath), models.TrainedGenerators, models.DetectorFamilies);
+        // MAD's surrogate: the attacker's clone architecture, randomly initialised (the reference's default).
+        using var surrogate = o.Defenses.Contains(DefenseIds.Mad) ? BaselineModels.RandomSurrogate(kernels, guardianModels.Victim.Classes, SeededRandom.Mix(o.Seed, 500), o.StudentWidth) : null;
+        var baselines = new BaselineModels(Surrogate: surrogate is null ? null : new VictimClassifier(surrogate));
+        var setup = new EvaluationSetup(kernels, guardianModels.Victim, guardianModels.Detector, testSet, LoadProxy(o.Attacks.Contains(AttackKind.DfmsHl), proxyPath),
+                                        models.TrainedGenerators, models.DetectorFamilies, baselines);
         // What shapes the results: a rerun into the same folder must have the same settings.
         var settings = new
         {

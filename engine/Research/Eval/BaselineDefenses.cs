@@ -2,14 +2,35 @@ using ModelGuardian.Engine.Attacks;
 using ModelGuardian.Engine.Data;
 using ModelGuardian.Engine.Defenses;
 using ModelGuardian.Engine.Guardian;
+using ModelGuardian.Engine.Imaging;
+using ModelGuardian.Engine.Networks;
+using ModelGuardian.Engine.Training;
+using ModelGuardian.Kernels;
 
 namespace ModelGuardian.Engine.Eval;
+
+/// <summary>Networks that some baseline defences need besides the victim: MAD's surrogate, AM's misinformation model.</summary>
+public sealed record BaselineModels(VictimClassifier? Surrogate = null, VictimClassifier? Misinformation = null)
+{
+    /// <summary>
+    /// MAD's surrogate as the reference's default: the attacker's clone architecture (a CIFAR-stem ResNet-18), randomly
+    /// initialised from <paramref name="seed"/>. The caller disposes the network.
+    /// </summary>
+    public static Network RandomSurrogate(IKernels kernels, int classes, ulong seed, int width = 8)
+    {
+        var arch = ArchitectureDescriptor.ResNet(18, classes, ResNetStem.Cifar, ImageGenerator.Side, width);
+        using var net = TrainableNetwork.ResNet(kernels, arch, seed);
+        return Network.Create(kernels, arch, net.Export());
+    }
+}
 
 /// <summary>The defences that sit in front of the victim without the Guardian, by id; one instance per account.</summary>
 public static class BaselineDefenses
 {
-    public static IOutputDefense Create(string id, double v, ulong seed, int classes) => id switch
+    public static IOutputDefense Create(string id, double v, ulong seed, int classes, BaselineModels? models = null) => id switch
     {
+        DefenseIds.Mad => new MadOutputDefense(new MadDefense(new MadOptions()),
+            models?.Surrogate ?? throw new ArgumentException("MAD needs a surrogate model (BaselineModels.Surrogate).")),
         DefenseIds.None => new NoDefense(),
         DefenseIds.DPreds => new DPredsDefense(v),
         DefenseIds.DPredsRandomized => new RandomizedDeceptionDefense(RandomizedDeception.Default, seed),
@@ -36,6 +57,21 @@ public sealed class RandomizedDeceptionDefense(RandomizedDeception deception, ul
     public string Name => DefenseIds.DPredsRandomized;
 
     public VictimAnswer Answer(ReadOnlySpan<float> image, double[] probabilities) => new(false, deception.Apply(probabilities, _rng));
+}
+
+/// <summary>MAD: each answer poisoned within an L1 budget against the surrogate's gradient (<see cref="MadDefense"/>).</summary>
+public sealed class MadOutputDefense(MadDefense mad, VictimClassifier surrogate) : IOutputDefense
+{
+    public string Name => DefenseIds.Mad;
+
+    public VictimAnswer Answer(ReadOnlySpan<float> image, double[] probabilities)
+    {
+        int side = (int)Math.Round(Math.Sqrt(image.Length / 3.0));
+        var values = new float[image.Length];
+        for (int j = 0; j < values.Length; j++) values[j] = image[j] * 255f;
+        var p = surrogate.Predict([new PlanarImage(side, side, values)])[0];
+        return new(false, mad.Apply(probabilities, p));
+    }
 }
 
 /// <summary>RS: Gaussian noise (σ 0.05) on the probabilities, clipped and renormalised.</summary>

@@ -12,11 +12,12 @@ namespace ModelGuardian.Engine.Eval;
 /// <summary>
 /// The models and data an evaluation runs on (loaded by the caller). Trained generators (name, generator), if any, join the
 /// generalisation table. <see cref="DetectorFamilies"/>, aligned with the detector's sub-detectors, names the generator
-/// families each was trained on (null where unknown): what the leave-one-family-out table holds out.
+/// families each was trained on (null where unknown): what the leave-one-family-out table holds out. <see cref="Baselines"/>
+/// holds the networks that baseline defences other than the victim need (MAD's surrogate).
 /// </summary>
 public sealed record EvaluationSetup(IKernels Kernels, VictimClassifier Victim, DfmsDetector Detector, CloneTestSet Test, IProxyImages? Proxy,
                                      IReadOnlyList<(string Name, ImageGenerator Generator)>? TrainedGenerators = null,
-                                     IReadOnlyList<IReadOnlySet<GeneratorFamily>?>? DetectorFamilies = null);
+                                     IReadOnlyList<IReadOnlySet<GeneratorFamily>?>? DetectorFamilies = null, BaselineModels? Baselines = null);
 
 public sealed record AttackCellResult(string Key, AttackKind Attack, string Defense, AttackerKind Attacker, long Budget, long Spent, long Answered,
                                       bool Terminated, double FinalCloneAccuracy, IReadOnlyList<ClonePoint> Curve, double Seconds);
@@ -237,7 +238,7 @@ public sealed class EvaluationRunner(EvaluationSetup setup, EvaluationOptions op
                 var guardian = new Guardian.Guardian(new GuardianModels(victim, setup.Detector), ledger, NullAuditLog.Instance, new GuardianOptions { Policy = policy, DeceptionV = options.V });
                 return new DefendedClient(new GuardianVictimClient(guardian, user, victim.Classes), ledger);
             default:
-                return new DefendedClient(new DefendedVictimClient(victim, BaselineDefenses.Create(defense, options.V, seed, victim.Classes)), null);
+                return new DefendedClient(new DefendedVictimClient(victim, BaselineDefenses.Create(defense, options.V, seed, victim.Classes, setup.Baselines)), null);
         }
     }
 

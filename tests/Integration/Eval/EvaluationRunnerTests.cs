@@ -25,7 +25,10 @@ public sealed class EvaluationRunnerTests : IDisposable
             D = RandomWeights.Create(k, ArchitectureDescriptor.StyleGanD(32, 256, 16, mbstdGroupSize: 1), 2).Network;
             Detector = RandomWeights.Create(k, ArchitectureDescriptor.ResNet(18, 1, ResNetStem.Cifar, 32, width: 2), 3).Network;
             Generator = Engine.Training.ImageGenerator.Create(k, Engine.Networks.GeneratorFamily.BilinearConv, 4, width: 8);
+            Surrogate = BaselineModels.RandomSurrogate(k, TinyAttack.Classes, 5, width: 2);
         }
+
+        public Network Surrogate { get; }
 
         public Engine.Training.ImageGenerator Generator { get; }
 
@@ -34,7 +37,7 @@ public sealed class EvaluationRunnerTests : IDisposable
         public Network Detector { get; }
 
         public EvaluationSetup Setup(CpuKernels k) => new(k, new VictimClassifier(Victim), new DfmsDetector(new GradientTransform(D), [new SubDetector("random", Detector)]),
-            TinyAttack.TestSet(10), new TinyAttack.SmoothProxy(), [("bilinear", Generator)]);
+            TinyAttack.TestSet(10), new TinyAttack.SmoothProxy(), [("bilinear", Generator)], Baselines: new BaselineModels(new VictimClassifier(Surrogate)));
 
         public void Dispose()
         {
@@ -42,6 +45,7 @@ public sealed class EvaluationRunnerTests : IDisposable
             D.Dispose();
             Detector.Dispose();
             Generator.Dispose();
+            Surrogate.Dispose();
         }
     }
 
@@ -58,12 +62,12 @@ public sealed class EvaluationRunnerTests : IDisposable
         var store = new ResultStore(_dir, new { Options.Budget, test = 1 });
         var results = await new EvaluationRunner(m.Setup(k), Options, store).RunAsync();
 
-        // 2 attacks × 8 defences naively, plus the adaptive attacker against the 2 deception modes and the two evasive ones against Model-Guardian.
-        Assert.Equal(2 * (8 + 2 + 2), results.Attacks.Count);
+        // 2 attacks × 9 defences naively, plus the adaptive attacker against the 2 deception modes and the two evasive ones against Model-Guardian.
+        Assert.Equal(2 * (9 + 2 + 2), results.Attacks.Count);
         Assert.Equal(["attack-dast-mg-evasive-blur1", "attack-dast-mg-evasive-jpeg50", "attack-dfme-mg-evasive-blur1", "attack-dfme-mg-evasive-jpeg50"],
                      results.Attacks.Where(c => c.Attacker == AttackerKind.Evasive).Select(c => c.Key).Order());
         Assert.All(results.Attacks, c => Assert.True(c.Terminated ? c.Spent <= 24 : c.Spent == 24, $"{c.Key}: spent {c.Spent}"));
-        Assert.Equal(8, results.Benign.Count);
+        Assert.Equal(9, results.Benign.Count);
         // Benign, each generator family with a colour and with the attacks' grey head, one trained generator, two attacks' samples:
         // each as made and after every post-processing step.
         int families = Enum.GetValues<GeneratorFamily>().Length, sources = 1 + 2 * families + 1 + 2;
