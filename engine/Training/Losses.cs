@@ -28,6 +28,41 @@ public static class Losses
         return (loss / n, grad);
     }
 
+    /// <summary>
+    /// Adaptive Misinformation's training loss for its misinformation model: mean over the batch of −log(1 − softmax(z)[label]),
+    /// which drives the true class's probability to 0. Computed as LSE(z) − LSE(z without the label) so that it stays finite
+    /// as the label's probability nears 1; the gradient is softmax(z) − softmax over the other classes (0 at the label).
+    /// </summary>
+    public static (double Loss, float[] Gradient) Misinformation(ReadOnlySpan<float> logits, ReadOnlySpan<int> labels, int classes)
+    {
+        int n = Rows(logits.Length, classes, labels.Length);
+        if (classes < 2) throw new ArgumentException("The misinformation loss needs at least 2 classes.");
+        var grad = new float[logits.Length];
+        double loss = 0;
+        for (int i = 0; i < n; i++)
+        {
+            var row = logits.Slice(i * classes, classes);
+            int y = labels[i];
+            if ((uint)y >= (uint)classes) throw new ArgumentException($"Label {y} of sample {i} is outside 0…{classes - 1}.");
+            double max = double.NegativeInfinity;
+            foreach (float v in row) max = Math.Max(max, v);
+            double all = 0, others = 0;
+            for (int k = 0; k < classes; k++)
+            {
+                double e = Math.Exp(row[k] - max);
+                all += e;
+                if (k != y) others += e;
+            }
+            loss += Math.Log(all) - Math.Log(others);
+            for (int k = 0; k < classes; k++)
+            {
+                double e = Math.Exp(row[k] - max);
+                grad[i * classes + k] = (float)((e / all - (k == y ? 0 : e / others)) / n);
+            }
+        }
+        return (loss / n, grad);
+    }
+
     /// <summary>F.binary_cross_entropy_with_logits(logits, targets): mean of −[t·log σ(z) + (1 − t)·log(1 − σ(z))], computed stably.</summary>
     public static (double Loss, float[] Gradient) BceWithLogits(ReadOnlySpan<float> logits, ReadOnlySpan<float> targets)
     {

@@ -20,6 +20,9 @@ public sealed class LabeledImageList(IReadOnlyList<(RgbImage Image, int Label)> 
     public (RgbImage Image, int Label) this[int index] => items[index];
 }
 
+/// <summary>What a classifier learns: the labels (cross-entropy), or to avoid them (Adaptive Misinformation's misinformation model).</summary>
+public enum TrainingObjective { CrossEntropy, Misinformation }
+
 /// <summary>How to train; immutable. Defaults follow the detector recipe (docs/design.md) (Adam 5e-4, ×0.9 every 10 epochs).</summary>
 public sealed record TrainingOptions
 {
@@ -32,6 +35,8 @@ public sealed record TrainingOptions
     public int LrStepEpochs { get; init; } = 10;
     public float LrGamma { get; init; } = 0.9f;
     public ulong Seed { get; init; } = 1;
+    /// <summary>Multi-class networks only; one-logit detectors always learn BCE-with-logits.</summary>
+    public TrainingObjective Objective { get; init; } = TrainingObjective.CrossEntropy;
     /// <summary>Applied to each training image (never to validation images) with a generator seeded by (seed, epoch, item): reproducible in any order.</summary>
     public Func<RgbImage, Random, RgbImage>? Augment { get; init; }
 }
@@ -55,6 +60,7 @@ public static class SupervisedTrainer
         if (o.Epochs < 1 || o.BatchSize < 1) throw new ArgumentException("Epochs and batch size must be positive.");
         var a = net.Architecture;
         bool binary = a.Outputs == 1;
+        if (binary && o.Objective != TrainingObjective.CrossEntropy) throw new ArgumentException($"A one-logit detector learns BCE-with-logits, not {o.Objective}.");
         Optimizer opt = o.Optimizer switch
         {
             "adam" => new AdamOptimizer(net.Parameters, o.LearningRate, weightDecay: o.WeightDecay),
@@ -77,7 +83,7 @@ public static class SupervisedTrainer
                 var shape = new Shape4(idx.Length, 3, a.InputSide, a.InputSide);
                 var (loss, outputs) = net.ForwardBackward(x, shape, y => binary
                     ? Losses.BceWithLogits(y, labels.Select(l => (float)l).ToArray())
-                    : Losses.CrossEntropy(y, labels, a.Outputs));
+                    : o.Objective == TrainingObjective.Misinformation ? Losses.Misinformation(y, labels, a.Outputs) : Losses.CrossEntropy(y, labels, a.Outputs));
                 opt.Step();
                 lossSum += loss * idx.Length;
                 seen += idx.Length;

@@ -100,7 +100,8 @@ internal static class EvalCommand
         var guardianModels = models.GuardianModels();
         // MAD's surrogate: the attacker's clone architecture, randomly initialised (the reference's default).
         using var surrogate = o.Defenses.Contains(DefenseIds.Mad) ? BaselineModels.RandomSurrogate(kernels, guardianModels.Victim.Classes, SeededRandom.Mix(o.Seed, 500), o.StudentWidth) : null;
-        var baselines = new BaselineModels(Surrogate: surrogate is null ? null : new VictimClassifier(surrogate));
+        var baselines = new BaselineModels(Surrogate: surrogate is null ? null : new VictimClassifier(surrogate),
+            Misinformation: o.Defenses.Contains(DefenseIds.AdaptiveMisinformation) ? new VictimClassifier(models.LoadNetwork(kernels, "misinformation.mgw")) : null);
         var setup = new EvaluationSetup(kernels, guardianModels.Victim, guardianModels.Detector, testSet, LoadProxy(o.Attacks.Contains(AttackKind.DfmsHl), proxyPath),
                                         models.TrainedGenerators, models.DetectorFamilies, baselines);
         // What shapes the results: a rerun into the same folder must have the same settings.

@@ -113,6 +113,9 @@ internal sealed class ModelFolder : IDisposable
         return new(Enumerable.Range(0, count).Select(test.ToPlanar32).ToList(), Enumerable.Range(0, count).Select(test.Label).ToList());
     }
 
+    /// <summary>Another network of the folder (e.g. misinformation.mgw), disposed with it; a clear error when it is missing.</summary>
+    public Network LoadNetwork(IKernels kernels, string name) => Keep(ModelFiles.Load(kernels, File(name)).Network);
+
     public GuardianModels GuardianModels() => new(new VictimClassifier(Victim), new DfmsDetector(new GradientTransform(Transform), Detectors));
 
     private Network Keep(Network n)

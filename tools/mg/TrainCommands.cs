@@ -58,7 +58,12 @@ internal static class TrainCommands
         var c = Options("resnet18-cifar", 16, 3, 1e-3f);
         var data = new Option<string>("--data") { Description = "fashion-mnist (Debian's dataset-fashion-mnist, 3×32×32), or a folder with one sub-folder per class", DefaultValueFactory = _ => "fashion-mnist" };
         var limit = new Option<int?>("--limit") { Description = "train on the first N training images only" };
-        var cmd = new Command("classifier", "Trains a victim classifier (softmax cross-entropy); reports held-out accuracy (BAcc before any defense).") { data, limit };
+        var objective = new Option<string>("--objective")
+        {
+            Description = "cross-entropy (a victim), or misinformation (−log(1 − p_label): Adaptive Misinformation's model that answers wrongly on purpose)",
+            DefaultValueFactory = _ => "cross-entropy",
+        };
+        var cmd = new Command("classifier", "Trains a victim classifier (softmax cross-entropy); reports held-out accuracy (BAcc before any defense).") { data, limit, objective };
         AddTo(cmd, c);
         cmd.SetAction(parse => Program.Run(() =>
         {
@@ -90,7 +95,13 @@ internal static class TrainCommands
             Console.Error.WriteLine($"mg train classifier: {arch} on {train.Count} images ({source}), {kernels.Name}");
             using var net = TrainableNetwork.ResNet(kernels, arch, parse.GetValue(c.Seed));
             var augment = source == "fashion-mnist" ? null : (Func<RgbImage, Random, RgbImage>)((img, rng) => rng.Next(2) == 0 ? Augmentations.FlipHorizontal(img) : img);
-            var metrics = SupervisedTrainer.Train(net, train, test, TrainingOptionsOf(parse, c, augment), new TrainingProgressBar("train"));
+            var trainingObjective = parse.GetValue(objective) switch
+            {
+                "cross-entropy" => TrainingObjective.CrossEntropy,
+                "misinformation" => TrainingObjective.Misinformation,
+                var x => throw new ArgumentException($"--objective: '{x}' is neither 'cross-entropy' nor 'misinformation'."),
+            };
+            var metrics = SupervisedTrainer.Train(net, train, test, TrainingOptionsOf(parse, c, augment) with { Objective = trainingObjective }, new TrainingProgressBar("train"));
             // Record how the training images reached the network, so that every server of the model does the same.
             var input = source == "fashion-mnist" ? FashionMnist.Contract : new InputContract();
             Save(parse, c, net, source, metrics, $"held-out accuracy {metrics.Accuracy:P2} on {metrics.Samples} images", input);

@@ -31,6 +31,8 @@ public static class BaselineDefenses
     {
         DefenseIds.Mad => new MadOutputDefense(new MadDefense(new MadOptions()),
             models?.Surrogate ?? throw new ArgumentException("MAD needs a surrogate model (BaselineModels.Surrogate).")),
+        DefenseIds.AdaptiveMisinformation => new AdaptiveMisinformationOutputDefense(new AdaptiveMisinformationDefense(new AdaptiveMisinformationOptions()),
+            models?.Misinformation ?? throw new ArgumentException("Adaptive Misinformation needs its misinformation model (BaselineModels.Misinformation; weights/default/misinformation.mgw).")),
         DefenseIds.None => new NoDefense(),
         DefenseIds.DPreds => new DPredsDefense(v),
         DefenseIds.DPredsRandomized => new RandomizedDeceptionDefense(RandomizedDeception.Default, seed),
@@ -64,13 +66,28 @@ public sealed class MadOutputDefense(MadDefense mad, VictimClassifier surrogate)
 {
     public string Name => DefenseIds.Mad;
 
-    public VictimAnswer Answer(ReadOnlySpan<float> image, double[] probabilities)
+    public VictimAnswer Answer(ReadOnlySpan<float> image, double[] probabilities) => new(false, mad.Apply(probabilities, surrogate.Predict([Planar(image)])[0]));
+
+    /// <summary>A query (3×S×S, values in 0…1) on the API's 0…255 scale, as the victim takes it.</summary>
+    internal static PlanarImage Planar(ReadOnlySpan<float> image)
     {
         int side = (int)Math.Round(Math.Sqrt(image.Length / 3.0));
         var values = new float[image.Length];
         for (int j = 0; j < values.Length; j++) values[j] = image[j] * 255f;
-        var p = surrogate.Predict([new PlanarImage(side, side, values)])[0];
-        return new(false, mad.Apply(probabilities, p));
+        return new PlanarImage(side, side, values);
+    }
+}
+
+/// <summary>Adaptive Misinformation: low-confidence queries get the misinformation model's answer (<see cref="AdaptiveMisinformationDefense"/>).</summary>
+public sealed class AdaptiveMisinformationOutputDefense(AdaptiveMisinformationDefense am, VictimClassifier misinformation) : IOutputDefense
+{
+    public string Name => DefenseIds.AdaptiveMisinformation;
+
+    public VictimAnswer Answer(ReadOnlySpan<float> image, double[] probabilities)
+    {
+        // The misinformation model runs only where its answer carries weight (α ≥ 1e-9): most benign queries skip it.
+        if (am.MisinformationWeight(probabilities) < 1e-9) return new(false, probabilities);
+        return new(false, am.Apply(probabilities, misinformation.Predict([MadOutputDefense.Planar(image)])[0]));
     }
 }
 

@@ -138,6 +138,7 @@ public sealed class TrainingBehaviourTests
         foreach (var (name, f) in new (string, Func<float[], (double, float[])>)[]
         {
             ("cross-entropy", z => Losses.CrossEntropy(z, labels, 4)),
+            ("misinformation", z => Losses.Misinformation(z, labels, 4)),
             ("bce-with-logits", z => Losses.BceWithLogits(z, bceTargets)),
             ("kl", z => Losses.KlDivergence(z, target, 4)),
             ("l1", z => Losses.L1(z, other)),
@@ -156,6 +157,11 @@ public sealed class TrainingBehaviourTests
         // Known values: uniform logits over 4 classes give ln 4; a perfect KL target gives 0.
         Assert.Equal(Math.Log(4), Losses.CrossEntropy(new float[4], [1], 4).Loss, 12);
         Assert.Equal(0, Losses.KlDivergence(new float[4], [0.25f, 0.25f, 0.25f, 0.25f], 4).Loss, 7);
+        // −log(1 − ¼) for uniform logits; and finite where the label's probability rounds to 1 in float (1 − p_y would be 0).
+        Assert.Equal(-Math.Log(0.75), Losses.Misinformation(new float[4], [1], 4).Loss, 12);
+        var (sure, sureGrad) = Losses.Misinformation([0f, 60f, 0f, 0f], [1], 4);
+        Assert.Equal(60 + Math.Log(1 + 3 * Math.Exp(-60)) - Math.Log(3), sure, 9);
+        Assert.All(sureGrad, g => Assert.True(float.IsFinite(g)));
     }
 
     [Fact]
