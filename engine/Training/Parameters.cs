@@ -65,6 +65,20 @@ public sealed class ParameterStore(IKernels kernels) : IDisposable
         foreach (var p in Trainable) Kernels.Fill(p.Gradient!, p.Length, 0f);
     }
 
+    /// <summary>
+    /// Forgets every optimizer's moments, so that the next optimizer over these parameters starts as a fresh one would
+    /// (e.g. after a pre-training phase with optimizers of its own).
+    /// </summary>
+    public void ResetOptimizerState()
+    {
+        foreach (var p in _all)
+        {
+            p.State1?.Dispose();
+            p.State2?.Dispose();
+            (p.State1, p.State2) = (null, null);
+        }
+    }
+
     public float[] Download(Parameter p)
     {
         var values = new float[p.Length];

@@ -1,3 +1,4 @@
+using ModelGuardian.Engine.Core;
 using ModelGuardian.Engine.Networks;
 using ModelGuardian.Engine.Training;
 using ModelGuardian.Kernels;
@@ -232,11 +233,18 @@ public interface IProxyImages
 }
 
 /// <summary>
+/// DFMS-HL's GAN after its proxy-only pre-training (generator and discriminator values). It depends on the seed, the proxy
+/// and the generator's settings (<see cref="DfmsHlAttack.PretrainingKey"/>) but never on the victim or its defence, so runs
+/// that share those can share it: an evaluation pre-trains once per key instead of once per defence.
+/// </summary>
+public sealed record PretrainedGan(TensorSet Generator, TensorSet Discriminator);
+
+/// <summary>
 /// DFMS-HL (Sanyal et al. 2022, hard-label): the generator is a GAN on proxy images (a small ResNet discriminator,
-/// non-saturating loss), first trained on the proxy alone (<see cref="AttackOptions.ProxyPretrainSteps"/>, no queries),
-/// then with a class-diversity term from the student, so its images stay near the proxy and cover the victim's classes;
-/// the student learns from the victim's top-1 label only (cross-entropy), on fresh and replayed queries.
-/// Top-1 labels are all it uses — so an output perturbation that keeps the ranking cannot hurt it.
+/// non-saturating loss), first trained on the proxy alone (<see cref="AttackOptions.ProxyPretrainSteps"/>, no queries,
+/// its own random stream and optimizers), then with a class-diversity term from the student, so its images stay near the
+/// proxy and cover the victim's classes; the student learns from the victim's top-1 label only (cross-entropy), on fresh
+/// and replayed queries. Top-1 labels are all it uses — so an output perturbation that keeps the ranking cannot hurt it.
 /// </summary>
 public sealed class DfmsHlAttack : DataFreeAttack
 {
@@ -250,21 +258,51 @@ public sealed class DfmsHlAttack : DataFreeAttack
         _proxy = proxy;
         var arch = ArchitectureDescriptor.ResNet(18, 1, ResNetStem.Cifar, Side, width: 4);
         _discriminator = Own(TrainableNetwork.ResNet(kernels, arch, Data.SeededRandom.Mix(options.Seed, 300)));
-        _discriminatorOptimizer = new AdamOptimizer(_discriminator.Parameters, options.GeneratorLearningRate, beta1: 0.5f);
+        _discriminatorOptimizer = NewDiscriminatorOptimizer();
+    }
+
+    /// <summary>The settings the pre-trained GAN depends on (with the proxy set): equal keys, equal <see cref="PretrainedGan"/>.</summary>
+    public static string PretrainingKey(AttackOptions o) =>
+        FormattableString.Invariant($"seed {o.Seed}, {o.Generator} width {o.GeneratorWidth}, grey {o.GreyImages}, shift {o.ImageShift}, blur {o.ImageBlur}, jpeg {o.ImageJpeg}, batch {o.BatchSize}, lr {o.GeneratorLearningRate}, steps {o.ProxyPretrainSteps}");
+
+    private AdamOptimizer NewDiscriminatorOptimizer() => new(_discriminator.Parameters, Options.GeneratorLearningRate, beta1: 0.5f);
+
+    /// <summary>
+    /// Pre-trains the GAN on the proxy now (<see cref="AttackOptions.ProxyPretrainSteps"/> steps) and returns it. The attack's
+    /// own optimizers start afresh afterwards, so a run from here equals a run that was handed the result through
+    /// <see cref="UsePretrained"/>.
+    /// </summary>
+    public PretrainedGan Pretrain(CancellationToken cancellationToken = default)
+    {
+        if (_pretrained) throw new InvalidOperationException("The GAN is pre-trained already.");
+        var rng = new Data.SeededRandom(Data.SeededRandom.Mix(Options.Seed, 301));
+        var generatorOptimizer = new AdamOptimizer(Generator.Parameters, Options.GeneratorLearningRate);
+        var discriminatorOptimizer = NewDiscriminatorOptimizer();
+        for (int s = 0; s < Options.ProxyPretrainSteps; s++)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            GanStep(withDiversity: false, rng, generatorOptimizer, discriminatorOptimizer);
+        }
+        Generator.Parameters.ResetOptimizerState();
+        _discriminator.Parameters.ResetOptimizerState();
+        _pretrained = true;
+        return new PretrainedGan(Generator.Export(), _discriminator.Export());
+    }
+
+    /// <summary>Starts from a GAN that <see cref="Pretrain"/> made for the same <see cref="PretrainingKey"/> and proxy (not checked).</summary>
+    public void UsePretrained(PretrainedGan gan)
+    {
+        ArgumentNullException.ThrowIfNull(gan);
+        if (_pretrained) throw new InvalidOperationException("The GAN is pre-trained already.");
+        Generator.Parameters.Load(gan.Generator);
+        _discriminator.Parameters.Load(gan.Discriminator);
+        _pretrained = true;
     }
 
     protected override async Task IterateAsync(BudgetedClient victim, CancellationToken cancellationToken)
     {
-        if (!_pretrained)
-        {
-            for (int s = 0; s < Options.ProxyPretrainSteps; s++)
-            {
-                cancellationToken.ThrowIfCancellationRequested();
-                GanStep(withDiversity: false);
-            }
-            _pretrained = true;
-        }
-        GanStep(withDiversity: true);
+        if (!_pretrained) Pretrain(cancellationToken);
+        GanStep(withDiversity: true, Random, GeneratorOptimizer, _discriminatorOptimizer);
         for (int step = 0; step < Options.StudentSteps; step++)
         {
             if (await QueryFreshBatchAsync(victim, cancellationToken).ConfigureAwait(false) is not (var x, var answers)) break;
@@ -284,15 +322,15 @@ public sealed class DfmsHlAttack : DataFreeAttack
     /// One discriminator step (proxy images real, generator images fake) and one generator step: fool the discriminator
     /// (non-saturating) and, with <paramref name="withDiversity"/>, spread the student's predictions over the classes.
     /// </summary>
-    private void GanStep(bool withDiversity)
+    private void GanStep(bool withDiversity, Data.SeededRandom rng, Optimizer generatorOptimizer, Optimizer discriminatorOptimizer)
     {
         int n = Options.BatchSize;
         var ones = Enumerable.Repeat(1f, n).ToArray();
         var zeros = new float[n];
-        _discriminator.ForwardBackward(ToNetworkInput(_discriminator.Architecture, _proxy.Next(n, Random)), ImageShape(n), y => Losses.BceWithLogits(y, ones));
-        _discriminator.ForwardBackward(ToNetworkInput(_discriminator.Architecture, Sample(n)), ImageShape(n), y => Losses.BceWithLogits(y, zeros));
-        _discriminatorOptimizer.Step();
-        using (var recorded = Generate(Noise(n), n))
+        _discriminator.ForwardBackward(ToNetworkInput(_discriminator.Architecture, _proxy.Next(n, rng)), ImageShape(n), y => Losses.BceWithLogits(y, ones));
+        _discriminator.ForwardBackward(ToNetworkInput(_discriminator.Architecture, Sample(n, rng)), ImageShape(n), y => Losses.BceWithLogits(y, zeros));
+        discriminatorOptimizer.Step();
+        using (var recorded = Generate(Noise(n, rng), n))
         {
             var x = recorded.Images;
             using var d = _discriminator.Record(ToNetworkInput(_discriminator.Architecture, x), ImageShape(n));
@@ -310,7 +348,7 @@ public sealed class DfmsHlAttack : DataFreeAttack
             _discriminator.Parameters.ZeroGradients();
             recorded.Backward(dx);
         }
-        GeneratorOptimizer.Step();
+        generatorOptimizer.Step();
     }
 }
 

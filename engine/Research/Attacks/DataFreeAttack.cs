@@ -302,17 +302,19 @@ public abstract class DataFreeAttack : IDisposable
     /// <summary>Images per step that fit the rest of the budget when each costs <paramref name="queriesPerImage"/> queries.</summary>
     protected int Affordable(BudgetedClient victim, int queriesPerImage = 1) => (int)Math.Min(Options.BatchSize, victim.Remaining / queriesPerImage);
 
-    protected float[] Noise(int n)
+    /// <summary>Generator noise for n images, drawn from <paramref name="rng"/> (the attack's own stream by default).</summary>
+    protected float[] Noise(int n, SeededRandom? rng = null)
     {
+        rng ??= Random;
         var z = new float[n * ImageGenerator.NoiseSize];
-        for (int i = 0; i < z.Length; i++) z[i] = (float)Random.NextGaussian();
+        for (int i = 0; i < z.Length; i++) z[i] = (float)rng.NextGaussian();
         return z;
     }
 
     protected static Shape4 NoiseShape(int n) => new(n, ImageGenerator.NoiseSize, 1, 1);
 
     /// <summary>n generator images (values in 0…1), no backward.</summary>
-    protected float[] Sample(int n) => GeneratorPass.Head(Generator.Forward(Noise(n), NoiseShape(n)), Options.GreyImages ? Options.ImageShift : null, _evasion).Images;
+    protected float[] Sample(int n, SeededRandom? rng = null) => GeneratorPass.Head(Generator.Forward(Noise(n, rng), NoiseShape(n)), Options.GreyImages ? Options.ImageShift : null, _evasion).Images;
 
     /// <summary>A recorded generator forward on <paramref name="z"/>: its images and the way back to the generator's parameters.</summary>
     protected GeneratorPass Generate(float[] z, int n) => new(Generator.Record(z, NoiseShape(n)), Options.GreyImages ? Options.ImageShift : null, _evasion);

@@ -59,6 +59,9 @@ public sealed class EvaluationRunner(EvaluationSetup setup, EvaluationOptions op
 {
     public const string AttackerUser = "attacker", BenignUser = "benign";
 
+    /// <summary>DFMS-HL's pre-trained GANs by <see cref="DfmsHlAttack.PretrainingKey"/>: made once, shared by every defence's cell.</summary>
+    private readonly Dictionary<string, PretrainedGan> _pretrainedGans = new();
+
     public async Task<EvaluationResults> RunAsync(IProgress<EvaluationProgress>? progress = null, CancellationToken cancellationToken = default)
     {
         options.Validate();
@@ -148,6 +151,12 @@ public sealed class EvaluationRunner(EvaluationSetup setup, EvaluationOptions op
         if (cell.Defense == DefenseIds.None && cell.Attacker == AttackerKind.Naive)
             client = sampler = new SamplingClient(client, Math.Max(1, options.BudgetFor(cell.Attack) / options.DetectionSamples), options.DetectionSamples);
         using var attack = AttackFactory.Create(cell.Attack, setup.Kernels, setup.Victim.Classes, attackOptions, setup.Proxy);
+        if (attack is DfmsHlAttack dfms)
+        {
+            string key = DfmsHlAttack.PretrainingKey(attackOptions);
+            if (_pretrainedGans.TryGetValue(key, out var gan)) dfms.UsePretrained(gan);
+            else _pretrainedGans[key] = dfms.Pretrain(cancellationToken);
+        }
         var r = await attack.RunAsync(client, setup.Test, new Progress<AttackProgress>(report), cancellationToken).ConfigureAwait(false);
         if (sampler != null) store.SaveFloats($"samples-{cell.Attack.ToString().ToLowerInvariant()}", sampler.Samples());
         return new AttackCellResult(cell.Key, cell.Attack, cell.Defense, cell.Attacker, r.Budget, r.QueriesSpent, r.QueriesAnswered, r.Terminated,

@@ -234,6 +234,41 @@ public sealed class AttackTests
         Assert.NotEqual(without[0].ImageSha256, with[0].ImageSha256);
     }
 
+    /// <summary>
+    /// A run handed a pre-trained GAN (as an evaluation shares one between defences) sends the same queries, bit for bit,
+    /// as a run that pre-trains its own; and a GAN pre-trained for another seed sends others.
+    /// </summary>
+    [Fact]
+    public async Task DfmsSharedPretrainingEqualsItsOwn()
+    {
+        using var k = new CpuKernels();
+        using var victim = TinyAttack.Victim(k);
+        var options = TinyAttack.Options(AttackKind.DfmsHl, 12) with { ProxyPretrainSteps = 3 };
+        async Task<IReadOnlyList<QueryLogEntry>> Run(PretrainedGan? gan)
+        {
+            var client = new LoggingClient(new DefendedVictimClient(new VictimClassifier(victim), new NoDefense()));
+            using var attack = (DfmsHlAttack)TinyAttack.Create(k, AttackKind.DfmsHl, options);
+            if (gan != null) attack.UsePretrained(gan);
+            await attack.RunAsync(client, TinyAttack.TestSet(4));
+            return client.Meter.Log;
+        }
+        PretrainedGan Pretrained(AttackOptions o)
+        {
+            using var maker = (DfmsHlAttack)TinyAttack.Create(k, AttackKind.DfmsHl, o);
+            var gan = maker.Pretrain();
+            Assert.Throws<InvalidOperationException>(() => maker.Pretrain());
+            return gan;
+        }
+        var own = await Run(null);
+        var shared = await Run(Pretrained(options));
+        var other = await Run(Pretrained(options with { Seed = 2 }));
+        Assert.Equal(12, own.Count);
+        Assert.Equal(own.Select(e => e.ImageSha256), shared.Select(e => e.ImageSha256));
+        Assert.NotEqual(own[0].ImageSha256, other[0].ImageSha256);
+        Assert.Equal(DfmsHlAttack.PretrainingKey(options), DfmsHlAttack.PretrainingKey(options with { Budget = 99, ReplaySteps = 1 }));
+        Assert.NotEqual(DfmsHlAttack.PretrainingKey(options), DfmsHlAttack.PretrainingKey(options with { ImageBlur = 1 }));
+    }
+
     [Fact]
     public void BadOptionsAreRefused()
     {
