@@ -3,6 +3,7 @@ using System.Diagnostics;
 using ModelGuardian.Engine;
 using ModelGuardian.Engine.Attacks;
 using ModelGuardian.Engine.Data;
+using ModelGuardian.Engine.Defenses;
 using ModelGuardian.Engine.Eval;
 using ModelGuardian.Engine.Gradients;
 using ModelGuardian.Engine.Guardian;
@@ -101,7 +102,8 @@ internal static class EvalCommand
         // MAD's surrogate: the attacker's clone architecture, randomly initialised (the reference's default).
         using var surrogate = o.Defenses.Contains(DefenseIds.Mad) ? BaselineModels.RandomSurrogate(kernels, guardianModels.Victim.Classes, SeededRandom.Mix(o.Seed, 500), o.StudentWidth) : null;
         var baselines = new BaselineModels(Surrogate: surrogate is null ? null : new VictimClassifier(surrogate),
-            Misinformation: o.Defenses.Contains(DefenseIds.AdaptiveMisinformation) ? new VictimClassifier(models.LoadNetwork(kernels, "misinformation.mgw")) : null);
+            Misinformation: o.Defenses.Contains(DefenseIds.AdaptiveMisinformation) ? new VictimClassifier(models.LoadNetwork(kernels, "misinformation.mgw")) : null,
+            SeatEncoder: o.Defenses.Contains(DefenseIds.Seat) ? new SeatEncoder(models.LoadNetwork(kernels, "seat-encoder.mgw")) : null);
         var setup = new EvaluationSetup(kernels, guardianModels.Victim, guardianModels.Detector, testSet, LoadProxy(o.Attacks.Contains(AttackKind.DfmsHl), proxyPath),
                                         models.TrainedGenerators, models.DetectorFamilies, baselines);
         // What shapes the results: a rerun into the same folder must have the same settings.
@@ -111,6 +113,8 @@ internal static class EvalCommand
             o.Tau, o.Delta, o.V, o.Seed, o.StudentWidth, o.DetectionSamples, o.FamilySamples, test_images = testCount,
             victim = Sha256(models.File("victim.mgw")), transform = Sha256(models.File("transform.mgw")),
             detectors = models.DetectorFiles.Select(f => $"{Path.GetFileName(f)} {Sha256(f)}").ToList(),
+            misinformation = o.Defenses.Contains(DefenseIds.AdaptiveMisinformation) ? Sha256(models.File("misinformation.mgw")) : null,
+            seat_encoder = o.Defenses.Contains(DefenseIds.Seat) ? Sha256(models.File("seat-encoder.mgw")) : null,
             proxy = o.Attacks.Contains(AttackKind.DfmsHl) ? $"{MnistDigits.TarballName} {Sha256Any(proxyPath)}" : null,
             generators = models.TrainedGenerators.Select(g => $"{g.Name} {Sha256(Path.Combine(folder, $"gan-{g.Name}", "generator.mgw"))}").ToList(),
         };

@@ -2,7 +2,9 @@ using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
 using ModelGuardian.Engine;
+using ModelGuardian.Engine.Core;
 using ModelGuardian.Engine.Data;
+using ModelGuardian.Engine.Defenses;
 using ModelGuardian.Engine.Gradients;
 using ModelGuardian.Engine.Imaging;
 using ModelGuardian.Engine.Networks;
@@ -13,7 +15,7 @@ using ModelGuardian.Weights.Format;
 
 namespace ModelGuardian.Tools;
 
-/// <summary>`mg train classifier`, `detector`, `init` and `gan`: our own models, from data on this machine only.</summary>
+/// <summary>`mg train classifier`, `detector`, `init`, `gan` and `seat-encoder`: our own models, from data on this machine only.</summary>
 internal static class TrainCommands
 {
     public const string TrainerVersion = "ModelGuardian mg train 1";
@@ -25,6 +27,7 @@ internal static class TrainCommands
         cmd.Subcommands.Add(Detector());
         cmd.Subcommands.Add(Init());
         cmd.Subcommands.Add(Gan());
+        cmd.Subcommands.Add(SeatEncoder());
         return cmd;
     }
 
@@ -105,6 +108,77 @@ internal static class TrainCommands
             // Record how the training images reached the network, so that every server of the model does the same.
             var input = source == "fashion-mnist" ? FashionMnist.Contract : new InputContract();
             Save(parse, c, net, source, metrics, $"held-out accuracy {metrics.Accuracy:P2} on {metrics.Samples} images", input);
+        }));
+        return cmd;
+    }
+
+    private static Command SeatEncoder()
+    {
+        var c = Options("resnet18-cifar", 8, 1, 1e-3f);
+        var limit = new Option<int>("--limit") { Description = "train on the first N Fashion-MNIST training images", DefaultValueFactory = _ => 12000 };
+        var dim = new Option<int>("--dim") { Description = "embedding size", DefaultValueFactory = _ => 32 };
+        var epsilon = new Option<double>("--epsilon") { Description = "L∞ radius of the perturbations mapped close to their image, in grey levels (0…255)", DefaultValueFactory = _ => 8 };
+        var steps = new Option<int>("--pgd-steps") { Description = "PGD steps searching that radius", DefaultValueFactory = _ => 3 };
+        var margin = new Option<double>("--margin") { Description = "different images are pushed at least this far apart", DefaultValueFactory = _ => 1 };
+        var calibration = new Option<int>("--calibration-count") { Description = "training images after the first --limit whose pairwise distances set δ", DefaultValueFactory = _ => 2000 };
+        var quantile = new Option<double>("--pair-quantile") { Description = "δ is this quantile of those distances: the share of benign pairs counted as similar", DefaultValueFactory = _ => 1e-5 };
+        var cmd = new Command("seat-encoder", "Trains SEAT's similarity encoder (adversarial, contrastive) on Fashion-MNIST and scales it so that similar pairs lie closer than 1.")
+        {
+            limit, dim, epsilon, steps, margin, calibration, quantile,
+        };
+        AddTo(cmd, c);
+        cmd.SetAction(parse => Program.Run(() =>
+        {
+            var data = FashionMnist.Load(DatasetSplit.Train);
+            int n = parse.GetValue(limit), m = parse.GetValue(calibration);
+            if (n < 2 || m < 2 || n + m > data.Count) throw new ArgumentException($"--limit {n} and --calibration-count {m} must each be ≥ 2 and together ≤ {data.Count} training images.");
+            float[] Unit(int i) => data.ToPlanar32(i).Values.Select(v => v / 255f).ToArray();
+            var train = Enumerable.Range(0, n).Select(Unit).ToList();
+            var arch = ArchitectureDescriptor.Parse(parse.GetValue(c.Arch)!, parse.GetValue(dim), width: parse.GetValue(c.Width));
+            if (arch.Kind != NetworkKind.ResNet) throw new ArgumentException("--arch must be a ResNet.");
+            using var kernels = Backends.Create(Backends.Parse(parse.GetValue(c.Backend)!));
+            Console.Error.WriteLine($"mg train seat-encoder: {arch} on {n} images (fashion-mnist), {kernels.Name}");
+            using var net = TrainableNetwork.ResNet(kernels, arch, parse.GetValue(c.Seed));
+            var options = new SeatTrainingOptions(parse.GetValue(c.Epochs), parse.GetValue(c.Batch), parse.GetValue(c.Lr), parse.GetValue(epsilon) / 255,
+                                                  parse.GetValue(steps), parse.GetValue(margin), parse.GetValue(c.Seed));
+            var last = SeatTraining.Train(net, train, options, new Progress<SeatTrainingProgress>(p =>
+            {
+                if (p.Step % 20 == 0 || p.Step == p.Steps) Console.Error.WriteLine($"seat-encoder {p.Step}/{p.Steps}: positive {p.PositiveLoss:F4}, negative {p.NegativeLoss:F4}");
+            }));
+            // δ from natural images the encoder never saw; then the last layer is divided by δ, so that a served encoder's
+            // threshold is 1 and cannot drift apart from the weights it belongs to.
+            var tensors = net.Export();
+            double delta;
+            using (var probe = Network.Create(kernels, arch, tensors))
+            {
+                var encoder = new SeatEncoder(probe);
+                var embeddings = new List<float[]>();
+                for (int start = 0; start < m; start += 100)
+                {
+                    int b = Math.Min(100, m - start);
+                    embeddings.AddRange(encoder.Embed(Enumerable.Range(n + start, b).SelectMany(Unit).ToArray(), b));
+                }
+                delta = SeatDetector.CalibrateThreshold(embeddings, parse.GetValue(quantile));
+            }
+            if (!(delta > 0)) throw new InvalidOperationException($"The calibrated distance δ is {delta}: the encoder maps distinct images onto one point; train it longer or with another seed.");
+            foreach (var name in new[] { "fc.weight", "fc.bias" })
+            {
+                var t = tensors[name];
+                tensors[name] = new HostTensor(t.Shape, t.Data.Select(v => (float)(v / delta)).ToArray());
+            }
+            string output = parse.GetValue(c.Output)!;
+            string command = "mg " + string.Join(' ', Program.Arguments);
+            string summary = FormattableString.Invariant($"δ = {delta:G6} at the {parse.GetValue(quantile)} quantile of {m} held-out images' pair distances, scaled to 1; last losses positive {last.PositiveLoss:F4}, negative {last.NegativeLoss:F4}");
+            var provenance = new Provenance("trained: fashion-mnist (SEAT similarity encoder)", "", "mg train", TrainerVersion, DateTimeOffset.UtcNow,
+                [$"command: {command}", $"seed {parse.GetValue(c.Seed)}", summary]);
+            WeightFile.Save(output, arch, tensors, provenance);
+            string metricsPath = Path.ChangeExtension(output, ".metrics.json");
+            File.WriteAllText(metricsPath, JsonSerializer.Serialize(new
+            {
+                architecture = arch.ToString(), source = "fashion-mnist", samples = n, calibration_samples = m, pair_quantile = parse.GetValue(quantile),
+                delta_before_scaling = delta, positive_loss = last.PositiveLoss, negative_loss = last.NegativeLoss, seed = parse.GetValue(c.Seed), command,
+            }, new JsonSerializerOptions { WriteIndented = true }));
+            Console.Error.WriteLine($"mg train: {summary} → {output} (+ {Path.GetFileName(metricsPath)})");
         }));
         return cmd;
     }

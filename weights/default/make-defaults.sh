@@ -19,6 +19,13 @@ done
 cp $out/gan-nearest/discriminator.mgw $out/transform.mgw
 # The victim: ResNet-18 (CIFAR stem, width 16) on Fashion-MNIST as 3×32×32.
 mg train classifier --data fashion-mnist --limit 12000 --epochs 2 --width 16 --lr 1e-3 --seed 1 --backend cpu -o $out/victim.mgw
+# Adaptive Misinformation's misinformation model (a baseline defence of mg eval): the victim's architecture,
+# trained to put as little probability as it can on the true class.
+mg train classifier --data fashion-mnist --objective misinformation --limit 12000 --epochs 1 --width 16 --lr 1e-3 --seed 2 \
+   --backend cpu -o $out/misinformation.mgw
+# SEAT's similarity encoder (a baseline defence of mg eval): trained adversarially on the same images, δ set at the
+# 1e-5 quantile of pair distances over the next 2,000 training images and folded into its last layer (δ = 1).
+mg train seat-encoder --limit 12000 --epochs 1 --batch 64 --width 8 --dim 32 --lr 1e-3 --seed 3 --backend cpu -o $out/seat-encoder.mgw
 # Three sub-detectors, each on two of the three known families and named for the one it leaves out
 # (detector-no-F), so that every family has a sub-detector that never saw it: the evaluation's
 # leave-one-family-out tables judge F by it alone. Per family, a third of the synthetic images come

@@ -9,8 +9,8 @@ using ModelGuardian.Kernels;
 
 namespace ModelGuardian.Engine.Eval;
 
-/// <summary>Networks that some baseline defences need besides the victim: MAD's surrogate, AM's misinformation model.</summary>
-public sealed record BaselineModels(VictimClassifier? Surrogate = null, VictimClassifier? Misinformation = null)
+/// <summary>Networks that some baseline defences need besides the victim: MAD's surrogate, AM's misinformation model, SEAT's encoder.</summary>
+public sealed record BaselineModels(VictimClassifier? Surrogate = null, VictimClassifier? Misinformation = null, SeatEncoder? SeatEncoder = null)
 {
     /// <summary>
     /// MAD's surrogate as the reference's default: the attacker's clone architecture (a CIFAR-stem ResNet-18), randomly
@@ -33,6 +33,8 @@ public static class BaselineDefenses
             models?.Surrogate ?? throw new ArgumentException("MAD needs a surrogate model (BaselineModels.Surrogate).")),
         DefenseIds.AdaptiveMisinformation => new AdaptiveMisinformationOutputDefense(new AdaptiveMisinformationDefense(new AdaptiveMisinformationOptions()),
             models?.Misinformation ?? throw new ArgumentException("Adaptive Misinformation needs its misinformation model (BaselineModels.Misinformation; weights/default/misinformation.mgw).")),
+        DefenseIds.Seat => new SeatDefense(new SeatDetector(new SeatOptions(Threshold: 1)),
+            models?.SeatEncoder ?? throw new ArgumentException("SEAT needs its similarity encoder (BaselineModels.SeatEncoder; weights/default/seat-encoder.mgw).")),
         DefenseIds.None => new NoDefense(),
         DefenseIds.DPreds => new DPredsDefense(v),
         DefenseIds.DPredsRandomized => new RandomizedDeceptionDefense(RandomizedDeception.Default, seed),
@@ -118,6 +120,22 @@ public sealed class PradaDefense(PradaDetector detector) : IOutputDefense
     {
         if (detector.Flagged) return VictimAnswer.Refusal;
         detector.Observe(image, DeceptivePredictions.ArgMax(probabilities));
+        return new(false, probabilities);
+    }
+}
+
+/// <summary>
+/// SEAT as a passive defence: answers truthfully until the account holds enough similar query pairs, then refuses it.
+/// The encoder is scaled at training so that its calibrated distance threshold is 1.
+/// </summary>
+public sealed class SeatDefense(SeatDetector detector, SeatEncoder encoder) : IOutputDefense
+{
+    public string Name => DefenseIds.Seat;
+
+    public VictimAnswer Answer(ReadOnlySpan<float> image, double[] probabilities)
+    {
+        if (detector.Flagged) return VictimAnswer.Refusal;
+        detector.Observe(encoder.Embed(image, 1)[0]);
         return new(false, probabilities);
     }
 }

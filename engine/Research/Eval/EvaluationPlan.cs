@@ -14,17 +14,17 @@ public static class DefenseIds
 {
     public const string None = "none", RandomNoise = "rs", ReverseSigmoid = "reverse-sigmoid", DPreds = "dpreds", DPredsRandomized = "dpreds-random",
         Prada = "prada", ModelGuardian = "mg", ModelGuardianNoTermination = "mg-no-term", Mad = "mad",
-        AdaptiveMisinformation = "am";
+        AdaptiveMisinformation = "am", Seat = "seat";
 
     /// <summary>Table I's columns, in order.</summary>
-    public static IReadOnlyList<string> TableOne { get; } = [None, RandomNoise, Mad, AdaptiveMisinformation, ReverseSigmoid, Prada, ModelGuardian];
+    public static IReadOnlyList<string> TableOne { get; } = [None, RandomNoise, Mad, AdaptiveMisinformation, ReverseSigmoid, Prada, Seat, ModelGuardian];
 
-    public static IReadOnlyList<string> All { get; } = [None, RandomNoise, Mad, AdaptiveMisinformation, ReverseSigmoid, DPreds, DPredsRandomized, Prada, ModelGuardian, ModelGuardianNoTermination];
+    public static IReadOnlyList<string> All { get; } = [None, RandomNoise, Mad, AdaptiveMisinformation, ReverseSigmoid, DPreds, DPredsRandomized, Prada, Seat, ModelGuardian, ModelGuardianNoTermination];
 
     public static string DisplayName(string id) => id switch
     {
         None => "None", RandomNoise => "RS", Mad => "MAD", AdaptiveMisinformation => "AM", ReverseSigmoid => "Reverse sigmoid", DPreds => "DPreds", DPredsRandomized => "DPreds (randomised)",
-        Prada => "PRADA", ModelGuardian => "Model-Guardian", ModelGuardianNoTermination => "MG without termination",
+        Prada => "PRADA", Seat => "SEAT", ModelGuardian => "Model-Guardian", ModelGuardianNoTermination => "MG without termination",
         _ => throw new ArgumentException($"Unknown defence '{id}'; known: {string.Join(", ", All)}."),
     };
 

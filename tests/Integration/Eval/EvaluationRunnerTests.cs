@@ -1,5 +1,6 @@
 using ModelGuardian.Engine.Attacks;
 using ModelGuardian.Engine.Data;
+using ModelGuardian.Engine.Defenses;
 using ModelGuardian.Engine.Eval;
 using ModelGuardian.Engine.Gradients;
 using ModelGuardian.Engine.Guardian;
@@ -27,9 +28,12 @@ public sealed class EvaluationRunnerTests : IDisposable
             Generator = Engine.Training.ImageGenerator.Create(k, Engine.Networks.GeneratorFamily.BilinearConv, 4, width: 8);
             Surrogate = BaselineModels.RandomSurrogate(k, TinyAttack.Classes, 5, width: 2);
             Misinformation = BaselineModels.RandomSurrogate(k, TinyAttack.Classes, 6, width: 2);
+            SeatEncoder = BaselineModels.RandomSurrogate(k, 4, 7, width: 2);
         }
 
         public Network Misinformation { get; }
+        /// <summary>A random 4-dimensional embedding: SEAT's wiring is what is under test here, not its encoder.</summary>
+        public Network SeatEncoder { get; }
 
         public Network Surrogate { get; }
 
@@ -40,7 +44,7 @@ public sealed class EvaluationRunnerTests : IDisposable
         public Network Detector { get; }
 
         public EvaluationSetup Setup(CpuKernels k) => new(k, new VictimClassifier(Victim), new DfmsDetector(new GradientTransform(D), [new SubDetector("random", Detector)]),
-            TinyAttack.TestSet(10), new TinyAttack.SmoothProxy(), [("bilinear", Generator)], Baselines: new BaselineModels(new VictimClassifier(Surrogate), new VictimClassifier(Misinformation)));
+            TinyAttack.TestSet(10), new TinyAttack.SmoothProxy(), [("bilinear", Generator)], Baselines: new BaselineModels(new VictimClassifier(Surrogate), new VictimClassifier(Misinformation), new SeatEncoder(SeatEncoder)));
 
         public void Dispose()
         {
@@ -50,6 +54,7 @@ public sealed class EvaluationRunnerTests : IDisposable
             Generator.Dispose();
             Surrogate.Dispose();
             Misinformation.Dispose();
+            SeatEncoder.Dispose();
         }
     }
 
@@ -66,12 +71,12 @@ public sealed class EvaluationRunnerTests : IDisposable
         var store = new ResultStore(_dir, new { Options.Budget, test = 1 });
         var results = await new EvaluationRunner(m.Setup(k), Options, store).RunAsync();
 
-        // 2 attacks × 10 defences naively, plus the adaptive attacker against the 2 deception modes and the two evasive ones against Model-Guardian.
-        Assert.Equal(2 * (10 + 2 + 2), results.Attacks.Count);
+        // 2 attacks × 11 defences naively, plus the adaptive attacker against the 2 deception modes and the two evasive ones against Model-Guardian.
+        Assert.Equal(2 * (11 + 2 + 2), results.Attacks.Count);
         Assert.Equal(["attack-dast-mg-evasive-blur1", "attack-dast-mg-evasive-jpeg50", "attack-dfme-mg-evasive-blur1", "attack-dfme-mg-evasive-jpeg50"],
                      results.Attacks.Where(c => c.Attacker == AttackerKind.Evasive).Select(c => c.Key).Order());
         Assert.All(results.Attacks, c => Assert.True(c.Terminated ? c.Spent <= 24 : c.Spent == 24, $"{c.Key}: spent {c.Spent}"));
-        Assert.Equal(10, results.Benign.Count);
+        Assert.Equal(11, results.Benign.Count);
         // Benign, each generator family with a colour and with the attacks' grey head, one trained generator, two attacks' samples:
         // each as made and after every post-processing step.
         int families = Enum.GetValues<GeneratorFamily>().Length, sources = 1 + 2 * families + 1 + 2;

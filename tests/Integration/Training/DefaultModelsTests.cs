@@ -54,6 +54,31 @@ public sealed class DefaultModelsTests
         if (name == "misinformation") Assert.True(trueProbability < 0.05, $"the misinformation model gives the true class {trueProbability:P1} on average");
     }
 
+    /// <summary>
+    /// SEAT's encoder (threshold 1, 50 pairs) leaves a natural stream alone — the 1,000 test images that mg eval's benign user
+    /// sends — and flags a near-duplicate one: 10 test images sent 10 times each with ±4 grey levels of uniform noise.
+    /// </summary>
+    [Fact]
+    public void TheSeatEncoderFlagsNearDuplicatesAndNotANaturalStream()
+    {
+        using var k = new CpuKernels();
+        var (net, contents) = ModelFiles.Load(k, Path.Combine(Dir, "seat-encoder.mgw"));
+        using var _n = net;
+        Assert.Contains(contents.Provenance.Notes, n => n.StartsWith("command: mg train seat-encoder", StringComparison.Ordinal));
+        var encoder = new Engine.Defenses.SeatEncoder(net);
+        var test = FashionMnist.Load(DatasetSplit.Test);
+        float[] Unit(int i) => test.ToPlanar32(i).Values.Select(v => v / 255f).ToArray();
+        var natural = new Engine.Defenses.SeatDetector(new Engine.Defenses.SeatOptions(1));
+        for (int start = 0; start < 1000; start += 100)
+            foreach (var e in encoder.Embed(Enumerable.Range(start, 100).SelectMany(Unit).ToArray(), 100)) natural.Observe(e);
+        Assert.False(natural.Flagged, $"{natural.SimilarPairs} similar pairs among 1,000 test images");
+        var rng = new Random(4);
+        var duplicates = new Engine.Defenses.SeatDetector(new Engine.Defenses.SeatOptions(1));
+        var stream = Enumerable.Range(0, 100).SelectMany(q => Unit(q / 10).Select(v => Math.Clamp(v + (float)((rng.NextDouble() * 2 - 1) * 4 / 255), 0f, 1f))).ToArray();
+        foreach (var e in encoder.Embed(stream, 100)) duplicates.Observe(e);
+        Assert.True(duplicates.Flagged, $"only {duplicates.SimilarPairs} similar pairs among 10 images sent 10 times with noise");
+    }
+
     [Theory]
     [InlineData("no-transposed", GeneratorFamily.NearestConv, "bilinear")]
     [InlineData("no-nearest", GeneratorFamily.TransposedConv, "bilinear")]
