@@ -65,6 +65,7 @@ public abstract class ZerothOrderAttack(AttackKind kind, IKernels kernels, int c
                     for (int t = 0; t < d; t++) { u[t] *= inv; p[t] = xi[t] + Options.Epsilon * u[t]; }
                 }
             }
+            Trace?.Invoke("directions", directions);
             var images = pass.ImagesAt(points);
             var answers = await AskAsync(victim, images, n * (m + 1), cancellationToken).ConfigureAwait(false);
             if (answers == null) return;
@@ -75,10 +76,17 @@ public abstract class ZerothOrderAttack(AttackKind kind, IKernels kernels, int c
             double[] loss;
             try { loss = Disagreement(Outputs(Student, images, n * (m + 1)), answers); }
             finally { Student.Mode.IsTraining = training; }
+            if (Trace is { } trace)
+            {
+                // The losses, and their forward differences over ε in double before any rounding (what the estimate scales).
+                trace("losses", loss.Select(v => (float)v).ToArray());
+                trace("slopes", Enumerable.Range(0, n * m).Select(q => (float)((loss[q / m * (m + 1) + 1 + q % m] - loss[q / m * (m + 1)]) / Options.Epsilon)).ToArray());
+            }
             // The generator ascends the mean disagreement: its loss is −mean L, so ∂/∂x_i = −ĝ_i / n.
             var dx = EstimateGradient(loss, directions, n, m, d, Options.Epsilon);
             for (int i = 0; i < dx.Length; i++) dx[i] = -dx[i] / n;
             pass.BackwardPerturbable(dx);
+            Trace?.Invoke("generator-gradient", GradientValues(Generator.Parameters));
             GeneratorOptimizer.Step();
             var bases = new float[n * PerImage];
             var baseAnswers = new double[n][];

@@ -308,7 +308,30 @@ public abstract class DataFreeAttack : IDisposable
         rng ??= Random;
         var z = new float[n * ImageGenerator.NoiseSize];
         for (int i = 0; i < z.Length; i++) z[i] = (float)rng.NextGaussian();
+        Trace?.Invoke("noise", z);
         return z;
+    }
+
+    /// <summary>
+    /// Sees the attack's random draws ("noise", "directions"), its zeroth-order losses ("losses", "slopes") and the generator's
+    /// gradient before its step ("generator-gradient") in order, so that a test can replay an iteration in another framework.
+    /// </summary>
+    internal Action<string, float[]>? Trace { get; set; }
+
+    /// <summary>The generator, for tests that compare its parameters with another framework's.</summary>
+    internal ImageGenerator GeneratorNetwork => Generator;
+
+    /// <summary>Every trainable parameter's accumulated gradient, concatenated in the store's order (for <see cref="Trace"/>).</summary>
+    protected static float[] GradientValues(ParameterStore parameters)
+    {
+        var all = new List<float>();
+        foreach (var p in parameters.Trainable)
+        {
+            var g = new float[p.Length];
+            parameters.Kernels.Download(p.Gradient!, g);
+            all.AddRange(g);
+        }
+        return all.ToArray();
     }
 
     protected static Shape4 NoiseShape(int n) => new(n, ImageGenerator.NoiseSize, 1, 1);

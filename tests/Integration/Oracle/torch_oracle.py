@@ -274,7 +274,107 @@ def optim_step(p, t):
     return t["x"] * 1.0
 
 
-OPS = {"layer": layer, "resnet": resnet, "stylegan_d": stylegan_d, "pil_bicubic": pil_bicubic,
+class GreyGenerator(nn.Module):
+    """The attacks' generator body, nearest + conv family, with ModelGuardian's parameter names: noise (N, 64) ->
+    dense -> 8x8 -> BN, leaky-ReLU -> (nearest x2, conv 3x3, BN, leaky-ReLU) x 2 -> conv 3x3 to one raw grey plane."""
+
+    def __init__(self, width):
+        super().__init__()
+        c0, c1, c2 = 2 * width, width, max(8, width // 2)
+        self.c0 = c0
+        self.fc = nn.Linear(64, c0 * 64)
+        self.bn0 = nn.BatchNorm2d(c0)
+        self.up1 = nn.Conv2d(c0, c1, 3, 1, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(c1)
+        self.up2 = nn.Conv2d(c1, c2, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(c2)
+        self.to_grey = nn.Conv2d(c2, 1, 3, 1, 1, bias=True)
+
+    def forward(self, z):
+        h = F.leaky_relu(self.bn0(self.fc(z.reshape(z.shape[0], -1)).reshape(-1, self.c0, 8, 8)), 0.2)
+        h = F.leaky_relu(self.bn1(self.up1(F.interpolate(h, scale_factor=2, mode="nearest"))), 0.2)
+        h = F.leaky_relu(self.bn2(self.up2(F.interpolate(h, scale_factor=2, mode="nearest"))), 0.2)
+        return self.to_grey(h)
+
+
+def load_prefixed(m, t, prefix):
+    state = {k[len(prefix):]: v for k, v in t.items() if k.startswith(prefix)}
+    missing, unexpected = m.load_state_dict(state, strict=False)
+    missing = [k for k in missing if not k.endswith("num_batches_tracked")]
+    if missing or unexpected:
+        raise ValueError("state dict mismatch (%s): missing %s unexpected %s" % (prefix, missing, unexpected))
+
+
+def dfme_iteration(p, t):
+    """One DFME iteration as DFME's reference runs it (replay off): the grey head (batch-norm over the batch without
+    affine, + shift, tanh, (t + 1) / 2, three channels), forward differences before the tanh on the student in eval
+    mode, the generator's Adam step on -mean L1(student logits, log p - mean log p), then one student SGD step on a fresh
+    batch. The noise, directions, victim answers, zeroth-order slopes and generator gradient come from the request (what
+    the C# attack drew, got and computed); this op's own losses and gradients are returned for comparison."""
+    g = GreyGenerator(p["generator_width"]).to(torch.get_default_dtype())
+    load_prefixed(g, t, "g:")
+    s = scaled_resnet(18, p["student_width"], p["classes"], "cifar").to(torch.get_default_dtype())
+    load_prefixed(s, t, "s:")
+    mean = torch.tensor(p["mean"]).reshape(1, 3, 1, 1)
+    std = torch.tensor(p["std"]).reshape(1, 3, 1, 1)
+    n, m, eps, shift, k = p["n"], p["m"], p["epsilon"], p["shift"], p["classes"]
+    d = 32 * 32
+
+    def head(raw):
+        a = (raw - raw.mean()) / torch.sqrt(raw.var(unbiased=False) + 1e-5)
+        return a
+
+    def images(a):
+        return ((torch.tanh(a + shift) + 1) / 2).reshape(-1, 1, 32, 32).repeat(1, 3, 1, 1)
+
+    def reconstructed(answers):
+        lp = torch.log(torch.clamp(answers, min=1e-30))
+        return lp - lp.mean(dim=1, keepdim=True)
+
+    gopt = torch.optim.Adam(g.parameters(), lr=p["generator_lr"])
+    sopt = torch.optim.SGD(s.parameters(), lr=p["student_lr"], momentum=0.9, weight_decay=5e-4)
+    g.train()
+    a = head(g(t["z1"]))
+    u = t["u"].reshape(n, m, d)
+    with torch.no_grad():
+        base = a.detach().reshape(n, 1, d)
+        points = torch.cat([base, base + eps * u], dim=1).reshape(n * (m + 1), d)
+        x1 = images(points)
+        s.eval()
+        losses = (s(x1 / std - mean / std) - reconstructed(t["answers1"])).abs().mean(dim=1).reshape(n, m + 1)
+        # The estimate divides loss differences by eps, which amplifies the caller's float32 rounding: the caller's own
+        # slopes (L(x + eps u) - L(x)) / eps, taken in double before rounding and checked against ours, are used instead.
+        slopes = (losses[:, 1:] - losses[:, :1]) / eps
+        ghat = (d / m) * (t["caller_slopes"].reshape(n, m).unsqueeze(2) * u).sum(dim=1)
+    gopt.zero_grad()
+    a.reshape(n, d).backward(-ghat / n)
+    grads = {"gg:" + name: q.grad.detach().clone() for name, q in g.named_parameters()}
+    # Adam's first step is lr * sign(g): where float32 rounding flips a tiny gradient's sign, the step would differ by
+    # 2 lr and everything after would follow. The caller's gradient (checked against ours) takes the step instead.
+    offset = 0
+    caller = t["caller_generator_gradient"].reshape(-1)
+    for name, q in g.named_parameters():
+        q.grad = caller[offset:offset + q.numel()].reshape(q.shape).clone()
+        offset += q.numel()
+    if offset != caller.numel():
+        raise ValueError("the caller's generator gradient has %d values, the generator %d" % (caller.numel(), offset))
+    gopt.step()
+    with torch.no_grad():
+        x2 = images(head(g(t["z2"])))
+    s.train()
+    sopt.zero_grad()
+    loss = (s(x2 / std - mean / std) - reconstructed(t["answers2"])).abs().mean()
+    loss.backward()
+    sopt.step()
+    extra = {"images1": x1, "images2": x2, "losses": losses.reshape(-1), "slopes": slopes.reshape(-1), "student_loss": loss.detach().reshape(1)}
+    extra.update(grads)
+    extra.update({"g:" + k2: v.detach().clone() for k2, v in g.state_dict().items() if not k2.endswith("num_batches_tracked")})
+    extra.update({"s:" + k2: v.detach().clone() for k2, v in s.state_dict().items() if not k2.endswith("num_batches_tracked")})
+    t["__extra"] = extra
+    return t["x"] * 1.0
+
+
+OPS = {"dfme_iteration": dfme_iteration, "layer": layer, "resnet": resnet, "stylegan_d": stylegan_d, "pil_bicubic": pil_bicubic,
     "input_contract": input_contract, "param_grads": param_grads, "optim_step": optim_step,
        "resnet_train_grads": resnet_train_grads, "stylegan_d_grads": stylegan_d_grads}
 

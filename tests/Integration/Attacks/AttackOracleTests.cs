@@ -1,0 +1,98 @@
+using ModelGuardian.Engine.Attacks;
+using ModelGuardian.Engine.Guardian;
+using ModelGuardian.Kernels.Cpu;
+using ModelGuardian.Tests.Oracle;
+using T = System.Collections.Generic.Dictionary<string, (int[] Shape, float[] Data)>;
+
+namespace ModelGuardian.Tests.Attacks;
+
+/// <summary>
+/// One whole attack iteration against PyTorch (float64): the attack runs in C# with its random draws traced, the oracle
+/// replays the iteration from the same initial weights, draws and victim answers, and the queries, the losses and every
+/// parameter and running statistic after the iteration must agree.
+/// </summary>
+[Collection(OracleCollection.Name)]
+public sealed class AttackOracleTests(TorchOracle oracle)
+{
+    /// <summary>Keeps every query batch and its answers.</summary>
+    private sealed class RecordingClient(IVictimClient inner) : IVictimClient
+    {
+        public List<(float[] Images, double[][] Answers)> Batches { get; } = new();
+        public int Classes => inner.Classes;
+
+        public async Task<VictimAnswer[]> QueryAsync(QueryBatch batch, CancellationToken cancellationToken = default)
+        {
+            var answers = await inner.QueryAsync(batch, cancellationToken);
+            Batches.Add((batch.Values.ToArray(), answers.Select(a => a.Probabilities.ToArray()).ToArray()));
+            return answers;
+        }
+    }
+
+    private static float[] Flatten(double[][] rows) => rows.SelectMany(r => r.Select(v => (float)v)).ToArray();
+
+    /// <summary>
+    /// DFME with its recipe (batch cut to 4, replay off, widths 4 and 8): the generator's zeroth-order Adam step and one
+    /// student SGD step. Each step is checked against the oracle, which then goes on from our values: the zeroth-order
+    /// estimate divides loss differences by ε = 1e-3, and Adam's first step is ±lr·sign(g), so float32 rounding would
+    /// otherwise decide the sign of small gradients and everything after. Tolerances: queries and zeroth-order losses
+    /// 1e-5 (absolute, of the largest); the slopes (loss differences over ε: a unit step of 1e-3 in 1,024 dimensions moves
+    /// a loss by about as much as float32 rounding does, 2.6 % relative L2 here) 0.1 relative L2; the generator's gradient
+    /// from our slopes 1e-3
+    /// relative L2; parameters, running statistics and the
+    /// later queries 1e-5 of the largest (the student 1e-4: a ResNet's batch-norm backward and an SGD step at lr 0.1).
+    /// </summary>
+    [Fact]
+    public async Task OneDfmeIterationMatchesPyTorch()
+    {
+        using var k = new CpuKernels();
+        using var victimNet = TinyAttack.Victim(k);
+        var client = new RecordingClient(new DefendedVictimClient(new VictimClassifier(victimNet), new NoDefense()));
+        const int n = 4, m = 1;
+        var options = AttackOptions.For(AttackKind.Dfme, budget: n * (m + 1) + n) with
+        {
+            BatchSize = n, StudentWidth = 4, GeneratorWidth = 8, ReplaySteps = 0, EvaluationPoints = 1,
+        };
+        Assert.Equal(1, options.StudentSteps);
+        using var attack = TinyAttack.Create(k, AttackKind.Dfme, options);
+        var trace = new List<(string Name, float[] Values)>();
+        attack.Trace = (name, values) => trace.Add((name, values.ToArray()));
+        var generatorBefore = attack.GeneratorNetwork.Export();
+        var studentBefore = attack.Student.Export();
+        await attack.RunAsync(client, TinyAttack.TestSet(4));
+
+        Assert.Equal(["noise", "directions", "losses", "slopes", "generator-gradient", "noise"], trace.Select(d => d.Name));
+        Assert.Equal(2, client.Batches.Count);
+        var inputs = new T
+        {
+            ["x"] = ([1], [0f]),
+            ["z1"] = ([n, 64], trace[0].Values),
+            ["u"] = ([n, m, 32 * 32], trace[1].Values),
+            ["caller_slopes"] = ([n * m], trace[3].Values),
+            ["caller_generator_gradient"] = ([trace[4].Values.Length], trace[4].Values),
+            ["z2"] = ([n, 64], trace[5].Values),
+            ["answers1"] = ([n * (m + 1), TinyAttack.Classes], Flatten(client.Batches[0].Answers)),
+            ["answers2"] = ([n, TinyAttack.Classes], Flatten(client.Batches[1].Answers)),
+        };
+        foreach (var (name, t) in generatorBefore.Tensors) inputs["g:" + name] = (t.Shape, t.Data);
+        foreach (var (name, t) in studentBefore.Tensors) inputs["s:" + name] = (t.Shape, t.Data);
+        var norm = attack.Student.Architecture.EffectiveNormalization;
+        var expected = oracle.Run("dfme_iteration", new
+        {
+            n, m, epsilon = options.Epsilon, shift = options.ImageShift, classes = TinyAttack.Classes,
+            generator_width = options.GeneratorWidth, student_width = options.StudentWidth,
+            generator_lr = options.GeneratorLearningRate, student_lr = options.StudentLearningRate,
+            mean = norm.Mean, std = norm.Std,
+        }, inputs, float64: true);
+
+        TestUtil.AssertClose(expected["images1"].Data, client.Batches[0].Images, 1e-5, "the zeroth-order queries");
+        TestUtil.AssertClose(expected["losses"].Data, trace[2].Values, 1e-5, "the zeroth-order losses");
+        TestUtil.AssertRelativeL2(expected["slopes"].Data, trace[3].Values, 0.1, "the zeroth-order slopes");
+        var gradient = attack.GeneratorNetwork.Parameters.Trainable.SelectMany(p => expected["gg:" + p.Name].Data).ToArray();
+        TestUtil.AssertRelativeL2(gradient, trace[4].Values, 1e-3, "the generator's gradient");
+        foreach (var (name, t) in attack.GeneratorNetwork.Export().Tensors)
+            TestUtil.AssertClose(expected["g:" + name].Data, t.Data, 1e-5, $"generator {name} after its step and the fresh batch");
+        TestUtil.AssertClose(expected["images2"].Data, client.Batches[1].Images, 1e-5, "the student's fresh queries");
+        foreach (var (name, t) in attack.Student.Export().Tensors)
+            TestUtil.AssertClose(expected["s:" + name].Data, t.Data, 1e-4, $"student {name} after its step");
+    }
+}
