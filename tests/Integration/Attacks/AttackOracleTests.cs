@@ -31,37 +31,38 @@ public sealed class AttackOracleTests(TorchOracle oracle)
     private static float[] Flatten(double[][] rows) => rows.SelectMany(r => r.Select(v => (float)v)).ToArray();
 
     /// <summary>
-    /// DFME with its recipe (batch cut to 4, replay off, widths 4 and 8): the generator's zeroth-order Adam step and one
-    /// student SGD step. Each step is checked against the oracle, which then goes on from our values: the zeroth-order
-    /// estimate divides loss differences by ε = 1e-3, and Adam's first step is ±lr·sign(g), so float32 rounding would
-    /// otherwise decide the sign of small gradients and everything after. Tolerances: queries and zeroth-order losses
-    /// 1e-5 (absolute, of the largest); the slopes (loss differences over ε: a unit step of 1e-3 in 1,024 dimensions moves
-    /// a loss by about as much as float32 rounding does, 2.6 % relative L2 here) 0.1 relative L2; the generator's gradient
-    /// from our slopes 1e-3
-    /// relative L2; parameters, running statistics and the
-    /// later queries 1e-5 of the largest (the student 1e-4: a ResNet's batch-norm backward and an SGD step at lr 0.1).
+    /// DFME and MAZE with their recipes (batches cut to 4 and 2, replay off, widths 4 and 8): the generator's zeroth-order
+    /// Adam step and the student's SGD steps (DFME one, MAZE five). Each step is checked against the oracle, which then goes
+    /// on from our values: the estimate divides loss differences by ε = 1e-3, and Adam's first step is ±lr·sign(g), so
+    /// float32 rounding would otherwise decide the sign of small gradients and everything after. Tolerances: queries and
+    /// zeroth-order losses 1e-5 (absolute, of the largest); the slopes (loss differences over ε: a unit step of 1e-3 in
+    /// 1,024 dimensions moves a loss by about as much as float32 rounding does, 2.6 % relative L2 for DFME here) 0.1
+    /// relative L2; the generator's gradient from our slopes 1e-3 relative L2; parameters, running statistics and the
+    /// later queries 1e-5 of the largest (the student 1e-4: a ResNet's batch-norm backward and SGD steps at lr 0.1).
     /// </summary>
-    [Fact]
-    public async Task OneDfmeIterationMatchesPyTorch()
+    [Theory]
+    [InlineData(AttackKind.Dfme, 4, "l1")]
+    [InlineData(AttackKind.Maze, 2, "kl")]
+    public async Task OneZerothOrderIterationMatchesPyTorch(AttackKind kind, int n, string loss)
     {
         using var k = new CpuKernels();
         using var victimNet = TinyAttack.Victim(k);
         var client = new RecordingClient(new DefendedVictimClient(new VictimClassifier(victimNet), new NoDefense()));
-        const int n = 4, m = 1;
-        var options = AttackOptions.For(AttackKind.Dfme, budget: n * (m + 1) + n) with
+        var recipe = AttackOptions.For(kind, budget: 1);
+        int m = recipe.Directions, steps = recipe.StudentSteps;
+        var options = recipe with
         {
-            BatchSize = n, StudentWidth = 4, GeneratorWidth = 8, ReplaySteps = 0, EvaluationPoints = 1,
+            Budget = n * (m + 1) + steps * n, BatchSize = n, StudentWidth = 4, GeneratorWidth = 8, ReplaySteps = 0, EvaluationPoints = 1,
         };
-        Assert.Equal(1, options.StudentSteps);
-        using var attack = TinyAttack.Create(k, AttackKind.Dfme, options);
+        using var attack = TinyAttack.Create(k, kind, options);
         var trace = new List<(string Name, float[] Values)>();
         attack.Trace = (name, values) => trace.Add((name, values.ToArray()));
         var generatorBefore = attack.GeneratorNetwork.Export();
         var studentBefore = attack.Student.Export();
         await attack.RunAsync(client, TinyAttack.TestSet(4));
 
-        Assert.Equal(["noise", "directions", "losses", "slopes", "generator-gradient", "noise"], trace.Select(d => d.Name));
-        Assert.Equal(2, client.Batches.Count);
+        Assert.Equal(new[] { "noise", "directions", "losses", "slopes", "generator-gradient" }.Concat(Enumerable.Repeat("noise", steps)), trace.Select(d => d.Name));
+        Assert.Equal(1 + steps, client.Batches.Count);
         var inputs = new T
         {
             ["x"] = ([1], [0f]),
@@ -69,16 +70,19 @@ public sealed class AttackOracleTests(TorchOracle oracle)
             ["u"] = ([n, m, 32 * 32], trace[1].Values),
             ["caller_slopes"] = ([n * m], trace[3].Values),
             ["caller_generator_gradient"] = ([trace[4].Values.Length], trace[4].Values),
-            ["z2"] = ([n, 64], trace[5].Values),
             ["answers1"] = ([n * (m + 1), TinyAttack.Classes], Flatten(client.Batches[0].Answers)),
-            ["answers2"] = ([n, TinyAttack.Classes], Flatten(client.Batches[1].Answers)),
         };
+        for (int s = 0; s < steps; s++)
+        {
+            inputs[$"z2_{s}"] = ([n, 64], trace[5 + s].Values);
+            inputs[$"answers2_{s}"] = ([n, TinyAttack.Classes], Flatten(client.Batches[1 + s].Answers));
+        }
         foreach (var (name, t) in generatorBefore.Tensors) inputs["g:" + name] = (t.Shape, t.Data);
         foreach (var (name, t) in studentBefore.Tensors) inputs["s:" + name] = (t.Shape, t.Data);
         var norm = attack.Student.Architecture.EffectiveNormalization;
-        var expected = oracle.Run("dfme_iteration", new
+        var expected = oracle.Run("zeroth_order_iteration", new
         {
-            n, m, epsilon = options.Epsilon, shift = options.ImageShift, classes = TinyAttack.Classes,
+            n, m, loss, student_steps = steps, epsilon = options.Epsilon, shift = options.ImageShift, classes = TinyAttack.Classes,
             generator_width = options.GeneratorWidth, student_width = options.StudentWidth,
             generator_lr = options.GeneratorLearningRate, student_lr = options.StudentLearningRate,
             mean = norm.Mean, std = norm.Std,
@@ -90,9 +94,10 @@ public sealed class AttackOracleTests(TorchOracle oracle)
         var gradient = attack.GeneratorNetwork.Parameters.Trainable.SelectMany(p => expected["gg:" + p.Name].Data).ToArray();
         TestUtil.AssertRelativeL2(gradient, trace[4].Values, 1e-3, "the generator's gradient");
         foreach (var (name, t) in attack.GeneratorNetwork.Export().Tensors)
-            TestUtil.AssertClose(expected["g:" + name].Data, t.Data, 1e-5, $"generator {name} after its step and the fresh batch");
-        TestUtil.AssertClose(expected["images2"].Data, client.Batches[1].Images, 1e-5, "the student's fresh queries");
+            TestUtil.AssertClose(expected["g:" + name].Data, t.Data, 1e-5, $"generator {name} after its step and the fresh batches");
+        for (int s = 0; s < steps; s++)
+            TestUtil.AssertClose(expected[$"images2_{s}"].Data, client.Batches[1 + s].Images, 1e-5, $"the student's fresh queries, step {s + 1}");
         foreach (var (name, t) in attack.Student.Export().Tensors)
-            TestUtil.AssertClose(expected["s:" + name].Data, t.Data, 1e-4, $"student {name} after its step");
+            TestUtil.AssertClose(expected["s:" + name].Data, t.Data, 1e-4, $"student {name} after its steps");
     }
 }

@@ -305,12 +305,13 @@ def load_prefixed(m, t, prefix):
         raise ValueError("state dict mismatch (%s): missing %s unexpected %s" % (prefix, missing, unexpected))
 
 
-def dfme_iteration(p, t):
-    """One DFME iteration as DFME's reference runs it (replay off): the grey head (batch-norm over the batch without
-    affine, + shift, tanh, (t + 1) / 2, three channels), forward differences before the tanh on the student in eval
-    mode, the generator's Adam step on -mean L1(student logits, log p - mean log p), then one student SGD step on a fresh
-    batch. The noise, directions, victim answers, zeroth-order slopes and generator gradient come from the request (what
-    the C# attack drew, got and computed); this op's own losses and gradients are returned for comparison."""
+def zeroth_order_iteration(p, t):
+    """One DFME (p["loss"] "l1") or MAZE ("kl") iteration as the references run it (replay off): the grey head
+    (batch-norm over the batch without affine, + shift, tanh, (t + 1) / 2, three channels), forward differences before
+    the tanh on the student in eval mode, the generator's Adam step on minus the mean disagreement, then the student's
+    SGD steps, each on a fresh batch. The noise, directions, victim answers, zeroth-order slopes and generator gradient
+    come from the request (what the C# attack drew, got and computed); this op's own losses and gradients are returned
+    for comparison."""
     g = GreyGenerator(p["generator_width"]).to(torch.get_default_dtype())
     load_prefixed(g, t, "g:")
     s = scaled_resnet(18, p["student_width"], p["classes"], "cifar").to(torch.get_default_dtype())
@@ -331,6 +332,13 @@ def dfme_iteration(p, t):
         lp = torch.log(torch.clamp(answers, min=1e-30))
         return lp - lp.mean(dim=1, keepdim=True)
 
+    def disagreement(logits, answers):
+        """Per query: DFME's mean_k |logits - reconstructed| or MAZE's KL(answers || softmax(logits))."""
+        if p["loss"] == "l1":
+            return (logits - reconstructed(answers)).abs().mean(dim=1)
+        terms = answers * (torch.log(torch.clamp(answers, min=1e-300)) - F.log_softmax(logits, dim=1))
+        return torch.where(answers > 0, terms, torch.zeros_like(terms)).sum(dim=1)
+
     gopt = torch.optim.Adam(g.parameters(), lr=p["generator_lr"])
     sopt = torch.optim.SGD(s.parameters(), lr=p["student_lr"], momentum=0.9, weight_decay=5e-4)
     g.train()
@@ -341,7 +349,7 @@ def dfme_iteration(p, t):
         points = torch.cat([base, base + eps * u], dim=1).reshape(n * (m + 1), d)
         x1 = images(points)
         s.eval()
-        losses = (s(x1 / std - mean / std) - reconstructed(t["answers1"])).abs().mean(dim=1).reshape(n, m + 1)
+        losses = disagreement(s(x1 / std - mean / std), t["answers1"]).reshape(n, m + 1)
         # The estimate divides loss differences by eps, which amplifies the caller's float32 rounding: the caller's own
         # slopes (L(x + eps u) - L(x)) / eps, taken in double before rounding and checked against ours, are used instead.
         slopes = (losses[:, 1:] - losses[:, :1]) / eps
@@ -359,14 +367,17 @@ def dfme_iteration(p, t):
     if offset != caller.numel():
         raise ValueError("the caller's generator gradient has %d values, the generator %d" % (caller.numel(), offset))
     gopt.step()
-    with torch.no_grad():
-        x2 = images(head(g(t["z2"])))
+    extra = {"images1": x1, "losses": losses.reshape(-1), "slopes": slopes.reshape(-1)}
     s.train()
-    sopt.zero_grad()
-    loss = (s(x2 / std - mean / std) - reconstructed(t["answers2"])).abs().mean()
-    loss.backward()
-    sopt.step()
-    extra = {"images1": x1, "images2": x2, "losses": losses.reshape(-1), "slopes": slopes.reshape(-1), "student_loss": loss.detach().reshape(1)}
+    for step in range(p["student_steps"]):
+        with torch.no_grad():
+            x2 = images(head(g(t["z2_%d" % step])))
+        sopt.zero_grad()
+        # DFME: L1 over every logit; MAZE: KL summed over classes, averaged over the batch.
+        loss = disagreement(s(x2 / std - mean / std), t["answers2_%d" % step]).mean()
+        loss.backward()
+        sopt.step()
+        extra["images2_%d" % step] = x2
     extra.update(grads)
     extra.update({"g:" + k2: v.detach().clone() for k2, v in g.state_dict().items() if not k2.endswith("num_batches_tracked")})
     extra.update({"s:" + k2: v.detach().clone() for k2, v in s.state_dict().items() if not k2.endswith("num_batches_tracked")})
@@ -374,7 +385,7 @@ def dfme_iteration(p, t):
     return t["x"] * 1.0
 
 
-OPS = {"dfme_iteration": dfme_iteration, "layer": layer, "resnet": resnet, "stylegan_d": stylegan_d, "pil_bicubic": pil_bicubic,
+OPS = {"zeroth_order_iteration": zeroth_order_iteration, "layer": layer, "resnet": resnet, "stylegan_d": stylegan_d, "pil_bicubic": pil_bicubic,
     "input_contract": input_contract, "param_grads": param_grads, "optim_step": optim_step,
        "resnet_train_grads": resnet_train_grads, "stylegan_d_grads": stylegan_d_grads}
 
