@@ -188,6 +188,9 @@ public class DisguideAttack : DataFreeAttack
         _secondOptimizer = NewStudentOptimizer(_second);
     }
 
+    /// <summary>The second student, for tests that compare it with another framework's.</summary>
+    internal TrainableNetwork SecondStudent => _second;
+
     protected override async Task IterateAsync(BudgetedClient victim, CancellationToken cancellationToken)
     {
         int n = Options.BatchSize;
@@ -208,6 +211,7 @@ public class DisguideAttack : DataFreeAttack
             _second.Parameters.ZeroGradients();
             recorded.Backward(FromNetworkInputGradient(StudentArchitecture, dx));
         }
+        Trace?.Invoke("generator-gradient", GradientValues(Generator.Parameters));
         GeneratorOptimizer.Step();
         for (int s = 0; s < Options.StudentSteps; s++)
         {

@@ -100,4 +100,66 @@ public sealed class AttackOracleTests(TorchOracle oracle)
         foreach (var (name, t) in attack.Student.Export().Tensors)
             TestUtil.AssertClose(expected["s:" + name].Data, t.Data, 1e-4, $"student {name} after its steps");
     }
+
+    /// <summary>
+    /// DisGUIDE and Dual Student with their recipes (batch cut to 4, replay off, widths 4 and 8): the generator's white-box
+    /// step through both students and each student's SGD step on a fresh batch. Tolerances: the generator's gradient 1e-3
+    /// relative L2 (through two ResNets' batch-norm backward in float32); the oracle's Adam step then takes our gradient,
+    /// as above; parameters, running statistics and queries 1e-5 of the largest, the students 1e-4.
+    /// </summary>
+    [Theory]
+    [InlineData(AttackKind.Disguide)]
+    [InlineData(AttackKind.DualStudent)]
+    public async Task OneTwoStudentIterationMatchesPyTorch(AttackKind kind)
+    {
+        using var k = new CpuKernels();
+        using var victimNet = TinyAttack.Victim(k);
+        var client = new RecordingClient(new DefendedVictimClient(new VictimClassifier(victimNet), new NoDefense()));
+        const int n = 4;
+        var recipe = AttackOptions.For(kind, budget: 1);
+        int steps = recipe.StudentSteps;
+        var options = recipe with { Budget = steps * n, BatchSize = n, StudentWidth = 4, GeneratorWidth = 8, ReplaySteps = 0, EvaluationPoints = 1 };
+        using var attack = (DisguideAttack)TinyAttack.Create(k, kind, options);
+        var trace = new List<(string Name, float[] Values)>();
+        attack.Trace = (name, values) => trace.Add((name, values.ToArray()));
+        var generatorBefore = attack.GeneratorNetwork.Export();
+        var firstBefore = attack.Student.Export();
+        var secondBefore = attack.SecondStudent.Export();
+        await attack.RunAsync(client, TinyAttack.TestSet(4));
+
+        Assert.Equal(new[] { "noise", "generator-gradient" }.Concat(Enumerable.Repeat("noise", steps)), trace.Select(d => d.Name));
+        Assert.Equal(steps, client.Batches.Count);
+        var inputs = new T
+        {
+            ["x"] = ([1], [0f]),
+            ["z1"] = ([n, 64], trace[0].Values),
+            ["caller_generator_gradient"] = ([trace[1].Values.Length], trace[1].Values),
+        };
+        for (int s = 0; s < steps; s++)
+        {
+            inputs[$"z2_{s}"] = ([n, 64], trace[2 + s].Values);
+            inputs[$"answers2_{s}"] = ([n, TinyAttack.Classes], Flatten(client.Batches[s].Answers));
+        }
+        foreach (var (name, t) in generatorBefore.Tensors) inputs["g:" + name] = (t.Shape, t.Data);
+        foreach (var (name, t) in firstBefore.Tensors) inputs["s:" + name] = (t.Shape, t.Data);
+        foreach (var (name, t) in secondBefore.Tensors) inputs["s2:" + name] = (t.Shape, t.Data);
+        var norm = attack.Student.Architecture.EffectiveNormalization;
+        var expected = oracle.Run("two_student_iteration", new
+        {
+            student_steps = steps, shift = options.ImageShift, classes = TinyAttack.Classes, diversity = options.DiversityWeight,
+            generator_width = options.GeneratorWidth, student_width = options.StudentWidth,
+            generator_lr = options.GeneratorLearningRate, student_lr = options.StudentLearningRate,
+            mean = norm.Mean, std = norm.Std,
+        }, inputs, float64: true);
+
+        var gradient = attack.GeneratorNetwork.Parameters.Trainable.SelectMany(p => expected["gg:" + p.Name].Data).ToArray();
+        TestUtil.AssertRelativeL2(gradient, trace[1].Values, 1e-3, "the generator's gradient");
+        foreach (var (name, t) in attack.GeneratorNetwork.Export().Tensors)
+            TestUtil.AssertClose(expected["g:" + name].Data, t.Data, 1e-5, $"generator {name} after its step and the fresh batches");
+        for (int s = 0; s < steps; s++)
+            TestUtil.AssertClose(expected[$"images2_{s}"].Data, client.Batches[s].Images, 1e-5, $"the students' fresh queries, step {s + 1}");
+        foreach (var (prefix, student) in new[] { ("s:", attack.Student), ("s2:", attack.SecondStudent) })
+            foreach (var (name, t) in student.Export().Tensors)
+                TestUtil.AssertClose(expected[prefix + name].Data, t.Data, 1e-4, $"student {prefix}{name} after its steps");
+    }
 }

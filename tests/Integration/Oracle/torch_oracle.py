@@ -385,7 +385,68 @@ def zeroth_order_iteration(p, t):
     return t["x"] * 1.0
 
 
-OPS = {"zeroth_order_iteration": zeroth_order_iteration, "layer": layer, "resnet": resnet, "stylegan_d": stylegan_d, "pil_bicubic": pil_bicubic,
+def two_student_iteration(p, t):
+    """One DisGUIDE (or Dual Student, diversity 0) iteration as the reference runs it (replay off): the generator,
+    white-box through both students in training mode, descends -disagreement + w/2 (diversity(a) + diversity(b)), with
+    disagreement the batch mean of sum_k |softmax(a) - softmax(b)| and diversity sum_k pbar log pbar; then each
+    student's SGD steps on fresh batches, L1 to the victim's reconstructed logits. The noise, answers and the generator's
+    gradient come from the request (the generator's Adam step is taken on the caller's gradient, checked against ours)."""
+    g = GreyGenerator(p["generator_width"]).to(torch.get_default_dtype())
+    load_prefixed(g, t, "g:")
+    students = []
+    for prefix in ("s:", "s2:"):
+        st = scaled_resnet(18, p["student_width"], p["classes"], "cifar").to(torch.get_default_dtype())
+        load_prefixed(st, t, prefix)
+        st.train()
+        students.append(st)
+    mean = torch.tensor(p["mean"]).reshape(1, 3, 1, 1)
+    std = torch.tensor(p["std"]).reshape(1, 3, 1, 1)
+    shift, w = p["shift"], p["diversity"] / 2
+
+    def images(raw):
+        a = (raw - raw.mean()) / torch.sqrt(raw.var(unbiased=False) + 1e-5)
+        return ((torch.tanh(a + shift) + 1) / 2).repeat(1, 3, 1, 1)
+
+    def diversity(logits):
+        pbar = torch.softmax(logits, dim=1).mean(dim=0)
+        return (pbar * torch.log(pbar)).sum()
+
+    gopt = torch.optim.Adam(g.parameters(), lr=p["generator_lr"])
+    opts = [torch.optim.SGD(st.parameters(), lr=p["student_lr"], momentum=0.9, weight_decay=5e-4) for st in students]
+    g.train()
+    x = images(g(t["z1"]))
+    la, lb = (st(x / std - mean / std) for st in students)
+    disagreement = (torch.softmax(la, dim=1) - torch.softmax(lb, dim=1)).abs().sum(dim=1).mean()
+    loss = -disagreement + w * (diversity(la) + diversity(lb))
+    gopt.zero_grad()
+    loss.backward()
+    extra = {"gg:" + name: q.grad.detach().clone() for name, q in g.named_parameters()}
+    offset = 0
+    caller = t["caller_generator_gradient"].reshape(-1)
+    for name, q in g.named_parameters():
+        q.grad = caller[offset:offset + q.numel()].reshape(q.shape).clone()
+        offset += q.numel()
+    gopt.step()
+    for st, opt in zip(students, opts):
+        opt.zero_grad()
+    for step in range(p["student_steps"]):
+        with torch.no_grad():
+            x2 = images(g(t["z2_%d" % step]))
+        lp = torch.log(torch.clamp(t["answers2_%d" % step], min=1e-30))
+        target = lp - lp.mean(dim=1, keepdim=True)
+        for st, opt in zip(students, opts):
+            opt.zero_grad()
+            (st(x2 / std - mean / std) - target).abs().mean().backward()
+            opt.step()
+        extra["images2_%d" % step] = x2
+    extra.update({"g:" + k: v.detach().clone() for k, v in g.state_dict().items() if not k.endswith("num_batches_tracked")})
+    for prefix, st in zip(("s:", "s2:"), students):
+        extra.update({prefix + k: v.detach().clone() for k, v in st.state_dict().items() if not k.endswith("num_batches_tracked")})
+    t["__extra"] = extra
+    return t["x"] * 1.0
+
+
+OPS = {"zeroth_order_iteration": zeroth_order_iteration, "two_student_iteration": two_student_iteration, "layer": layer, "resnet": resnet, "stylegan_d": stylegan_d, "pil_bicubic": pil_bicubic,
     "input_contract": input_contract, "param_grads": param_grads, "optim_step": optim_step,
        "resnet_train_grads": resnet_train_grads, "stylegan_d_grads": stylegan_d_grads}
 
