@@ -148,6 +148,7 @@ public sealed class DastAttack(IKernels kernels, int classes, AttackOptions opti
             labels[i] = Random.Next(Classes);
             for (int k = 0; k < Math.Min(Classes, ImageGenerator.NoiseSize); k++) z[i * ImageGenerator.NoiseSize + k] = k == labels[i] ? 1f : 0f;
         }
+        Trace?.Invoke("labels", labels.Select(l => (float)l).ToArray());
         using var recorded = Generate(z, n);
         var x = recorded.Images;
         var answers = await AskAsync(victim, x, n, cancellationToken).ConfigureAwait(false);
@@ -163,6 +164,7 @@ public sealed class DastAttack(IKernels kernels, int classes, AttackOptions opti
             Student.Parameters.ZeroGradients(); // the generator's loss must not train the student
             recorded.Backward(dx);
         }
+        Trace?.Invoke("generator-gradient", GradientValues(Generator.Parameters));
         GeneratorOptimizer.Step();
         TrainStep(Student, StudentOptimizer, x, n, logits => AttackLosses.ProbabilityMse(logits, answers, Classes));
         Remember(x, answers);

@@ -162,4 +162,57 @@ public sealed class AttackOracleTests(TorchOracle oracle)
             foreach (var (name, t) in student.Export().Tensors)
                 TestUtil.AssertClose(expected[prefix + name].Data, t.Data, 1e-4, $"student {prefix}{name} after its steps");
     }
+
+    /// <summary>
+    /// DaST with its recipe (batch cut to 4, replay off, widths 4 and 8): the label-coded generator's white-box step
+    /// through the student and the student's step on the same answered batch. Tolerances as for the two-student attacks.
+    /// </summary>
+    [Fact]
+    public async Task OneDastIterationMatchesPyTorch()
+    {
+        using var k = new CpuKernels();
+        using var victimNet = TinyAttack.Victim(k);
+        var client = new RecordingClient(new DefendedVictimClient(new VictimClassifier(victimNet), new NoDefense()));
+        const int n = 4;
+        var options = AttackOptions.For(AttackKind.Dast, budget: n) with
+        {
+            BatchSize = n, StudentWidth = 4, GeneratorWidth = 8, ReplaySteps = 0, EvaluationPoints = 1,
+        };
+        using var attack = TinyAttack.Create(k, AttackKind.Dast, options);
+        var trace = new List<(string Name, float[] Values)>();
+        attack.Trace = (name, values) => trace.Add((name, values.ToArray()));
+        var generatorBefore = attack.GeneratorNetwork.Export();
+        var studentBefore = attack.Student.Export();
+        await attack.RunAsync(client, TinyAttack.TestSet(4));
+
+        Assert.Equal(["noise", "labels", "generator-gradient"], trace.Select(d => d.Name));
+        Assert.Single(client.Batches);
+        Assert.True(trace[1].Values.Distinct().Count() > 1, "the codes should name more than one class");
+        var inputs = new T
+        {
+            ["x"] = ([1], [0f]),
+            ["z"] = ([n, 64], trace[0].Values),
+            ["labels"] = ([n], trace[1].Values),
+            ["caller_generator_gradient"] = ([trace[2].Values.Length], trace[2].Values),
+            ["answers"] = ([n, TinyAttack.Classes], Flatten(client.Batches[0].Answers)),
+        };
+        foreach (var (name, t) in generatorBefore.Tensors) inputs["g:" + name] = (t.Shape, t.Data);
+        foreach (var (name, t) in studentBefore.Tensors) inputs["s:" + name] = (t.Shape, t.Data);
+        var norm = attack.Student.Architecture.EffectiveNormalization;
+        var expected = oracle.Run("dast_iteration", new
+        {
+            shift = options.ImageShift, classes = TinyAttack.Classes,
+            generator_width = options.GeneratorWidth, student_width = options.StudentWidth,
+            generator_lr = options.GeneratorLearningRate, student_lr = options.StudentLearningRate,
+            mean = norm.Mean, std = norm.Std,
+        }, inputs, float64: true);
+
+        TestUtil.AssertClose(expected["images"].Data, client.Batches[0].Images, 1e-5, "the queries");
+        var gradient = attack.GeneratorNetwork.Parameters.Trainable.SelectMany(p => expected["gg:" + p.Name].Data).ToArray();
+        TestUtil.AssertRelativeL2(gradient, trace[2].Values, 1e-3, "the generator's gradient");
+        foreach (var (name, t) in attack.GeneratorNetwork.Export().Tensors)
+            TestUtil.AssertClose(expected["g:" + name].Data, t.Data, 1e-5, $"generator {name} after its step");
+        foreach (var (name, t) in attack.Student.Export().Tensors)
+            TestUtil.AssertClose(expected["s:" + name].Data, t.Data, 1e-4, $"student {name} after its step");
+    }
 }

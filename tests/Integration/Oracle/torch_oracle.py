@@ -446,7 +446,51 @@ def two_student_iteration(p, t):
     return t["x"] * 1.0
 
 
-OPS = {"zeroth_order_iteration": zeroth_order_iteration, "two_student_iteration": two_student_iteration, "layer": layer, "resnet": resnet, "stylegan_d": stylegan_d, "pil_bicubic": pil_bicubic,
+def dast_iteration(p, t):
+    """One DaST iteration (replay off): the class code written into the first K noise values, one query batch; the
+    generator, white-box through the student in training mode, descends exp(-d) + 0.2 CE(student, code), with d the batch
+    mean of sum_k (softmax_k - answer_k)^2; the student then descends d on the same images. The generator's Adam step
+    is taken on the caller's gradient (checked against ours)."""
+    g = GreyGenerator(p["generator_width"]).to(torch.get_default_dtype())
+    load_prefixed(g, t, "g:")
+    s = scaled_resnet(18, p["student_width"], p["classes"], "cifar").to(torch.get_default_dtype())
+    load_prefixed(s, t, "s:")
+    s.train()
+    mean = torch.tensor(p["mean"]).reshape(1, 3, 1, 1)
+    std = torch.tensor(p["std"]).reshape(1, 3, 1, 1)
+    shift, k = p["shift"], p["classes"]
+    labels = t["labels"].long()
+    z = t["z"].clone()
+    z[:, :k] = F.one_hot(labels, k).to(z.dtype)
+    gopt = torch.optim.Adam(g.parameters(), lr=p["generator_lr"])
+    sopt = torch.optim.SGD(s.parameters(), lr=p["student_lr"], momentum=0.9, weight_decay=5e-4)
+    g.train()
+    raw = g(z)
+    a = (raw - raw.mean()) / torch.sqrt(raw.var(unbiased=False) + 1e-5)
+    x = ((torch.tanh(a + shift) + 1) / 2).repeat(1, 3, 1, 1)
+    answers = t["answers"]
+    logits = s(x / std - mean / std)
+    d = ((torch.softmax(logits, dim=1) - answers) ** 2).sum(dim=1).mean()
+    (torch.exp(-d) + 0.2 * F.cross_entropy(logits, labels)).backward()
+    extra = {"images": x.detach()}
+    extra.update({"gg:" + name: q.grad.detach().clone() for name, q in g.named_parameters()})
+    offset = 0
+    caller = t["caller_generator_gradient"].reshape(-1)
+    for name, q in g.named_parameters():
+        q.grad = caller[offset:offset + q.numel()].reshape(q.shape).clone()
+        offset += q.numel()
+    gopt.step()
+    sopt.zero_grad()
+    xs = x.detach()
+    ((torch.softmax(s(xs / std - mean / std), dim=1) - answers) ** 2).sum(dim=1).mean().backward()
+    sopt.step()
+    extra.update({"g:" + k2: v.detach().clone() for k2, v in g.state_dict().items() if not k2.endswith("num_batches_tracked")})
+    extra.update({"s:" + k2: v.detach().clone() for k2, v in s.state_dict().items() if not k2.endswith("num_batches_tracked")})
+    t["__extra"] = extra
+    return t["x"] * 1.0
+
+
+OPS = {"zeroth_order_iteration": zeroth_order_iteration, "dast_iteration": dast_iteration, "two_student_iteration": two_student_iteration, "layer": layer, "resnet": resnet, "stylegan_d": stylegan_d, "pil_bicubic": pil_bicubic,
     "input_contract": input_contract, "param_grads": param_grads, "optim_step": optim_step,
        "resnet_train_grads": resnet_train_grads, "stylegan_d_grads": stylegan_d_grads}
 
