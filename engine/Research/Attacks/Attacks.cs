@@ -275,6 +275,9 @@ public sealed class DfmsHlAttack : DataFreeAttack
         _discriminatorOptimizer = NewDiscriminatorOptimizer();
     }
 
+    /// <summary>The discriminator, for tests that compare it with another framework's.</summary>
+    internal TrainableNetwork Discriminator => _discriminator;
+
     /// <summary>The settings the pre-trained GAN depends on (with the proxy set): equal keys, equal <see cref="PretrainedGan"/>.</summary>
     public static string PretrainingKey(AttackOptions o) =>
         FormattableString.Invariant($"seed {o.Seed}, {o.Generator} width {o.GeneratorWidth}, grey {o.GreyImages}, shift {o.ImageShift}, blur {o.ImageBlur}, jpeg {o.ImageJpeg}, batch {o.BatchSize}, lr {o.GeneratorLearningRate}, steps {o.ProxyPretrainSteps}");
@@ -341,8 +344,11 @@ public sealed class DfmsHlAttack : DataFreeAttack
         int n = Options.BatchSize;
         var ones = Enumerable.Repeat(1f, n).ToArray();
         var zeros = new float[n];
-        _discriminator.ForwardBackward(ToNetworkInput(_discriminator.Architecture, _proxy.Next(n, rng)), ImageShape(n), y => Losses.BceWithLogits(y, ones));
+        var real = _proxy.Next(n, rng);
+        Trace?.Invoke("proxy", real);
+        _discriminator.ForwardBackward(ToNetworkInput(_discriminator.Architecture, real), ImageShape(n), y => Losses.BceWithLogits(y, ones));
         _discriminator.ForwardBackward(ToNetworkInput(_discriminator.Architecture, Sample(n, rng)), ImageShape(n), y => Losses.BceWithLogits(y, zeros));
+        Trace?.Invoke("discriminator-gradient", GradientValues(_discriminator.Parameters));
         discriminatorOptimizer.Step();
         using (var recorded = Generate(Noise(n, rng), n))
         {
@@ -362,6 +368,7 @@ public sealed class DfmsHlAttack : DataFreeAttack
             _discriminator.Parameters.ZeroGradients();
             recorded.Backward(dx);
         }
+        Trace?.Invoke("generator-gradient", GradientValues(Generator.Parameters));
         generatorOptimizer.Step();
     }
 }

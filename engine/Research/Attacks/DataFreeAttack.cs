@@ -313,9 +313,9 @@ public abstract class DataFreeAttack : IDisposable
     }
 
     /// <summary>
-    /// Sees the attack's random draws ("noise", "directions", DaST's "labels"), its zeroth-order losses ("losses",
-    /// "slopes") and the generator's gradient before its step ("generator-gradient") in order, so that a test can replay
-    /// an iteration in another framework.
+    /// Sees the attack's random draws ("noise", "directions", DaST's "labels", DFMS-HL's "proxy" images), its
+    /// zeroth-order losses ("losses", "slopes") and the gradients before each optimizer step ("generator-gradient",
+    /// "discriminator-gradient") in order, so that a test can replay an iteration in another framework.
     /// </summary>
     internal Action<string, float[]>? Trace { get; set; }
 

@@ -215,4 +215,60 @@ public sealed class AttackOracleTests(TorchOracle oracle)
         foreach (var (name, t) in attack.Student.Export().Tensors)
             TestUtil.AssertClose(expected["s:" + name].Data, t.Data, 1e-4, $"student {name} after its step");
     }
+
+    /// <summary>
+    /// DFMS-HL with its recipe after pre-training (batch cut to 4, replay off, widths 4 and 8): the discriminator's step, the
+    /// generator's step through the discriminator and the student (class diversity), and the student's top-1 step.
+    /// Tolerances: both gradients 1e-3 relative L2 (the oracle's Adam steps take ours, as above); parameters, running
+    /// statistics and queries 1e-5 of the largest, the student 1e-4.
+    /// </summary>
+    [Fact]
+    public async Task OneDfmsIterationMatchesPyTorch()
+    {
+        using var k = new CpuKernels();
+        using var victimNet = TinyAttack.Victim(k);
+        var client = new RecordingClient(new DefendedVictimClient(new VictimClassifier(victimNet), new NoDefense()));
+        const int n = 4;
+        var options = AttackOptions.For(AttackKind.DfmsHl, budget: n) with
+        {
+            BatchSize = n, StudentWidth = 4, GeneratorWidth = 8, ReplaySteps = 0, EvaluationPoints = 1, ProxyPretrainSteps = 0,
+        };
+        using var attack = (DfmsHlAttack)TinyAttack.Create(k, AttackKind.DfmsHl, options);
+        var trace = new List<(string Name, float[] Values)>();
+        attack.Trace = (name, values) => trace.Add((name, values.ToArray()));
+        var before = new[] { ("g:", attack.GeneratorNetwork.Export()), ("d:", attack.Discriminator.Export()), ("s:", attack.Student.Export()) };
+        await attack.RunAsync(client, TinyAttack.TestSet(4));
+
+        Assert.Equal(["proxy", "noise", "discriminator-gradient", "noise", "generator-gradient", "noise"], trace.Select(d => d.Name));
+        Assert.Single(client.Batches);
+        var inputs = new T
+        {
+            ["x"] = ([1], [0f]),
+            ["proxy"] = ([n, 3, 32, 32], trace[0].Values),
+            ["z_fake"] = ([n, 64], trace[1].Values),
+            ["caller_discriminator_gradient"] = ([trace[2].Values.Length], trace[2].Values),
+            ["z_gen"] = ([n, 64], trace[3].Values),
+            ["caller_generator_gradient"] = ([trace[4].Values.Length], trace[4].Values),
+            ["z_student"] = ([n, 64], trace[5].Values),
+            ["answers"] = ([n, TinyAttack.Classes], Flatten(client.Batches[0].Answers)),
+        };
+        foreach (var (prefix, set) in before)
+            foreach (var (name, t) in set.Tensors) inputs[prefix + name] = (t.Shape, t.Data);
+        var norm = attack.Student.Architecture.EffectiveNormalization;
+        Assert.Equal(norm, attack.Discriminator.Architecture.EffectiveNormalization);
+        var expected = oracle.Run("dfms_iteration", new
+        {
+            shift = options.ImageShift, classes = TinyAttack.Classes, diversity = options.DiversityWeight,
+            generator_width = options.GeneratorWidth, student_width = options.StudentWidth,
+            generator_lr = options.GeneratorLearningRate, student_lr = options.StudentLearningRate,
+            mean = norm.Mean, std = norm.Std,
+        }, inputs, float64: true);
+
+        TestUtil.AssertRelativeL2(attack.Discriminator.Parameters.Trainable.SelectMany(p => expected["dg:" + p.Name].Data).ToArray(), trace[2].Values, 1e-3, "the discriminator's gradient");
+        TestUtil.AssertRelativeL2(attack.GeneratorNetwork.Parameters.Trainable.SelectMany(p => expected["gg:" + p.Name].Data).ToArray(), trace[4].Values, 1e-3, "the generator's gradient");
+        TestUtil.AssertClose(expected["images"].Data, client.Batches[0].Images, 1e-5, "the student's queries");
+        foreach (var (prefix, net, tolerance) in new[] { ("g:", attack.GeneratorNetwork.Export(), 1e-5), ("d:", attack.Discriminator.Export(), 1e-5), ("s:", attack.Student.Export(), 1e-4) })
+            foreach (var (name, t) in net.Tensors)
+                TestUtil.AssertClose(expected[prefix + name].Data, t.Data, tolerance, $"{prefix}{name} after the iteration");
+    }
 }

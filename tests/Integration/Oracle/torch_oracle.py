@@ -490,7 +490,77 @@ def dast_iteration(p, t):
     return t["x"] * 1.0
 
 
-OPS = {"zeroth_order_iteration": zeroth_order_iteration, "dast_iteration": dast_iteration, "two_student_iteration": two_student_iteration, "layer": layer, "resnet": resnet, "stylegan_d": stylegan_d, "pil_bicubic": pil_bicubic,
+def set_grads(m, flat):
+    """Overwrites m's parameter gradients, in named_parameters order, from one flat tensor."""
+    flat = flat.reshape(-1)
+    offset = 0
+    for name, q in m.named_parameters():
+        q.grad = flat[offset:offset + q.numel()].reshape(q.shape).clone()
+        offset += q.numel()
+    if offset != flat.numel():
+        raise ValueError("%d gradient values for %d parameters" % (flat.numel(), offset))
+
+
+def dfms_iteration(p, t):
+    """One DFMS-HL iteration after pre-training (replay off): a discriminator step (proxy images real, generator images
+    fake, BCE with logits, Adam beta1 0.5), a generator step (non-saturating BCE through the discriminator plus class
+    diversity through the student, both in training mode), then one student step, cross-entropy on the victim's top-1
+    labels. Adam steps are taken on the caller's gradients (checked against ours)."""
+    g = GreyGenerator(p["generator_width"]).to(torch.get_default_dtype())
+    load_prefixed(g, t, "g:")
+    dnet = scaled_resnet(18, 4, 1, "cifar").to(torch.get_default_dtype())
+    load_prefixed(dnet, t, "d:")
+    s = scaled_resnet(18, p["student_width"], p["classes"], "cifar").to(torch.get_default_dtype())
+    load_prefixed(s, t, "s:")
+    for m in (g, dnet, s):
+        m.train()
+    mean = torch.tensor(p["mean"]).reshape(1, 3, 1, 1)
+    std = torch.tensor(p["std"]).reshape(1, 3, 1, 1)
+    shift = p["shift"]
+
+    def norm(x):
+        return x / std - mean / std
+
+    def images(raw):
+        a = (raw - raw.mean()) / torch.sqrt(raw.var(unbiased=False) + 1e-5)
+        return ((torch.tanh(a + shift) + 1) / 2).repeat(1, 3, 1, 1)
+
+    bce = F.binary_cross_entropy_with_logits
+    gopt = torch.optim.Adam(g.parameters(), lr=p["generator_lr"])
+    dopt = torch.optim.Adam(dnet.parameters(), lr=p["generator_lr"], betas=(0.5, 0.999))
+    sopt = torch.optim.SGD(s.parameters(), lr=p["student_lr"], momentum=0.9, weight_decay=5e-4)
+    n = t["proxy"].shape[0]
+    extra = {}
+    dreal = dnet(norm(t["proxy"])).reshape(-1)
+    bce(dreal, torch.ones(n)).backward()
+    with torch.no_grad():
+        fake = images(g(t["z_fake"]))
+    dfake = dnet(norm(fake)).reshape(-1)
+    bce(dfake, torch.zeros(n)).backward()
+    extra.update({"dg:" + name: q.grad.detach().clone() for name, q in dnet.named_parameters()})
+    set_grads(dnet, t["caller_discriminator_gradient"])
+    dopt.step()
+    dopt.zero_grad()
+    x = images(g(t["z_gen"]))
+    adv = bce(dnet(norm(x)).reshape(-1), torch.ones(n))
+    pbar = torch.softmax(s(norm(x)), dim=1).mean(dim=0)
+    (adv + p["diversity"] * (pbar * torch.log(pbar)).sum()).backward()
+    extra.update({"gg:" + name: q.grad.detach().clone() for name, q in g.named_parameters()})
+    set_grads(g, t["caller_generator_gradient"])
+    gopt.step()
+    sopt.zero_grad()
+    with torch.no_grad():
+        x2 = images(g(t["z_student"]))
+    F.cross_entropy(s(norm(x2)), t["answers"].argmax(dim=1)).backward()
+    sopt.step()
+    extra["images"] = x2
+    for prefix, m in (("g:", g), ("d:", dnet), ("s:", s)):
+        extra.update({prefix + k: v.detach().clone() for k, v in m.state_dict().items() if not k.endswith("num_batches_tracked")})
+    t["__extra"] = extra
+    return t["x"] * 1.0
+
+
+OPS = {"zeroth_order_iteration": zeroth_order_iteration, "dast_iteration": dast_iteration, "dfms_iteration": dfms_iteration, "two_student_iteration": two_student_iteration, "layer": layer, "resnet": resnet, "stylegan_d": stylegan_d, "pil_bicubic": pil_bicubic,
     "input_contract": input_contract, "param_grads": param_grads, "optim_step": optim_step,
        "resnet_train_grads": resnet_train_grads, "stylegan_d_grads": stylegan_d_grads}
 
