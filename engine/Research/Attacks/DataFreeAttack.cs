@@ -97,8 +97,9 @@ public sealed record AttackOptions
             Budget = budget, Seed = seed, BatchSize = 32, Directions = 10, StudentSteps = 5, ReplaySteps = 2,
             GeneratorLearningRate = 1e-3f, Schedule = LearningRateSchedule.Cosine, ImageShift = DarkStart,
         },
-        // DaST: one query batch per iteration, shared by the generator and the student steps.
-        AttackKind.Dast => new AttackOptions { Budget = budget, Seed = seed, StudentSteps = 1, GeneratorLearningRate = 1e-4f, ImageShift = DarkStart },
+        // DaST: one query batch per iteration, shared by the generator and the student steps; 5 replay steps over every
+        // past answer as our DFME (the reference replays none).
+        AttackKind.Dast => new AttackOptions { Budget = budget, Seed = seed, StudentSteps = 1, ReplaySteps = 5, GeneratorLearningRate = 1e-4f, ImageShift = DarkStart },
         // DisGUIDE: two students, white-box disagreement for G (no queries); one fresh batch and 3 replay steps per
         // generator step, diversity weight 0.2, as the reference; generator Adam 1e-3 and cosine rates as DFME here.
         AttackKind.Disguide => new AttackOptions
