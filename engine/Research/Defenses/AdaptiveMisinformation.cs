@@ -4,7 +4,7 @@ namespace ModelGuardian.Engine.Defenses;
 
 /// <param name="Threshold">τ: queries whose out-of-distribution score (the victim's top probability) falls below it get misinformation.</param>
 /// <param name="Steepness">ν: how sharply the blend switches around τ.</param>
-public sealed record AdaptiveMisinformationOptions(double Threshold = 0.8, double Steepness = 1000);
+public sealed record AdaptiveMisinformationOptions(double Threshold = 0.4, double Steepness = 1000);
 
 /// <summary>
 /// Adaptive Misinformation (Kariyappa and Qureshi, CVPR 2020): an out-of-distribution score S(x) — here the maximum
