@@ -121,17 +121,20 @@ public sealed unsafe partial class CpuKernels
         var SM = A(saveMean, c, "bn save mean"); var SI = A(saveInvStd, c, "bn save istd");
         _pool.For(0, c, ch =>
         {
+            // The mean as x₀ + Σ(x − x₀)/M with x₀ one of the channel's values: a float sum of the values themselves
+            // loses σ's digits when |μ| ≫ σ.
+            float x0 = X[ch * hw];
             double sum = 0, sq = 0;
-            for (int i = 0; i < n; i++) sum += TensorPrimitives.Sum(X.AsSpan((i * c + ch) * hw, hw));
-            double mean = sum / (n * hw);
+            for (int i = 0; i < n; i++) sum += PlaneSums.SumAbout(X.AsSpan((i * c + ch) * hw, hw), x0);
+            double mean = x0 + sum / (n * hw);
             for (int i = 0; i < n; i++) sq += PlaneSums.SquaresAbout(X.AsSpan((i * c + ch) * hw, hw), (float)mean);
             double istd = ReferenceKernels.RecordBatchNormStatistics(ch, n * hw, mean, sq / (n * hw), epsilon, momentum, SM, SI, RM, RV);
-            float scale = (float)(istd * G[ch]), shift = (float)(B[ch] - mean * istd * G[ch]);
+            // y = (x − μ)·scale + β, centred in float: x·scale + (β − μ·scale) cancels when |μ| ≫ σ. μ's float rounding
+            // (μ − μf, up to half an ulp of μ, not small against σ then) is folded into the shift in double.
+            float meanF = (float)mean, scale = (float)(istd * G[ch]), shift = (float)(B[ch] - (mean - meanF) * istd * G[ch]);
             for (int i = 0; i < n; i++)
             {
-                var dst = Y.AsSpan((i * c + ch) * hw, hw);
-                TensorPrimitives.Multiply(X.AsSpan((i * c + ch) * hw, hw), scale, dst);
-                TensorPrimitives.Add(dst, shift, dst);
+                PlaneSums.ScaleCentred(X.AsSpan((i * c + ch) * hw, hw), meanF, scale, shift, Y.AsSpan((i * c + ch) * hw, hw));
             }
         });
     }
@@ -185,6 +188,22 @@ public sealed unsafe partial class CpuKernels
 /// <summary>One plane's sums for batch-norm, in float vectors (a plane is at most a few thousand terms); callers add planes in double.</summary>
 internal static class PlaneSums
 {
+    /// <summary>Σ (x − about): with <paramref name="about"/> near the values, the float sums stay small and exact enough.</summary>
+    public static double SumAbout(ReadOnlySpan<float> x, float about)
+    {
+        var m = new Vector<float>(about);
+        Vector<float> s0 = Vector<float>.Zero, s1 = Vector<float>.Zero;
+        int i = 0, w = Vector<float>.Count;
+        for (; i + 2 * w <= x.Length; i += 2 * w)
+        {
+            s0 += new Vector<float>(x.Slice(i)) - m;
+            s1 += new Vector<float>(x.Slice(i + w)) - m;
+        }
+        double sum = Vector.Sum(s0 + s1);
+        for (; i < x.Length; i++) sum += x[i] - about;
+        return sum;
+    }
+
     /// <summary>Σ (x − mean)².</summary>
     public static double SquaresAbout(ReadOnlySpan<float> x, float mean)
     {
@@ -215,6 +234,15 @@ internal static class PlaneSums
         double sum = Vector.Sum(s0 + s1);
         for (; i < x.Length; i++) sum += (double)dy[i] * (x[i] - mean);
         return sum;
+    }
+
+    /// <summary>dst = (x − mean)·scale + shift.</summary>
+    public static void ScaleCentred(ReadOnlySpan<float> x, float mean, float scale, float shift, Span<float> dst)
+    {
+        Vector<float> vm = new(mean), vs = new(scale), vt = new(shift);
+        int i = 0, w = Vector<float>.Count;
+        for (; i + w <= x.Length; i += w) ((new Vector<float>(x.Slice(i)) - vm) * vs + vt).CopyTo(dst.Slice(i));
+        for (; i < x.Length; i++) dst[i] = (x[i] - mean) * scale + shift;
     }
 
     /// <summary>dst = a·u + b·(v − mean) + c.</summary>

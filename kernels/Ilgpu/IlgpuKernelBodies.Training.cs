@@ -55,30 +55,35 @@ internal static partial class IlgpuKernelBodies
         dw[i] = acc;
     }
 
-    // x: (N, C, HW) → mean, istd: (C); running statistics updated · one thread per channel
+    // x: (N, C, HW) → saveMean, saveInvStd, meanResidual: (C); running statistics updated · one thread per channel.
+    // μ = x₀ + Σ(x − x₀)/M with x₀ the channel's first value, so the float sum stays small; μ is kept as the float
+    // saveMean plus its rounding error meanResidual (TwoSum, exact): when |μ| ≫ σ half an ulp of μ is not small against σ.
     internal static void BatchNormStatistics(Index1D ch, int n, int c, int hw, float epsilon, float momentum, ArrayView<float> x,
-                                             ArrayView<float> runningMean, ArrayView<float> runningVar, ArrayView<float> saveMean, ArrayView<float> saveInvStd)
+                                             ArrayView<float> runningMean, ArrayView<float> runningVar, ArrayView<float> saveMean, ArrayView<float> saveInvStd,
+                                             ArrayView<float> meanResidual)
     {
         int m = n * hw;
-        float sum = 0f;
+        float x0 = x[ch * hw], sum = 0f;
         for (int i = 0; i < n; i++)
-            for (int q = 0; q < hw; q++) sum += x[(i * c + ch) * hw + q];
-        float mean = sum / m, sq = 0f;
+            for (int q = 0; q < hw; q++) sum += x[(i * c + ch) * hw + q] - x0;
+        float shifted = sum / m, mean = x0 + shifted, back = mean - x0;
+        float residual = (x0 - (mean - back)) + (shifted - back), sq = 0f;
         for (int i = 0; i < n; i++)
-            for (int q = 0; q < hw; q++) { float d = x[(i * c + ch) * hw + q] - mean; sq += d * d; }
+            for (int q = 0; q < hw; q++) { float d = x[(i * c + ch) * hw + q] - mean - residual; sq += d * d; }
         float variance = sq / m;
         saveMean[ch] = mean;
+        meanResidual[ch] = residual;
         saveInvStd[ch] = 1f / XMath.Sqrt(variance + epsilon);
         runningMean[ch] = (1f - momentum) * runningMean[ch] + momentum * mean;
         runningVar[ch] = (1f - momentum) * runningVar[ch] + momentum * (m > 1 ? variance * m / (m - 1) : variance);
     }
 
-    // x: (N, C, HW) → y = (x − μ)·istd·γ + β · one thread per element
+    // x: (N, C, HW) → y = (x − μ)·istd·γ + β, with μ = saveMean + meanResidual · one thread per element
     internal static void BatchNormNormalize(Index1D i, int c, int hw, ArrayView<float> x, ArrayView<float> gamma, ArrayView<float> beta,
-                                            ArrayView<float> saveMean, ArrayView<float> saveInvStd, ArrayView<float> y)
+                                            ArrayView<float> saveMean, ArrayView<float> meanResidual, ArrayView<float> saveInvStd, ArrayView<float> y)
     {
         int ch = i / hw % c;
-        y[i] = (x[i] - saveMean[ch]) * saveInvStd[ch] * gamma[ch] + beta[ch];
+        y[i] = (x[i] - saveMean[ch] - meanResidual[ch]) * saveInvStd[ch] * gamma[ch] + beta[ch];
     }
 
     // dy, x: (N, C, HW) → dbeta = Σ dy, dgamma = Σ dy·x̂: (C) · one thread per channel

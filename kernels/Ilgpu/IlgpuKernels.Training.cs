@@ -9,8 +9,8 @@ public sealed partial class IlgpuKernels
     private Action<Index1D, ConvParams, ArrayView<float>, ArrayView<float>, ArrayView<float>> _convBackwardWeight = null!;
     private Action<Index1D, int, int, int, ArrayView<float>, ArrayView<float>> _channelSum = null!;
     private Action<Index1D, int, int, int, ArrayView<float>, ArrayView<float>, ArrayView<float>> _denseBackwardWeight = null!;
-    private Action<Index1D, int, int, int, float, float, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>> _bnStatistics = null!;
-    private Action<Index1D, int, int, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>> _bnNormalize = null!;
+    private Action<Index1D, int, int, int, float, float, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>> _bnStatistics = null!;
+    private Action<Index1D, int, int, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>> _bnNormalize = null!;
     private Action<Index1D, int, int, int, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>> _bnParameterGradients = null!;
     private Action<Index1D, int, int, int, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>> _bnBackwardInput = null!;
     private Action<Index1D, float, float, float, ArrayView<float>, ArrayView<float>, ArrayView<float>> _sgdStep = null!;
@@ -21,8 +21,8 @@ public sealed partial class IlgpuKernels
         _convBackwardWeight = a.LoadAutoGroupedStreamKernel(Track<Action<Index1D, ConvParams, ArrayView<float>, ArrayView<float>, ArrayView<float>>>(B.Conv2dBackwardWeight));
         _channelSum = a.LoadAutoGroupedStreamKernel(Track<Action<Index1D, int, int, int, ArrayView<float>, ArrayView<float>>>(B.ChannelSum));
         _denseBackwardWeight = a.LoadAutoGroupedStreamKernel(Track<Action<Index1D, int, int, int, ArrayView<float>, ArrayView<float>, ArrayView<float>>>(B.DenseBackwardWeight));
-        _bnStatistics = a.LoadAutoGroupedStreamKernel(Track<Action<Index1D, int, int, int, float, float, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>>>(B.BatchNormStatistics));
-        _bnNormalize = a.LoadAutoGroupedStreamKernel(Track<Action<Index1D, int, int, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>>>(B.BatchNormNormalize));
+        _bnStatistics = a.LoadAutoGroupedStreamKernel(Track<Action<Index1D, int, int, int, float, float, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>>>(B.BatchNormStatistics));
+        _bnNormalize = a.LoadAutoGroupedStreamKernel(Track<Action<Index1D, int, int, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>>>(B.BatchNormNormalize));
         _bnParameterGradients = a.LoadAutoGroupedStreamKernel(Track<Action<Index1D, int, int, int, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>>>(B.BatchNormParameterGradients));
         _bnBackwardInput = a.LoadAutoGroupedStreamKernel(Track<Action<Index1D, int, int, int, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>>>(B.BatchNormBackwardInput));
         _sgdStep = a.LoadAutoGroupedStreamKernel(Track<Action<Index1D, float, float, float, ArrayView<float>, ArrayView<float>, ArrayView<float>>>(B.SgdStep));
@@ -76,8 +76,15 @@ public sealed partial class IlgpuKernels
         var X = V(x, count, "bn x"); var G = V(gamma, c, "bn gamma"); var Bt = V(beta, c, "bn beta"); var Y = V(y, count, "bn y");
         var RM = V(runningMean, c, "bn running mean"); var RV = V(runningVar, c, "bn running var");
         var SM = V(saveMean, c, "bn save mean"); var SI = V(saveInvStd, c, "bn save istd");
-        Launch(c, () => _bnStatistics(c, n, c, hw, epsilon, momentum, X, RM, RV, SM, SI));
-        Launch((int)count, () => _bnNormalize((int)count, c, hw, X, G, Bt, SM, SI, Y));
+        // μ's float rounding error (one value per channel) passes from the statistics kernel to the normalisation in scratch.
+        lock (_gate)
+        {
+            Enter();
+            var residual = Scratch(ref _scratch1, c);
+            _bnStatistics(c, n, c, hw, epsilon, momentum, X, RM, RV, SM, SI, residual);
+            _bnNormalize((int)count, c, hw, X, G, Bt, SM, residual, SI, Y);
+            _accelerator.Synchronize();
+        }
     }
 
     // dy: (N, C, HW) → dx: (N, C, HW); dgamma, dbeta: (C)

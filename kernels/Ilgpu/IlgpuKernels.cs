@@ -550,7 +550,7 @@ public sealed partial class IlgpuKernels : IKernels
         }
     }
 
-    // Scratch of multi-kernel ops (minibatch-stddev), kept between calls: a device allocation per call
+    // Scratch of multi-kernel ops (minibatch-stddev, batch-norm), kept between calls: a device allocation per call
     // costs more on CUDA than the tiny kernels themselves. Only touched under _gate; grown on demand,
     // freed with the accelerator.
     private MemoryBuffer1D<float, Stride1D.Dense>? _scratch0, _scratch1;

@@ -162,6 +162,36 @@ public abstract class TrainingOracleSuite(TorchOracle oracle) : IDisposable
         TestUtil.AssertClose(expected["db"].Data, Down(DB, c), SumTolerance, "bn dbeta");
     }
 
+    /// <summary>
+    /// A channel whose mean is a thousand times its spread (what a ReLU'd feature map with a large bias gives): y against
+    /// PyTorch in float64 within 1e-5 of its max-abs. Computing y as x·scale + (β − μ·scale), or μ as a float sum of the
+    /// values, loses σ's digits there (6e-5 measured).
+    /// </summary>
+    [Fact]
+    public void BatchNormKeepsItsPrecisionWhenTheMeanDwarfsTheSpread()
+    {
+        const int n = 4, c = 8, hw = 16, count = n * c * hw;
+        var x = TestUtil.Random(count, 21).Select(v => 3f + 0.003f * v).ToArray();
+        var gamma = TestUtil.Random(c, 22).Select(v => 1 + 0.5f * v).ToArray();
+        var beta = TestUtil.Random(c, 23);
+        const float eps = 1e-5f, momentum = 0.1f;
+        var expected = oracle.Run("param_grads", new { kind = "batch_norm_train", eps, momentum, @params = new[] { "w", "b" } }, new T
+        {
+            ["x"] = ([n, c, 4, 4], x), ["w"] = ([c], gamma), ["b"] = ([c], beta), ["running_mean"] = ([c], new float[c]),
+            ["running_var"] = ([c], Enumerable.Repeat(1f, c).ToArray()), ["g"] = ([count], TestUtil.Random(count, 24)),
+        }, float64: true);
+        using var X = Up(x);
+        using var G = Up(gamma);
+        using var B = Up(beta);
+        using var RM = Up(new float[c]);
+        using var RV = Up(Enumerable.Repeat(1f, c).ToArray());
+        using var SM = K.Allocate(c);
+        using var SI = K.Allocate(c);
+        using var Y = K.Allocate(count);
+        K.BatchNormTrainForward(n, c, hw, eps, momentum, X, G, B, RM, RV, SM, SI, Y);
+        TestUtil.AssertClose(expected["y"].Data, Down(Y, count), 1e-5, "bn y, mean ≫ spread");
+    }
+
     [Theory]
     [InlineData("sgd", 0.0f)]
     [InlineData("sgd", 5e-4f)]

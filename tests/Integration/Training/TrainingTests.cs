@@ -15,16 +15,17 @@ namespace ModelGuardian.Tests.Training;
 /// every parameter's gradient, and the input's, within relative L2 1e-4 (ResNet-18; 2e-4 for the deeper ResNet-50,
 /// whose fp32 gradients measured 1.03e-4 from the float64 ones on an early γ) and no element
 /// beyond 3e-4 of the max-abs (batch-norm's backward subtracts batch means of products, so a
-/// deep net's small γ/β gradients carry the fp32 rounding of everything above them). Widths stay ≥ 4: a ResNet-50 of width 2 (two-channel
-/// batch-norms over tiny late feature maps) amplifies fp32 rounding to ~1e-3 on the stem's γ —
-/// ill-conditioning, not an error, but beyond what this tolerance can tell apart.
+/// deep net's small γ/β gradients carry the fp32 rounding of everything above them). The ResNet-50 is of width 8: narrower
+/// ones (batch-norms of few channels over the 2×2 maps of its last stage, 16 values each at batch 4) are ill-conditioned —
+/// at width 4 a 1e-6 relative change of the input moves the float64 input gradient by ~2e-3, so fp32 rounding that
+/// merely differs between instruction sets shows as errors of 1e-3 to 1e-2, beyond what this tolerance can tell apart.
 /// </summary>
 [Collection(OracleCollection.Name)]
 public sealed class TrainableResNetOracleTests(TorchOracle oracle)
 {
     [Theory]
     [InlineData(18, 4, "cifar", 10, 4, 16)]
-    [InlineData(50, 4, "cifar", 3, 4, 16)]
+    [InlineData(50, 8, "cifar", 3, 4, 16)]
     [InlineData(18, 4, "imagenet", 1, 4, 64)]
     public void ParameterGradientsAndRunningStatisticsMatchPyTorch(int depth, int width, string stem, int outputs, int batch, int side)
     {
