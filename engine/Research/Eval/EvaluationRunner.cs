@@ -13,7 +13,7 @@ namespace ModelGuardian.Engine.Eval;
 /// The models and data an evaluation runs on (loaded by the caller). Trained generators (name, generator), if any, join the
 /// generalisation table. <see cref="DetectorFamilies"/>, aligned with the detector's sub-detectors, names the generator
 /// families each was trained on (null where unknown): what the leave-one-family-out table holds out. <see cref="Baselines"/>
-/// holds the networks that baseline defences other than the victim need (MAD's surrogate).
+/// holds the networks that baseline defences other than the victim need (MAD's surrogate, AM's misinformation model, SEAT's encoder).
 /// </summary>
 public sealed record EvaluationSetup(IKernels Kernels, VictimClassifier Victim, DfmsDetector Detector, CloneTestSet Test, IProxyImages? Proxy,
                                      IReadOnlyList<(string Name, ImageGenerator Generator)>? TrainedGenerators = null,
