@@ -32,6 +32,7 @@ internal static class EvalCommand
         var samples = new Option<int>("--samples") { Description = "images per source for DAcc and the generalisation table (attack queries kept, generator samples)", DefaultValueFactory = _ => new EvaluationOptions().DetectionSamples };
         var studentWidth = new Option<int>("--student-width") { Description = "width of the attacker's ResNet-18 clone", DefaultValueFactory = _ => new EvaluationOptions().StudentWidth };
         var tau = new Option<int>("--tau") { DefaultValueFactory = _ => GuardianOptions.DefaultTau };
+        var sprtFpr = new Option<double>("--sprt-fpr") { Description = "mg-sprt's H0: the false-positive rate its SPRT line assumes (mg serve's policy.sprt_fpr)", DefaultValueFactory = _ => new EvaluationOptions().SprtFpr };
         var collusion = new Option<int>("--collusion") { Description = "accounts of the colluding attacker in the early-termination comparison", DefaultValueFactory = _ => new EvaluationOptions().Collusion };
         var seed = new Option<ulong>("--seed") { DefaultValueFactory = _ => 1UL };
         var backend = new Option<string>("--backend") { DefaultValueFactory = _ => "auto" };
@@ -40,7 +41,7 @@ internal static class EvalCommand
         var preset = new Option<string>("--preset") { Description = "short (minutes: every attack at --budget) or long (each attack its own budget, about 3 hours on 2 cores; docs/evaluation.md); options given explicitly override it", DefaultValueFactory = _ => "short" };
         var cmd = new Command("eval", "Runs the built-in data-free stealing attacks against each defence and writes the paper's tables (Markdown, CSV) and clone-accuracy plots.")
         {
-            models, output, preset, budget, attacks, defenses, noAdaptive, evasiveBlur, evasiveJpeg, testData, testImages, samples, postProcess, proxy, studentWidth, tau, collusion, seed, backend,
+            models, output, preset, budget, attacks, defenses, noAdaptive, evasiveBlur, evasiveJpeg, testData, testImages, samples, postProcess, proxy, studentWidth, tau, sprtFpr, collusion, seed, backend,
         };
         cmd.SetAction(parse => Program.Run(() =>
         {
@@ -63,6 +64,7 @@ internal static class EvalCommand
                 EvasiveJpeg = parse.GetValue(evasiveJpeg),
                 StudentWidth = parse.GetValue(studentWidth),
                 Tau = parse.GetValue(tau),
+                SprtFpr = parse.GetValue(sprtFpr),
                 Collusion = parse.GetValue(collusion),
                 DetectionSamples = parse.GetValue(samples),
                 FamilySamples = parse.GetValue(samples),
@@ -113,6 +115,7 @@ internal static class EvalCommand
             o.Tau, o.Delta, o.V, o.Seed, o.StudentWidth, o.DetectionSamples, o.FamilySamples, test_images = testCount,
             victim = Sha256(models.File("victim.mgw")), transform = Sha256(models.File("transform.mgw")),
             detectors = models.DetectorFiles.Select(f => $"{Path.GetFileName(f)} {Sha256(f)}").ToList(),
+            sprt_fpr = o.Defenses.Contains(DefenseIds.ModelGuardianSequential) ? o.SprtFpr : (double?)null,
             misinformation = o.Defenses.Contains(DefenseIds.AdaptiveMisinformation) ? Sha256(models.File("misinformation.mgw")) : null,
             seat_encoder = o.Defenses.Contains(DefenseIds.Seat) ? Sha256(models.File("seat-encoder.mgw")) : null,
             proxy = o.Attacks.Contains(AttackKind.DfmsHl) ? $"{MnistDigits.TarballName} {Sha256Any(proxyPath)}" : null,

@@ -14,17 +14,17 @@ public static class DefenseIds
 {
     public const string None = "none", RandomNoise = "rs", ReverseSigmoid = "reverse-sigmoid", DPreds = "dpreds", DPredsRandomized = "dpreds-random",
         Prada = "prada", ModelGuardian = "mg", ModelGuardianNoTermination = "mg-no-term", Mad = "mad",
-        AdaptiveMisinformation = "am", Seat = "seat";
+        AdaptiveMisinformation = "am", Seat = "seat", ModelGuardianSequential = "mg-sprt";
 
     /// <summary>Table I's columns, in order.</summary>
     public static IReadOnlyList<string> TableOne { get; } = [None, RandomNoise, Mad, AdaptiveMisinformation, ReverseSigmoid, Prada, Seat, ModelGuardian];
 
-    public static IReadOnlyList<string> All { get; } = [None, RandomNoise, Mad, AdaptiveMisinformation, ReverseSigmoid, DPreds, DPredsRandomized, Prada, Seat, ModelGuardian, ModelGuardianNoTermination];
+    public static IReadOnlyList<string> All { get; } = [None, RandomNoise, Mad, AdaptiveMisinformation, ReverseSigmoid, DPreds, DPredsRandomized, Prada, Seat, ModelGuardian, ModelGuardianSequential, ModelGuardianNoTermination];
 
     public static string DisplayName(string id) => id switch
     {
         None => "None", RandomNoise => "RS", Mad => "MAD", AdaptiveMisinformation => "AM", ReverseSigmoid => "Reverse sigmoid", DPreds => "DPreds", DPredsRandomized => "DPreds (randomised)",
-        Prada => "PRADA", Seat => "SEAT", ModelGuardian => "Model-Guardian", ModelGuardianNoTermination => "MG without termination",
+        Prada => "PRADA", Seat => "SEAT", ModelGuardian => "Model-Guardian", ModelGuardianSequential => "MG with the SPRT line", ModelGuardianNoTermination => "MG without termination",
         _ => throw new ArgumentException($"Unknown defence '{id}'; known: {string.Join(", ", All)}."),
     };
 
@@ -62,6 +62,11 @@ public sealed record EvaluationOptions
     /// <summary>JPEG quality of the second evasive attacker's re-encoding (straight-through gradient), against Model-Guardian; 0 leaves it out.</summary>
     public int EvasiveJpeg { get; init; } = 50;
     public int Tau { get; init; } = Guardian.GuardianOptions.DefaultTau;
+    /// <summary>
+    /// `mg-sprt`'s H0: the detector's false-positive rate the SPRT line assumes (as `mg serve`'s policy.sprt_fpr). Above the
+    /// measured FPR, so that the line is conservative for benign users.
+    /// </summary>
+    public double SprtFpr { get; init; } = 0.01;
     public double Delta { get; init; } = 0.5;
     public double V { get; init; } = 0.5;
     /// <summary>Attack queries kept per attack (spread evenly over its undefended run) for DAcc and the generalisation table.</summary>
@@ -105,9 +110,9 @@ public sealed record EvaluationOptions
                 if (Adaptive && d is DefenseIds.DPreds or DefenseIds.DPredsRandomized)
                     cells.Add(new AttackCell(a, d, AttackerKind.Adaptive));
                 // The evasive attacker where detection decides: does a blurred stream still get its account closed?
-                if (EvasiveBlur > 0 && d is DefenseIds.ModelGuardian)
+                if (EvasiveBlur > 0 && d is DefenseIds.ModelGuardian or DefenseIds.ModelGuardianSequential)
                     cells.Add(new AttackCell(a, d, AttackerKind.Evasive, Blur: EvasiveBlur));
-                if (EvasiveJpeg > 0 && d is DefenseIds.ModelGuardian)
+                if (EvasiveJpeg > 0 && d is DefenseIds.ModelGuardian or DefenseIds.ModelGuardianSequential)
                     cells.Add(new AttackCell(a, d, AttackerKind.Evasive, Jpeg: EvasiveJpeg));
             }
         return cells;
@@ -121,6 +126,7 @@ public sealed record EvaluationOptions
         if (Attacks.Count == 0 || Defenses.Count == 0) throw new ArgumentException("At least one attack and one defence are needed.");
         foreach (var d in Defenses) DefenseIds.Check(d);
         if (!Defenses.Contains(DefenseIds.None)) throw new ArgumentException("The undefended run ('none') is needed: it is the baseline and supplies the attack queries for DAcc.");
+        if (!(SprtFpr > 0 && SprtFpr < 0.5)) throw new ArgumentException($"--sprt-fpr must lie in (0, 0.5), got {SprtFpr}.");
         if (Collusion < 1) throw new ArgumentException($"--collusion must be at least 1 account, got {Collusion}.");
         if (DetectionSamples < 1 || FamilySamples < 1 || StudentWidth < 1) throw new ArgumentException("Sample counts and the student width must be positive.");
         if (!(EvasiveBlur >= 0 && EvasiveBlur <= 16)) throw new ArgumentException($"The evasive attacker's blur σ must lie in [0, 16], got {EvasiveBlur}.");

@@ -63,18 +63,22 @@ public static class EvaluationReport
             md.AppendLine(MarkdownTable.Render(hd, ta)).AppendLine();
         }
 
-        var evasive = new List<(string Label, AttackCell Of)>();
-        if (o.EvasiveBlur > 0) evasive.Add(($"blur σ {o.EvasiveBlur.ToString(CultureInfo.InvariantCulture)}", new AttackCell(default, DefenseIds.ModelGuardian, AttackerKind.Evasive, Blur: o.EvasiveBlur)));
-        if (o.EvasiveJpeg > 0) evasive.Add(($"JPEG {o.EvasiveJpeg}", new AttackCell(default, DefenseIds.ModelGuardian, AttackerKind.Evasive, Jpeg: o.EvasiveJpeg)));
-        if (evasive.Count > 0 && o.Defenses.Contains(DefenseIds.ModelGuardian))
+        var evasive = new List<(string Label, Func<string, AttackCell> Of)>();
+        if (o.EvasiveBlur > 0) evasive.Add(($"blur σ {o.EvasiveBlur.ToString(CultureInfo.InvariantCulture)}", d => new AttackCell(default, d, AttackerKind.Evasive, Blur: o.EvasiveBlur)));
+        if (o.EvasiveJpeg > 0) evasive.Add(($"JPEG {o.EvasiveJpeg}", d => new AttackCell(default, d, AttackerKind.Evasive, Jpeg: o.EvasiveJpeg)));
+        var guardians = new[] { DefenseIds.ModelGuardian, DefenseIds.ModelGuardianSequential }.Where(o.Defenses.Contains).ToList();
+        if (evasive.Count > 0 && guardians.Count > 0)
         {
             md.AppendLine("## Beyond the paper — the evasive attacker: a step at the end of its generator that washes out up-sampling traces, against Model-Guardian").AppendLine();
-            md.AppendLine("Blur is differentiable; JPEG is trained through with a straight-through gradient. Queries answered (of the budget), whether the account was terminated, and CAcc, %:").AppendLine();
-            string Outcome(AttackCellResult? c) => c is null ? "–" : $"{c.Answered:N0}{(c.Terminated ? " (terminated)" : "")}, {Pct(c.FinalCloneAccuracy)}";
+            md.AppendLine("Blur is differentiable; JPEG is trained through with a straight-through gradient. Queries answered (of the budget), whether the account was terminated, " +
+                          "the share of answered queries the detector flagged, and CAcc, %. The SPRT line (`mg-sprt`, H0: FPR " +
+                          $"{(100 * o.SprtFpr).ToString("0.##", CultureInfo.InvariantCulture)} %) acts on the flagged count as it grows; the paper's rule only once τ queries are in and more than δ of them flagged:").AppendLine();
+            string Outcome(AttackCellResult? c) => c is null ? "–"
+                : $"{c.Answered:N0}{(c.Terminated ? " (terminated)" : "")}{(c.Flagged is { } f && c.Answered > 0 ? $", {Pct((double)f / c.Answered)} flagged" : "")}, {Pct(c.FinalCloneAccuracy)}";
             AttackCellResult? ByKey(string key) => r.Attacks.FirstOrDefault(c => c.Key == key);
-            var te = attacks.Select(a => (IReadOnlyList<string>)new List<string> { AttackFactory.DisplayName(a), Outcome(Cell(a, DefenseIds.ModelGuardian)) }
-                .Concat(evasive.Select(e => Outcome(ByKey((e.Of with { Attack = a }).Key)))).ToList()).ToList();
-            md.AppendLine(MarkdownTable.Render(new List<string> { "Attack", "naive" }.Concat(evasive.Select(e => e.Label)).ToList(), te)).AppendLine();
+            var te = attacks.SelectMany(a => guardians.Select(d => (IReadOnlyList<string>)new List<string> { AttackFactory.DisplayName(a), DefenseIds.DisplayName(d), Outcome(Cell(a, d)) }
+                .Concat(evasive.Select(e => Outcome(ByKey((e.Of(d) with { Attack = a }).Key)))).ToList())).ToList();
+            md.AppendLine(MarkdownTable.Render(new List<string> { "Attack", "Defence", "naive" }.Concat(evasive.Select(e => e.Label)).ToList(), te)).AppendLine();
         }
 
         if (asMade.Count > 0)
@@ -95,9 +99,10 @@ public static class EvaluationReport
         md.AppendLine("`results.csv` (one row per attack run), `curves.csv` (clone accuracy against queries), `detection.csv` (share flagged per source, post-processing step and sub-detector), " +
                       "`plot-<attack>.png`; the raw results are in `cells/`.");
         store.WriteReport("report.md", md.ToString());
-        store.WriteReport("results.csv", Csv.Format(new[] { new[] { "attack", "defense", "attacker", "budget", "spent", "answered", "terminated", "clone_accuracy", "seconds" } }
+        store.WriteReport("results.csv", Csv.Format(new[] { new[] { "attack", "defense", "attacker", "budget", "spent", "answered", "terminated", "clone_accuracy", "seconds", "flagged" } }
             .Concat(r.Attacks.Select(c => new[] { AttackFactory.DisplayName(c.Attack), c.Defense, c.Attacker.ToString().ToLowerInvariant(), c.Budget.ToString(CultureInfo.InvariantCulture),
-                c.Spent.ToString(CultureInfo.InvariantCulture), c.Answered.ToString(CultureInfo.InvariantCulture), c.Terminated ? "true" : "false", Csv.Format(c.FinalCloneAccuracy), Csv.Format(Math.Round(c.Seconds, 1)) }))));
+                c.Spent.ToString(CultureInfo.InvariantCulture), c.Answered.ToString(CultureInfo.InvariantCulture), c.Terminated ? "true" : "false", Csv.Format(c.FinalCloneAccuracy), Csv.Format(Math.Round(c.Seconds, 1)),
+                c.Flagged?.ToString(CultureInfo.InvariantCulture) ?? "" }))));
         store.WriteReport("detection.csv", DetectionReport.CsvText(r));
         store.WriteReport("curves.csv", Csv.Format(new[] { new[] { "attack", "defense", "attacker", "queries", "clone_accuracy" } }
             .Concat(r.Attacks.SelectMany(c => c.Curve.Select(p => new[] { AttackFactory.DisplayName(c.Attack), c.Defense, c.Attacker.ToString().ToLowerInvariant(),

@@ -19,8 +19,9 @@ public sealed record EvaluationSetup(IKernels Kernels, VictimClassifier Victim, 
                                      IReadOnlyList<(string Name, ImageGenerator Generator)>? TrainedGenerators = null,
                                      IReadOnlyList<IReadOnlySet<GeneratorFamily>?>? DetectorFamilies = null, BaselineModels? Baselines = null);
 
+/// <param name="Flagged">Behind a Guardian: the attacker's queries its ledger counted as flagged (null for other defences).</param>
 public sealed record AttackCellResult(string Key, AttackKind Attack, string Defense, AttackerKind Attacker, long Budget, long Spent, long Answered,
-                                      bool Terminated, double FinalCloneAccuracy, IReadOnlyList<ClonePoint> Curve, double Seconds);
+                                      bool Terminated, double FinalCloneAccuracy, IReadOnlyList<ClonePoint> Curve, double Seconds, long? Flagged = null);
 
 /// <summary>A benign user sending the victim's test set through a defence: BAcc counts refusals as errors.</summary>
 public sealed record BenignResult(string Defense, int Queries, int Answered, int Correct, int Flagged, bool Terminated)
@@ -159,8 +160,9 @@ public sealed class EvaluationRunner(EvaluationSetup setup, EvaluationOptions op
         }
         var r = await attack.RunAsync(client, setup.Test, new Progress<AttackProgress>(report), cancellationToken).ConfigureAwait(false);
         if (sampler != null) store.SaveFloats($"samples-{cell.Attack.ToString().ToLowerInvariant()}", sampler.Samples());
+        long? flagged = defended.Ledger is { } ledger ? (await ledger.GetAsync(AttackerUser, cancellationToken).ConfigureAwait(false))?.Flagged ?? 0 : null;
         return new AttackCellResult(cell.Key, cell.Attack, cell.Defense, cell.Attacker, r.Budget, r.QueriesSpent, r.QueriesAnswered, r.Terminated,
-                                    r.FinalCloneAccuracy, r.Curve, clock.Elapsed.TotalSeconds);
+                                    r.FinalCloneAccuracy, r.Curve, clock.Elapsed.TotalSeconds, flagged);
     }
 
     private async Task<BenignResult> RunBenignAsync(string defense, CancellationToken cancellationToken)
@@ -241,9 +243,15 @@ public sealed class EvaluationRunner(EvaluationSetup setup, EvaluationOptions op
         switch (defense)
         {
             case DefenseIds.ModelGuardian:
+            case DefenseIds.ModelGuardianSequential:
             case DefenseIds.ModelGuardianNoTermination:
                 var ledger = new InMemoryLedger();
-                var policy = defense == DefenseIds.ModelGuardian ? new TerminationPolicy(options.Tau, options.Delta) : new TerminationPolicy(int.MaxValue, options.Delta);
+                var policy = defense switch
+                {
+                    DefenseIds.ModelGuardian => new TerminationPolicy(options.Tau, options.Delta),
+                    DefenseIds.ModelGuardianSequential => TerminationPolicy.WithSequentialTest(options.Tau, options.Delta, options.SprtFpr),
+                    _ => new TerminationPolicy(int.MaxValue, options.Delta),
+                };
                 var guardian = new Guardian.Guardian(new GuardianModels(victim, setup.Detector), ledger, NullAuditLog.Instance, new GuardianOptions { Policy = policy, DeceptionV = options.V });
                 return new DefendedClient(new GuardianVictimClient(guardian, user, victim.Classes), ledger);
             default:

@@ -71,12 +71,17 @@ public sealed class EvaluationRunnerTests : IDisposable
         var store = new ResultStore(_dir, new { Options.Budget, test = 1 });
         var results = await new EvaluationRunner(m.Setup(k), Options, store).RunAsync();
 
-        // 2 attacks × 11 defences naively, plus the adaptive attacker against the 2 deception modes and the two evasive ones against Model-Guardian.
-        Assert.Equal(2 * (11 + 2 + 2), results.Attacks.Count);
-        Assert.Equal(["attack-dast-mg-evasive-blur1", "attack-dast-mg-evasive-jpeg50", "attack-dfme-mg-evasive-blur1", "attack-dfme-mg-evasive-jpeg50"],
+        // 2 attacks × 12 defences naively, plus the adaptive attacker against the 2 deception modes and the two evasive ones
+        // against Model-Guardian under each rule.
+        Assert.Equal(2 * (12 + 2 + 4), results.Attacks.Count);
+        Assert.Equal(["attack-dast-mg-evasive-blur1", "attack-dast-mg-evasive-jpeg50", "attack-dast-mg-sprt-evasive-blur1", "attack-dast-mg-sprt-evasive-jpeg50",
+                      "attack-dfme-mg-evasive-blur1", "attack-dfme-mg-evasive-jpeg50", "attack-dfme-mg-sprt-evasive-blur1", "attack-dfme-mg-sprt-evasive-jpeg50"],
                      results.Attacks.Where(c => c.Attacker == AttackerKind.Evasive).Select(c => c.Key).Order());
+        // The Guardian's cells carry the ledger's flagged count, at most what was answered (plus the query that terminated); the others none.
+        Assert.All(results.Attacks, c => Assert.Equal(c.Defense.StartsWith("mg"), c.Flagged.HasValue));
+        Assert.All(results.Attacks.Where(c => c.Flagged.HasValue), c => Assert.InRange(c.Flagged!.Value, 0, c.Spent));
         Assert.All(results.Attacks, c => Assert.True(c.Terminated ? c.Spent <= 24 : c.Spent == 24, $"{c.Key}: spent {c.Spent}"));
-        Assert.Equal(11, results.Benign.Count);
+        Assert.Equal(12, results.Benign.Count);
         // Benign, each generator family with a colour and with the attacks' grey head, one trained generator, two attacks' samples:
         // each as made and after every post-processing step.
         int families = Enum.GetValues<GeneratorFamily>().Length, sources = 1 + 2 * families + 1 + 2;
@@ -92,7 +97,7 @@ public sealed class EvaluationRunnerTests : IDisposable
         Assert.All(results.Detection.Where(d => d.Source.StartsWith("attack")), d => Assert.Equal(5, d.Samples));
         // A benign user's labels survive DPreds and the Guardian unchanged (ranking kept); the victim's own accuracy is the "none" row.
         double plain = results.Benign.Single(b => b.Defense == DefenseIds.None).BenignAccuracy;
-        foreach (var d in new[] { DefenseIds.DPreds, DefenseIds.DPredsRandomized, DefenseIds.ModelGuardianNoTermination })
+        foreach (var d in new[] { DefenseIds.DPreds, DefenseIds.DPredsRandomized, DefenseIds.ModelGuardianNoTermination, DefenseIds.ModelGuardianSequential })
             Assert.Equal(plain, results.Benign.Single(b => b.Defense == d).BenignAccuracy);
 
         string report = EvaluationReport.Write(store, Options, results);
