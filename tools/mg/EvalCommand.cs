@@ -38,7 +38,7 @@ internal static class EvalCommand
         var backend = new Option<string>("--backend") { DefaultValueFactory = _ => "auto" };
         var proxy = ProxyOption();
         var postProcess = new Option<string>("--post-process") { Description = "comma-separated post-processing steps every detection source is also screened after (blur-σ, jpeg-quality, downup-factor, noise-σ), or 'none'", DefaultValueFactory = _ => string.Join(",", PostProcess.Protocol.Select(p => p.Name)) };
-        var preset = new Option<string>("--preset") { Description = "short (minutes: every attack at --budget) or long (each attack its own budget, about 3 hours on 2 cores; docs/evaluation.md); options given explicitly override it", DefaultValueFactory = _ => "short" };
+        var preset = new Option<string>("--preset") { Description = "short (minutes: every attack at --budget) or long (each attack its own budget, 3–4 hours on 2 cores; docs/evaluation.md); options given explicitly override it", DefaultValueFactory = _ => "short" };
         var cmd = new Command("eval", "Runs the built-in data-free stealing attacks against each defence and writes the paper's tables (Markdown, CSV) and clone-accuracy plots.")
         {
             models, output, preset, budget, attacks, defenses, noAdaptive, evasiveBlur, evasiveJpeg, testData, testImages, samples, postProcess, proxy, studentWidth, tau, sprtFpr, collusion, seed, backend,

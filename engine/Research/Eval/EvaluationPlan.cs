@@ -81,9 +81,9 @@ public sealed record EvaluationOptions
     public ulong Seed { get; init; } = 1;
 
     /// <summary>
-    /// `mg eval --preset long`: every built attack against every defence, each attack with the budget that lets
-    /// its eight continuing cells (those a defence does not cut off) take about half an hour on 2 cores — the
-    /// attacks differ several-fold in CPU time per query — so the whole matrix takes about three hours.
+    /// `mg eval --preset long`: every built attack against every defence, each attack with a budget sized by its CPU
+    /// time per query — the attacks differ several-fold — so that the whole matrix takes three to four hours on 2 cores
+    /// (docs/evaluation.md has the sizing).
     /// <see cref="Budget"/> is DFME's, and the collusion table's.
     /// </summary>
     public static EvaluationOptions Long { get; } = new()
