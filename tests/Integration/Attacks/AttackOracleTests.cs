@@ -1,5 +1,8 @@
 using ModelGuardian.Engine.Attacks;
+using ModelGuardian.Engine.Core;
 using ModelGuardian.Engine.Guardian;
+using ModelGuardian.Engine.Networks;
+using ModelGuardian.Engine.Training;
 using ModelGuardian.Kernels.Cpu;
 using ModelGuardian.Tests.Oracle;
 using T = System.Collections.Generic.Dictionary<string, (int[] Shape, float[] Data)>;
@@ -28,7 +31,75 @@ public sealed class AttackOracleTests(TorchOracle oracle)
         }
     }
 
+    /// <summary>
+    /// One attack against the tiny random victim with its draws traced, and the oracle's inputs: its networks' tensors
+    /// before the run (under "g:", "s:" and what a test adds), then the draws and answers a test names.
+    /// </summary>
+    private sealed class TracedRun : IDisposable
+    {
+        private readonly CpuKernels _kernels = new();
+        private readonly Network _victim;
+
+        public TracedRun(AttackKind kind, AttackOptions options)
+        {
+            _victim = TinyAttack.Victim(_kernels);
+            Client = new RecordingClient(new DefendedVictimClient(new VictimClassifier(_victim), new NoDefense()));
+            Options = options;
+            Attack = TinyAttack.Create(_kernels, kind, options);
+            Attack.Trace = (name, values) => Trace.Add((name, values.ToArray()));
+            AddTensors("g:", Attack.GeneratorNetwork.Export());
+            AddTensors("s:", Attack.Student.Export());
+        }
+
+        public DataFreeAttack Attack { get; }
+        public AttackOptions Options { get; }
+        public RecordingClient Client { get; }
+        public List<(string Name, float[] Values)> Trace { get; } = new();
+        public T Inputs { get; } = new() { ["x"] = ([1], [0f]) };
+
+        public void AddTensors(string prefix, TensorSet set)
+        {
+            foreach (var (name, t) in set.Tensors) Inputs[prefix + name] = (t.Shape, t.Data);
+        }
+
+        public void AddTrace(string input, int index, params int[] shape) => Inputs[input] = (shape.Length > 0 ? shape : [Trace[index].Values.Length], Trace[index].Values);
+
+        public void AddAnswers(string input, int batch) => Inputs[input] = ([Client.Batches[batch].Answers.Length, TinyAttack.Classes], Flatten(Client.Batches[batch].Answers));
+
+        public Task RunAsync() => Attack.RunAsync(Client, TinyAttack.TestSet(4));
+
+        /// <summary>What every attack op reads besides its tensors; a test adds its own.</summary>
+        public Dictionary<string, object> Parameters()
+        {
+            var norm = Attack.Student.Architecture.EffectiveNormalization;
+            return new()
+            {
+                ["shift"] = Options.ImageShift, ["classes"] = TinyAttack.Classes, ["diversity"] = Options.DiversityWeight,
+                ["generator_width"] = Options.GeneratorWidth, ["student_width"] = Options.StudentWidth,
+                ["generator_lr"] = Options.GeneratorLearningRate, ["student_lr"] = Options.StudentLearningRate,
+                ["mean"] = norm.Mean, ["std"] = norm.Std,
+            };
+        }
+
+        public void Dispose()
+        {
+            Attack.Dispose();
+            _victim.Dispose();
+            _kernels.Dispose();
+        }
+    }
+
     private static float[] Flatten(double[][] rows) => rows.SelectMany(r => r.Select(v => (float)v)).ToArray();
+
+    /// <summary>A network's gradient as traced (its parameters concatenated in store order) against the oracle's, 1e-3 relative L2.</summary>
+    private static void AssertGradient(Dictionary<string, (int[] Shape, float[] Data)> expected, string prefix, TrainableGraph network, float[] traced, string what)
+        => TestUtil.AssertRelativeL2(network.Parameters.Trainable.SelectMany(p => expected[prefix + p.Name].Data).ToArray(), traced, 1e-3, what);
+
+    /// <summary>Every tensor of a network after the iteration (parameters and running statistics) against the oracle's.</summary>
+    private static void AssertTensors(Dictionary<string, (int[] Shape, float[] Data)> expected, string prefix, TensorSet actual, double tolerance, string what)
+    {
+        foreach (var (name, t) in actual.Tensors) TestUtil.AssertClose(expected[prefix + name].Data, t.Data, tolerance, $"{what} {name}");
+    }
 
     /// <summary>
     /// DFME and MAZE with their recipes (batches cut to 4 and 2, replay off, widths 4 and 8): the generator's zeroth-order
@@ -45,60 +116,39 @@ public sealed class AttackOracleTests(TorchOracle oracle)
     [InlineData(AttackKind.Maze, 2, "kl")]
     public async Task OneZerothOrderIterationMatchesPyTorch(AttackKind kind, int n, string loss)
     {
-        using var k = new CpuKernels();
-        using var victimNet = TinyAttack.Victim(k);
-        var client = new RecordingClient(new DefendedVictimClient(new VictimClassifier(victimNet), new NoDefense()));
         var recipe = AttackOptions.For(kind, budget: 1);
         int m = recipe.Directions, steps = recipe.StudentSteps;
-        var options = recipe with
+        using var run = new TracedRun(kind, recipe with
         {
             Budget = n * (m + 1) + steps * n, BatchSize = n, StudentWidth = 4, GeneratorWidth = 8, ReplaySteps = 0, EvaluationPoints = 1,
-        };
-        using var attack = TinyAttack.Create(k, kind, options);
-        var trace = new List<(string Name, float[] Values)>();
-        attack.Trace = (name, values) => trace.Add((name, values.ToArray()));
-        var generatorBefore = attack.GeneratorNetwork.Export();
-        var studentBefore = attack.Student.Export();
-        await attack.RunAsync(client, TinyAttack.TestSet(4));
+        });
+        await run.RunAsync();
 
+        var trace = run.Trace;
         Assert.Equal(new[] { "noise", "directions", "losses", "slopes", "generator-gradient" }.Concat(Enumerable.Repeat("noise", steps)), trace.Select(d => d.Name));
-        Assert.Equal(1 + steps, client.Batches.Count);
-        var inputs = new T
-        {
-            ["x"] = ([1], [0f]),
-            ["z1"] = ([n, 64], trace[0].Values),
-            ["u"] = ([n, m, 32 * 32], trace[1].Values),
-            ["caller_slopes"] = ([n * m], trace[3].Values),
-            ["caller_generator_gradient"] = ([trace[4].Values.Length], trace[4].Values),
-            ["answers1"] = ([n * (m + 1), TinyAttack.Classes], Flatten(client.Batches[0].Answers)),
-        };
+        Assert.Equal(1 + steps, run.Client.Batches.Count);
+        run.AddTrace("z1", 0, n, 64);
+        run.AddTrace("u", 1, n, m, 32 * 32);
+        run.AddTrace("caller_slopes", 3);
+        run.AddTrace("caller_generator_gradient", 4);
+        run.AddAnswers("answers1", 0);
         for (int s = 0; s < steps; s++)
         {
-            inputs[$"z2_{s}"] = ([n, 64], trace[5 + s].Values);
-            inputs[$"answers2_{s}"] = ([n, TinyAttack.Classes], Flatten(client.Batches[1 + s].Answers));
+            run.AddTrace($"z2_{s}", 5 + s, n, 64);
+            run.AddAnswers($"answers2_{s}", 1 + s);
         }
-        foreach (var (name, t) in generatorBefore.Tensors) inputs["g:" + name] = (t.Shape, t.Data);
-        foreach (var (name, t) in studentBefore.Tensors) inputs["s:" + name] = (t.Shape, t.Data);
-        var norm = attack.Student.Architecture.EffectiveNormalization;
-        var expected = oracle.Run("zeroth_order_iteration", new
-        {
-            n, m, loss, student_steps = steps, epsilon = options.Epsilon, shift = options.ImageShift, classes = TinyAttack.Classes,
-            generator_width = options.GeneratorWidth, student_width = options.StudentWidth,
-            generator_lr = options.GeneratorLearningRate, student_lr = options.StudentLearningRate,
-            mean = norm.Mean, std = norm.Std,
-        }, inputs, float64: true);
+        var parameters = run.Parameters();
+        (parameters["n"], parameters["m"], parameters["loss"], parameters["student_steps"], parameters["epsilon"]) = (n, m, loss, steps, run.Options.Epsilon);
+        var expected = oracle.Run("zeroth_order_iteration", parameters, run.Inputs, float64: true);
 
-        TestUtil.AssertClose(expected["images1"].Data, client.Batches[0].Images, 1e-5, "the zeroth-order queries");
+        TestUtil.AssertClose(expected["images1"].Data, run.Client.Batches[0].Images, 1e-5, "the zeroth-order queries");
         TestUtil.AssertClose(expected["losses"].Data, trace[2].Values, 1e-5, "the zeroth-order losses");
         TestUtil.AssertRelativeL2(expected["slopes"].Data, trace[3].Values, 0.1, "the zeroth-order slopes");
-        var gradient = attack.GeneratorNetwork.Parameters.Trainable.SelectMany(p => expected["gg:" + p.Name].Data).ToArray();
-        TestUtil.AssertRelativeL2(gradient, trace[4].Values, 1e-3, "the generator's gradient");
-        foreach (var (name, t) in attack.GeneratorNetwork.Export().Tensors)
-            TestUtil.AssertClose(expected["g:" + name].Data, t.Data, 1e-5, $"generator {name} after its step and the fresh batches");
+        AssertGradient(expected, "gg:", run.Attack.GeneratorNetwork, trace[4].Values, "the generator's gradient");
+        AssertTensors(expected, "g:", run.Attack.GeneratorNetwork.Export(), 1e-5, "generator, after its step and the fresh batches:");
         for (int s = 0; s < steps; s++)
-            TestUtil.AssertClose(expected[$"images2_{s}"].Data, client.Batches[1 + s].Images, 1e-5, $"the student's fresh queries, step {s + 1}");
-        foreach (var (name, t) in attack.Student.Export().Tensors)
-            TestUtil.AssertClose(expected["s:" + name].Data, t.Data, 1e-4, $"student {name} after its steps");
+            TestUtil.AssertClose(expected[$"images2_{s}"].Data, run.Client.Batches[1 + s].Images, 1e-5, $"the student's fresh queries, step {s + 1}");
+        AssertTensors(expected, "s:", run.Attack.Student.Export(), 1e-4, "student, after its steps:");
     }
 
     /// <summary>
@@ -112,55 +162,34 @@ public sealed class AttackOracleTests(TorchOracle oracle)
     [InlineData(AttackKind.DualStudent)]
     public async Task OneTwoStudentIterationMatchesPyTorch(AttackKind kind)
     {
-        using var k = new CpuKernels();
-        using var victimNet = TinyAttack.Victim(k);
-        var client = new RecordingClient(new DefendedVictimClient(new VictimClassifier(victimNet), new NoDefense()));
         const int n = 4;
         var recipe = AttackOptions.For(kind, budget: 1);
         int steps = recipe.StudentSteps;
-        var options = recipe with { Budget = steps * n, BatchSize = n, StudentWidth = 4, GeneratorWidth = 8, ReplaySteps = 0, EvaluationPoints = 1 };
-        using var attack = (DisguideAttack)TinyAttack.Create(k, kind, options);
-        var trace = new List<(string Name, float[] Values)>();
-        attack.Trace = (name, values) => trace.Add((name, values.ToArray()));
-        var generatorBefore = attack.GeneratorNetwork.Export();
-        var firstBefore = attack.Student.Export();
-        var secondBefore = attack.SecondStudent.Export();
-        await attack.RunAsync(client, TinyAttack.TestSet(4));
+        using var run = new TracedRun(kind, recipe with { Budget = steps * n, BatchSize = n, StudentWidth = 4, GeneratorWidth = 8, ReplaySteps = 0, EvaluationPoints = 1 });
+        var attack = (DisguideAttack)run.Attack;
+        run.AddTensors("s2:", attack.SecondStudent.Export());
+        await run.RunAsync();
 
+        var trace = run.Trace;
         Assert.Equal(new[] { "noise", "generator-gradient" }.Concat(Enumerable.Repeat("noise", steps)), trace.Select(d => d.Name));
-        Assert.Equal(steps, client.Batches.Count);
-        var inputs = new T
-        {
-            ["x"] = ([1], [0f]),
-            ["z1"] = ([n, 64], trace[0].Values),
-            ["caller_generator_gradient"] = ([trace[1].Values.Length], trace[1].Values),
-        };
+        Assert.Equal(steps, run.Client.Batches.Count);
+        run.AddTrace("z1", 0, n, 64);
+        run.AddTrace("caller_generator_gradient", 1);
         for (int s = 0; s < steps; s++)
         {
-            inputs[$"z2_{s}"] = ([n, 64], trace[2 + s].Values);
-            inputs[$"answers2_{s}"] = ([n, TinyAttack.Classes], Flatten(client.Batches[s].Answers));
+            run.AddTrace($"z2_{s}", 2 + s, n, 64);
+            run.AddAnswers($"answers2_{s}", s);
         }
-        foreach (var (name, t) in generatorBefore.Tensors) inputs["g:" + name] = (t.Shape, t.Data);
-        foreach (var (name, t) in firstBefore.Tensors) inputs["s:" + name] = (t.Shape, t.Data);
-        foreach (var (name, t) in secondBefore.Tensors) inputs["s2:" + name] = (t.Shape, t.Data);
-        var norm = attack.Student.Architecture.EffectiveNormalization;
-        var expected = oracle.Run("two_student_iteration", new
-        {
-            student_steps = steps, shift = options.ImageShift, classes = TinyAttack.Classes, diversity = options.DiversityWeight,
-            generator_width = options.GeneratorWidth, student_width = options.StudentWidth,
-            generator_lr = options.GeneratorLearningRate, student_lr = options.StudentLearningRate,
-            mean = norm.Mean, std = norm.Std,
-        }, inputs, float64: true);
+        var parameters = run.Parameters();
+        parameters["student_steps"] = steps;
+        var expected = oracle.Run("two_student_iteration", parameters, run.Inputs, float64: true);
 
-        var gradient = attack.GeneratorNetwork.Parameters.Trainable.SelectMany(p => expected["gg:" + p.Name].Data).ToArray();
-        TestUtil.AssertRelativeL2(gradient, trace[1].Values, 1e-3, "the generator's gradient");
-        foreach (var (name, t) in attack.GeneratorNetwork.Export().Tensors)
-            TestUtil.AssertClose(expected["g:" + name].Data, t.Data, 1e-5, $"generator {name} after its step and the fresh batches");
+        AssertGradient(expected, "gg:", attack.GeneratorNetwork, trace[1].Values, "the generator's gradient");
+        AssertTensors(expected, "g:", attack.GeneratorNetwork.Export(), 1e-5, "generator, after its step and the fresh batches:");
         for (int s = 0; s < steps; s++)
-            TestUtil.AssertClose(expected[$"images2_{s}"].Data, client.Batches[s].Images, 1e-5, $"the students' fresh queries, step {s + 1}");
-        foreach (var (prefix, student) in new[] { ("s:", attack.Student), ("s2:", attack.SecondStudent) })
-            foreach (var (name, t) in student.Export().Tensors)
-                TestUtil.AssertClose(expected[prefix + name].Data, t.Data, 1e-4, $"student {prefix}{name} after its steps");
+            TestUtil.AssertClose(expected[$"images2_{s}"].Data, run.Client.Batches[s].Images, 1e-5, $"the students' fresh queries, step {s + 1}");
+        AssertTensors(expected, "s:", attack.Student.Export(), 1e-4, "student s:, after its steps:");
+        AssertTensors(expected, "s2:", attack.SecondStudent.Export(), 1e-4, "student s2:, after its steps:");
     }
 
     /// <summary>
@@ -170,50 +199,27 @@ public sealed class AttackOracleTests(TorchOracle oracle)
     [Fact]
     public async Task OneDastIterationMatchesPyTorch()
     {
-        using var k = new CpuKernels();
-        using var victimNet = TinyAttack.Victim(k);
-        var client = new RecordingClient(new DefendedVictimClient(new VictimClassifier(victimNet), new NoDefense()));
         const int n = 4;
-        var options = AttackOptions.For(AttackKind.Dast, budget: n) with
+        using var run = new TracedRun(AttackKind.Dast, AttackOptions.For(AttackKind.Dast, budget: n) with
         {
             BatchSize = n, StudentWidth = 4, GeneratorWidth = 8, ReplaySteps = 0, EvaluationPoints = 1,
-        };
-        using var attack = TinyAttack.Create(k, AttackKind.Dast, options);
-        var trace = new List<(string Name, float[] Values)>();
-        attack.Trace = (name, values) => trace.Add((name, values.ToArray()));
-        var generatorBefore = attack.GeneratorNetwork.Export();
-        var studentBefore = attack.Student.Export();
-        await attack.RunAsync(client, TinyAttack.TestSet(4));
+        });
+        await run.RunAsync();
 
+        var trace = run.Trace;
         Assert.Equal(["noise", "labels", "generator-gradient"], trace.Select(d => d.Name));
-        Assert.Single(client.Batches);
+        Assert.Single(run.Client.Batches);
         Assert.True(trace[1].Values.Distinct().Count() > 1, "the codes should name more than one class");
-        var inputs = new T
-        {
-            ["x"] = ([1], [0f]),
-            ["z"] = ([n, 64], trace[0].Values),
-            ["labels"] = ([n], trace[1].Values),
-            ["caller_generator_gradient"] = ([trace[2].Values.Length], trace[2].Values),
-            ["answers"] = ([n, TinyAttack.Classes], Flatten(client.Batches[0].Answers)),
-        };
-        foreach (var (name, t) in generatorBefore.Tensors) inputs["g:" + name] = (t.Shape, t.Data);
-        foreach (var (name, t) in studentBefore.Tensors) inputs["s:" + name] = (t.Shape, t.Data);
-        var norm = attack.Student.Architecture.EffectiveNormalization;
-        var expected = oracle.Run("dast_iteration", new
-        {
-            shift = options.ImageShift, classes = TinyAttack.Classes,
-            generator_width = options.GeneratorWidth, student_width = options.StudentWidth,
-            generator_lr = options.GeneratorLearningRate, student_lr = options.StudentLearningRate,
-            mean = norm.Mean, std = norm.Std,
-        }, inputs, float64: true);
+        run.AddTrace("z", 0, n, 64);
+        run.AddTrace("labels", 1);
+        run.AddTrace("caller_generator_gradient", 2);
+        run.AddAnswers("answers", 0);
+        var expected = oracle.Run("dast_iteration", run.Parameters(), run.Inputs, float64: true);
 
-        TestUtil.AssertClose(expected["images"].Data, client.Batches[0].Images, 1e-5, "the queries");
-        var gradient = attack.GeneratorNetwork.Parameters.Trainable.SelectMany(p => expected["gg:" + p.Name].Data).ToArray();
-        TestUtil.AssertRelativeL2(gradient, trace[2].Values, 1e-3, "the generator's gradient");
-        foreach (var (name, t) in attack.GeneratorNetwork.Export().Tensors)
-            TestUtil.AssertClose(expected["g:" + name].Data, t.Data, 1e-5, $"generator {name} after its step");
-        foreach (var (name, t) in attack.Student.Export().Tensors)
-            TestUtil.AssertClose(expected["s:" + name].Data, t.Data, 1e-4, $"student {name} after its step");
+        TestUtil.AssertClose(expected["images"].Data, run.Client.Batches[0].Images, 1e-5, "the queries");
+        AssertGradient(expected, "gg:", run.Attack.GeneratorNetwork, trace[2].Values, "the generator's gradient");
+        AssertTensors(expected, "g:", run.Attack.GeneratorNetwork.Export(), 1e-5, "generator, after its step:");
+        AssertTensors(expected, "s:", run.Attack.Student.Export(), 1e-4, "student, after its step:");
     }
 
     /// <summary>
@@ -225,50 +231,33 @@ public sealed class AttackOracleTests(TorchOracle oracle)
     [Fact]
     public async Task OneDfmsIterationMatchesPyTorch()
     {
-        using var k = new CpuKernels();
-        using var victimNet = TinyAttack.Victim(k);
-        var client = new RecordingClient(new DefendedVictimClient(new VictimClassifier(victimNet), new NoDefense()));
         const int n = 4;
-        var options = AttackOptions.For(AttackKind.DfmsHl, budget: n) with
+        using var run = new TracedRun(AttackKind.DfmsHl, AttackOptions.For(AttackKind.DfmsHl, budget: n) with
         {
             BatchSize = n, StudentWidth = 4, GeneratorWidth = 8, ReplaySteps = 0, EvaluationPoints = 1, ProxyPretrainSteps = 0,
-        };
-        using var attack = (DfmsHlAttack)TinyAttack.Create(k, AttackKind.DfmsHl, options);
-        var trace = new List<(string Name, float[] Values)>();
-        attack.Trace = (name, values) => trace.Add((name, values.ToArray()));
-        var before = new[] { ("g:", attack.GeneratorNetwork.Export()), ("d:", attack.Discriminator.Export()), ("s:", attack.Student.Export()) };
-        await attack.RunAsync(client, TinyAttack.TestSet(4));
+        });
+        var attack = (DfmsHlAttack)run.Attack;
+        run.AddTensors("d:", attack.Discriminator.Export());
+        await run.RunAsync();
 
+        var trace = run.Trace;
         Assert.Equal(["proxy", "noise", "discriminator-gradient", "noise", "generator-gradient", "noise"], trace.Select(d => d.Name));
-        Assert.Single(client.Batches);
-        var inputs = new T
-        {
-            ["x"] = ([1], [0f]),
-            ["proxy"] = ([n, 3, 32, 32], trace[0].Values),
-            ["z_fake"] = ([n, 64], trace[1].Values),
-            ["caller_discriminator_gradient"] = ([trace[2].Values.Length], trace[2].Values),
-            ["z_gen"] = ([n, 64], trace[3].Values),
-            ["caller_generator_gradient"] = ([trace[4].Values.Length], trace[4].Values),
-            ["z_student"] = ([n, 64], trace[5].Values),
-            ["answers"] = ([n, TinyAttack.Classes], Flatten(client.Batches[0].Answers)),
-        };
-        foreach (var (prefix, set) in before)
-            foreach (var (name, t) in set.Tensors) inputs[prefix + name] = (t.Shape, t.Data);
-        var norm = attack.Student.Architecture.EffectiveNormalization;
-        Assert.Equal(norm, attack.Discriminator.Architecture.EffectiveNormalization);
-        var expected = oracle.Run("dfms_iteration", new
-        {
-            shift = options.ImageShift, classes = TinyAttack.Classes, diversity = options.DiversityWeight,
-            generator_width = options.GeneratorWidth, student_width = options.StudentWidth,
-            generator_lr = options.GeneratorLearningRate, student_lr = options.StudentLearningRate,
-            mean = norm.Mean, std = norm.Std,
-        }, inputs, float64: true);
+        Assert.Single(run.Client.Batches);
+        run.AddTrace("proxy", 0, n, 3, 32, 32);
+        run.AddTrace("z_fake", 1, n, 64);
+        run.AddTrace("caller_discriminator_gradient", 2);
+        run.AddTrace("z_gen", 3, n, 64);
+        run.AddTrace("caller_generator_gradient", 4);
+        run.AddTrace("z_student", 5, n, 64);
+        run.AddAnswers("answers", 0);
+        Assert.Equal(attack.Student.Architecture.EffectiveNormalization, attack.Discriminator.Architecture.EffectiveNormalization);
+        var expected = oracle.Run("dfms_iteration", run.Parameters(), run.Inputs, float64: true);
 
-        TestUtil.AssertRelativeL2(attack.Discriminator.Parameters.Trainable.SelectMany(p => expected["dg:" + p.Name].Data).ToArray(), trace[2].Values, 1e-3, "the discriminator's gradient");
-        TestUtil.AssertRelativeL2(attack.GeneratorNetwork.Parameters.Trainable.SelectMany(p => expected["gg:" + p.Name].Data).ToArray(), trace[4].Values, 1e-3, "the generator's gradient");
-        TestUtil.AssertClose(expected["images"].Data, client.Batches[0].Images, 1e-5, "the student's queries");
-        foreach (var (prefix, net, tolerance) in new[] { ("g:", attack.GeneratorNetwork.Export(), 1e-5), ("d:", attack.Discriminator.Export(), 1e-5), ("s:", attack.Student.Export(), 1e-4) })
-            foreach (var (name, t) in net.Tensors)
-                TestUtil.AssertClose(expected[prefix + name].Data, t.Data, tolerance, $"{prefix}{name} after the iteration");
+        AssertGradient(expected, "dg:", attack.Discriminator, trace[2].Values, "the discriminator's gradient");
+        AssertGradient(expected, "gg:", attack.GeneratorNetwork, trace[4].Values, "the generator's gradient");
+        TestUtil.AssertClose(expected["images"].Data, run.Client.Batches[0].Images, 1e-5, "the student's queries");
+        AssertTensors(expected, "g:", attack.GeneratorNetwork.Export(), 1e-5, "generator, after the iteration:");
+        AssertTensors(expected, "d:", attack.Discriminator.Export(), 1e-5, "discriminator, after the iteration:");
+        AssertTensors(expected, "s:", attack.Student.Export(), 1e-4, "student, after the iteration:");
     }
 }

@@ -305,193 +305,58 @@ def load_prefixed(m, t, prefix):
         raise ValueError("state dict mismatch (%s): missing %s unexpected %s" % (prefix, missing, unexpected))
 
 
-def zeroth_order_iteration(p, t):
-    """One DFME (p["loss"] "l1") or MAZE ("kl") iteration as the references run it (replay off): the grey head
-    (batch-norm over the batch without affine, + shift, tanh, (t + 1) / 2, three channels), forward differences before
-    the tanh on the student in eval mode, the generator's Adam step on minus the mean disagreement, then the student's
-    SGD steps, each on a fresh batch. The noise, directions, victim answers, zeroth-order slopes and generator gradient
-    come from the request (what the C# attack drew, got and computed); this op's own losses and gradients are returned
-    for comparison."""
+# ---- one attack iteration: the pieces every attack op shares ---------------------------------------------------------
+
+def attack_generator(p, t):
     g = GreyGenerator(p["generator_width"]).to(torch.get_default_dtype())
     load_prefixed(g, t, "g:")
-    s = scaled_resnet(18, p["student_width"], p["classes"], "cifar").to(torch.get_default_dtype())
-    load_prefixed(s, t, "s:")
+    g.train()
+    return g
+
+
+def attack_resnet(t, prefix, width, outputs):
+    """A CIFAR-stem ResNet-18 (a student, or DFMS-HL's discriminator) from the request's tensors under prefix, training mode."""
+    m = scaled_resnet(18, width, outputs, "cifar").to(torch.get_default_dtype())
+    load_prefixed(m, t, prefix)
+    m.train()
+    return m
+
+
+def student_sgd(p, m):
+    return torch.optim.SGD(m.parameters(), lr=p["student_lr"], momentum=0.9, weight_decay=5e-4)
+
+
+def unit_to_input(p):
+    """The map from images in 0..1 to a network's input: x / std - mean / std per channel."""
     mean = torch.tensor(p["mean"]).reshape(1, 3, 1, 1)
     std = torch.tensor(p["std"]).reshape(1, 3, 1, 1)
-    n, m, eps, shift, k = p["n"], p["m"], p["epsilon"], p["shift"], p["classes"]
-    d = 32 * 32
-
-    def head(raw):
-        a = (raw - raw.mean()) / torch.sqrt(raw.var(unbiased=False) + 1e-5)
-        return a
-
-    def images(a):
-        return ((torch.tanh(a + shift) + 1) / 2).reshape(-1, 1, 32, 32).repeat(1, 3, 1, 1)
-
-    def reconstructed(answers):
-        lp = torch.log(torch.clamp(answers, min=1e-30))
-        return lp - lp.mean(dim=1, keepdim=True)
-
-    def disagreement(logits, answers):
-        """Per query: DFME's mean_k |logits - reconstructed| or MAZE's KL(answers || softmax(logits))."""
-        if p["loss"] == "l1":
-            return (logits - reconstructed(answers)).abs().mean(dim=1)
-        terms = answers * (torch.log(torch.clamp(answers, min=1e-300)) - F.log_softmax(logits, dim=1))
-        return torch.where(answers > 0, terms, torch.zeros_like(terms)).sum(dim=1)
-
-    gopt = torch.optim.Adam(g.parameters(), lr=p["generator_lr"])
-    sopt = torch.optim.SGD(s.parameters(), lr=p["student_lr"], momentum=0.9, weight_decay=5e-4)
-    g.train()
-    a = head(g(t["z1"]))
-    u = t["u"].reshape(n, m, d)
-    with torch.no_grad():
-        base = a.detach().reshape(n, 1, d)
-        points = torch.cat([base, base + eps * u], dim=1).reshape(n * (m + 1), d)
-        x1 = images(points)
-        s.eval()
-        losses = disagreement(s(x1 / std - mean / std), t["answers1"]).reshape(n, m + 1)
-        # The estimate divides loss differences by eps, which amplifies the caller's float32 rounding: the caller's own
-        # slopes (L(x + eps u) - L(x)) / eps, taken in double before rounding and checked against ours, are used instead.
-        slopes = (losses[:, 1:] - losses[:, :1]) / eps
-        ghat = (d / m) * (t["caller_slopes"].reshape(n, m).unsqueeze(2) * u).sum(dim=1)
-    gopt.zero_grad()
-    a.reshape(n, d).backward(-ghat / n)
-    grads = {"gg:" + name: q.grad.detach().clone() for name, q in g.named_parameters()}
-    # Adam's first step is lr * sign(g): where float32 rounding flips a tiny gradient's sign, the step would differ by
-    # 2 lr and everything after would follow. The caller's gradient (checked against ours) takes the step instead.
-    offset = 0
-    caller = t["caller_generator_gradient"].reshape(-1)
-    for name, q in g.named_parameters():
-        q.grad = caller[offset:offset + q.numel()].reshape(q.shape).clone()
-        offset += q.numel()
-    if offset != caller.numel():
-        raise ValueError("the caller's generator gradient has %d values, the generator %d" % (caller.numel(), offset))
-    gopt.step()
-    extra = {"images1": x1, "losses": losses.reshape(-1), "slopes": slopes.reshape(-1)}
-    s.train()
-    for step in range(p["student_steps"]):
-        with torch.no_grad():
-            x2 = images(head(g(t["z2_%d" % step])))
-        sopt.zero_grad()
-        # DFME: L1 over every logit; MAZE: KL summed over classes, averaged over the batch.
-        loss = disagreement(s(x2 / std - mean / std), t["answers2_%d" % step]).mean()
-        loss.backward()
-        sopt.step()
-        extra["images2_%d" % step] = x2
-    extra.update(grads)
-    extra.update({"g:" + k2: v.detach().clone() for k2, v in g.state_dict().items() if not k2.endswith("num_batches_tracked")})
-    extra.update({"s:" + k2: v.detach().clone() for k2, v in s.state_dict().items() if not k2.endswith("num_batches_tracked")})
-    t["__extra"] = extra
-    return t["x"] * 1.0
+    return lambda x: x / std - mean / std
 
 
-def two_student_iteration(p, t):
-    """One DisGUIDE (or Dual Student, diversity 0) iteration as the reference runs it (replay off): the generator,
-    white-box through both students in training mode, descends -disagreement + w/2 (diversity(a) + diversity(b)), with
-    disagreement the batch mean of sum_k |softmax(a) - softmax(b)| and diversity sum_k pbar log pbar; then each
-    student's SGD steps on fresh batches, L1 to the victim's reconstructed logits. The noise, answers and the generator's
-    gradient come from the request (the generator's Adam step is taken on the caller's gradient, checked against ours)."""
-    g = GreyGenerator(p["generator_width"]).to(torch.get_default_dtype())
-    load_prefixed(g, t, "g:")
-    students = []
-    for prefix in ("s:", "s2:"):
-        st = scaled_resnet(18, p["student_width"], p["classes"], "cifar").to(torch.get_default_dtype())
-        load_prefixed(st, t, prefix)
-        st.train()
-        students.append(st)
-    mean = torch.tensor(p["mean"]).reshape(1, 3, 1, 1)
-    std = torch.tensor(p["std"]).reshape(1, 3, 1, 1)
-    shift, w = p["shift"], p["diversity"] / 2
-
-    def images(raw):
-        a = (raw - raw.mean()) / torch.sqrt(raw.var(unbiased=False) + 1e-5)
-        return ((torch.tanh(a + shift) + 1) / 2).repeat(1, 3, 1, 1)
-
-    def diversity(logits):
-        pbar = torch.softmax(logits, dim=1).mean(dim=0)
-        return (pbar * torch.log(pbar)).sum()
-
-    gopt = torch.optim.Adam(g.parameters(), lr=p["generator_lr"])
-    opts = [torch.optim.SGD(st.parameters(), lr=p["student_lr"], momentum=0.9, weight_decay=5e-4) for st in students]
-    g.train()
-    x = images(g(t["z1"]))
-    la, lb = (st(x / std - mean / std) for st in students)
-    disagreement = (torch.softmax(la, dim=1) - torch.softmax(lb, dim=1)).abs().sum(dim=1).mean()
-    loss = -disagreement + w * (diversity(la) + diversity(lb))
-    gopt.zero_grad()
-    loss.backward()
-    extra = {"gg:" + name: q.grad.detach().clone() for name, q in g.named_parameters()}
-    offset = 0
-    caller = t["caller_generator_gradient"].reshape(-1)
-    for name, q in g.named_parameters():
-        q.grad = caller[offset:offset + q.numel()].reshape(q.shape).clone()
-        offset += q.numel()
-    gopt.step()
-    for st, opt in zip(students, opts):
-        opt.zero_grad()
-    for step in range(p["student_steps"]):
-        with torch.no_grad():
-            x2 = images(g(t["z2_%d" % step]))
-        lp = torch.log(torch.clamp(t["answers2_%d" % step], min=1e-30))
-        target = lp - lp.mean(dim=1, keepdim=True)
-        for st, opt in zip(students, opts):
-            opt.zero_grad()
-            (st(x2 / std - mean / std) - target).abs().mean().backward()
-            opt.step()
-        extra["images2_%d" % step] = x2
-    extra.update({"g:" + k: v.detach().clone() for k, v in g.state_dict().items() if not k.endswith("num_batches_tracked")})
-    for prefix, st in zip(("s:", "s2:"), students):
-        extra.update({prefix + k: v.detach().clone() for k, v in st.state_dict().items() if not k.endswith("num_batches_tracked")})
-    t["__extra"] = extra
-    return t["x"] * 1.0
+def grey_normalise(raw):
+    """The grey head's batch-norm over the whole batch, no affine, biased variance, eps 1e-5."""
+    return (raw - raw.mean()) / torch.sqrt(raw.var(unbiased=False) + 1e-5)
 
 
-def dast_iteration(p, t):
-    """One DaST iteration (replay off): the class code written into the first K noise values, one query batch; the
-    generator, white-box through the student in training mode, descends exp(-d) + 0.2 CE(student, code), with d the batch
-    mean of sum_k (softmax_k - answer_k)^2; the student then descends d on the same images. The generator's Adam step
-    is taken on the caller's gradient (checked against ours)."""
-    g = GreyGenerator(p["generator_width"]).to(torch.get_default_dtype())
-    load_prefixed(g, t, "g:")
-    s = scaled_resnet(18, p["student_width"], p["classes"], "cifar").to(torch.get_default_dtype())
-    load_prefixed(s, t, "s:")
-    s.train()
-    mean = torch.tensor(p["mean"]).reshape(1, 3, 1, 1)
-    std = torch.tensor(p["std"]).reshape(1, 3, 1, 1)
-    shift, k = p["shift"], p["classes"]
-    labels = t["labels"].long()
-    z = t["z"].clone()
-    z[:, :k] = F.one_hot(labels, k).to(z.dtype)
-    gopt = torch.optim.Adam(g.parameters(), lr=p["generator_lr"])
-    sopt = torch.optim.SGD(s.parameters(), lr=p["student_lr"], momentum=0.9, weight_decay=5e-4)
-    g.train()
-    raw = g(z)
-    a = (raw - raw.mean()) / torch.sqrt(raw.var(unbiased=False) + 1e-5)
-    x = ((torch.tanh(a + shift) + 1) / 2).repeat(1, 3, 1, 1)
-    answers = t["answers"]
-    logits = s(x / std - mean / std)
-    d = ((torch.softmax(logits, dim=1) - answers) ** 2).sum(dim=1).mean()
-    (torch.exp(-d) + 0.2 * F.cross_entropy(logits, labels)).backward()
-    extra = {"images": x.detach()}
-    extra.update({"gg:" + name: q.grad.detach().clone() for name, q in g.named_parameters()})
-    offset = 0
-    caller = t["caller_generator_gradient"].reshape(-1)
-    for name, q in g.named_parameters():
-        q.grad = caller[offset:offset + q.numel()].reshape(q.shape).clone()
-        offset += q.numel()
-    gopt.step()
-    sopt.zero_grad()
-    xs = x.detach()
-    ((torch.softmax(s(xs / std - mean / std), dim=1) - answers) ** 2).sum(dim=1).mean().backward()
-    sopt.step()
-    extra.update({"g:" + k2: v.detach().clone() for k2, v in g.state_dict().items() if not k2.endswith("num_batches_tracked")})
-    extra.update({"s:" + k2: v.detach().clone() for k2, v in s.state_dict().items() if not k2.endswith("num_batches_tracked")})
-    t["__extra"] = extra
-    return t["x"] * 1.0
+def grey_images(a, shift):
+    """(tanh(a + shift) + 1) / 2, one plane repeated to three channels: (N, 3, 32, 32)."""
+    return ((torch.tanh(a + shift) + 1) / 2).reshape(-1, 1, 32, 32).repeat(1, 3, 1, 1)
+
+
+def reconstructed_logits(answers):
+    """DFME's logits from probabilities: log p - mean_k log p."""
+    lp = torch.log(torch.clamp(answers, min=1e-30))
+    return lp - lp.mean(dim=1, keepdim=True)
+
+
+def gradients(prefix, m):
+    return {prefix + name: q.grad.detach().clone() for name, q in m.named_parameters()}
 
 
 def set_grads(m, flat):
-    """Overwrites m's parameter gradients, in named_parameters order, from one flat tensor."""
+    """Overwrites m's parameter gradients, in named_parameters order, from one flat tensor. Adam's first step is
+    lr * sign(g): where float32 rounding flips a tiny gradient's sign the step would differ by 2 lr and everything after
+    would follow, so the ops step on the caller's gradient (checked against their own)."""
     flat = flat.reshape(-1)
     offset = 0
     for name, q in m.named_parameters():
@@ -501,68 +366,184 @@ def set_grads(m, flat):
         raise ValueError("%d gradient values for %d parameters" % (flat.numel(), offset))
 
 
-def dfms_iteration(p, t):
-    """One DFMS-HL iteration after pre-training (replay off): a discriminator step (proxy images real, generator images
-    fake, BCE with logits, Adam beta1 0.5), a generator step (non-saturating BCE through the discriminator plus class
-    diversity through the student, both in training mode), then one student step, cross-entropy on the victim's top-1
-    labels. Adam steps are taken on the caller's gradients (checked against ours)."""
-    g = GreyGenerator(p["generator_width"]).to(torch.get_default_dtype())
-    load_prefixed(g, t, "g:")
-    dnet = scaled_resnet(18, 4, 1, "cifar").to(torch.get_default_dtype())
-    load_prefixed(dnet, t, "d:")
-    s = scaled_resnet(18, p["student_width"], p["classes"], "cifar").to(torch.get_default_dtype())
-    load_prefixed(s, t, "s:")
-    for m in (g, dnet, s):
-        m.train()
-    mean = torch.tensor(p["mean"]).reshape(1, 3, 1, 1)
-    std = torch.tensor(p["std"]).reshape(1, 3, 1, 1)
-    shift = p["shift"]
+def state(prefix, m):
+    return {prefix + k: v.detach().clone() for k, v in m.state_dict().items() if not k.endswith("num_batches_tracked")}
 
-    def norm(x):
-        return x / std - mean / std
 
-    def images(raw):
-        a = (raw - raw.mean()) / torch.sqrt(raw.var(unbiased=False) + 1e-5)
-        return ((torch.tanh(a + shift) + 1) / 2).repeat(1, 3, 1, 1)
+def zeroth_order_iteration(p, t):
+    """One DFME (p["loss"] "l1") or MAZE ("kl") iteration as the references run it (replay off): the grey head,
+    forward differences before the tanh on the student in eval mode, the generator's Adam step on minus the mean
+    disagreement, then the student's SGD steps, each on a fresh batch. The noise, directions, victim answers, zeroth-order
+    slopes and generator gradient come from the request (what the C# attack drew, got and computed); this op's own
+    losses and gradients are returned for comparison."""
+    g = attack_generator(p, t)
+    s = attack_resnet(t, "s:", p["student_width"], p["classes"])
+    norm = unit_to_input(p)
+    n, m, eps, shift = p["n"], p["m"], p["epsilon"], p["shift"]
+    d = 32 * 32
 
-    bce = F.binary_cross_entropy_with_logits
+    def disagreement(logits, answers):
+        """Per query: DFME's mean_k |logits - reconstructed| or MAZE's KL(answers || softmax(logits))."""
+        if p["loss"] == "l1":
+            return (logits - reconstructed_logits(answers)).abs().mean(dim=1)
+        terms = answers * (torch.log(torch.clamp(answers, min=1e-300)) - F.log_softmax(logits, dim=1))
+        return torch.where(answers > 0, terms, torch.zeros_like(terms)).sum(dim=1)
+
     gopt = torch.optim.Adam(g.parameters(), lr=p["generator_lr"])
-    dopt = torch.optim.Adam(dnet.parameters(), lr=p["generator_lr"], betas=(0.5, 0.999))
-    sopt = torch.optim.SGD(s.parameters(), lr=p["student_lr"], momentum=0.9, weight_decay=5e-4)
-    n = t["proxy"].shape[0]
-    extra = {}
-    dreal = dnet(norm(t["proxy"])).reshape(-1)
-    bce(dreal, torch.ones(n)).backward()
+    sopt = student_sgd(p, s)
+    a = grey_normalise(g(t["z1"]))
+    u = t["u"].reshape(n, m, d)
     with torch.no_grad():
-        fake = images(g(t["z_fake"]))
-    dfake = dnet(norm(fake)).reshape(-1)
-    bce(dfake, torch.zeros(n)).backward()
-    extra.update({"dg:" + name: q.grad.detach().clone() for name, q in dnet.named_parameters()})
-    set_grads(dnet, t["caller_discriminator_gradient"])
-    dopt.step()
-    dopt.zero_grad()
-    x = images(g(t["z_gen"]))
-    adv = bce(dnet(norm(x)).reshape(-1), torch.ones(n))
-    pbar = torch.softmax(s(norm(x)), dim=1).mean(dim=0)
-    (adv + p["diversity"] * (pbar * torch.log(pbar)).sum()).backward()
-    extra.update({"gg:" + name: q.grad.detach().clone() for name, q in g.named_parameters()})
+        base = a.detach().reshape(n, 1, d)
+        points = torch.cat([base, base + eps * u], dim=1).reshape(n * (m + 1), d)
+        x1 = grey_images(points, shift)
+        s.eval()
+        losses = disagreement(s(norm(x1)), t["answers1"]).reshape(n, m + 1)
+        # The estimate divides loss differences by eps, which amplifies the caller's float32 rounding: the caller's own
+        # slopes (L(x + eps u) - L(x)) / eps, taken in double before rounding and checked against ours, are used instead.
+        slopes = (losses[:, 1:] - losses[:, :1]) / eps
+        ghat = (d / m) * (t["caller_slopes"].reshape(n, m).unsqueeze(2) * u).sum(dim=1)
+    a.reshape(n, d).backward(-ghat / n)
+    extra = {"images1": x1, "losses": losses.reshape(-1), "slopes": slopes.reshape(-1)}
+    extra.update(gradients("gg:", g))
     set_grads(g, t["caller_generator_gradient"])
     gopt.step()
-    sopt.zero_grad()
-    with torch.no_grad():
-        x2 = images(g(t["z_student"]))
-    F.cross_entropy(s(norm(x2)), t["answers"].argmax(dim=1)).backward()
-    sopt.step()
-    extra["images"] = x2
-    for prefix, m in (("g:", g), ("d:", dnet), ("s:", s)):
-        extra.update({prefix + k: v.detach().clone() for k, v in m.state_dict().items() if not k.endswith("num_batches_tracked")})
+    s.train()
+    for step in range(p["student_steps"]):
+        with torch.no_grad():
+            x2 = grey_images(grey_normalise(g(t["z2_%d" % step])), shift)
+        sopt.zero_grad()
+        # DFME: L1 over every logit; MAZE: KL summed over classes, averaged over the batch.
+        disagreement(s(norm(x2)), t["answers2_%d" % step]).mean().backward()
+        sopt.step()
+        extra["images2_%d" % step] = x2
+    extra.update(state("g:", g))
+    extra.update(state("s:", s))
     t["__extra"] = extra
     return t["x"] * 1.0
 
 
-OPS = {"zeroth_order_iteration": zeroth_order_iteration, "dast_iteration": dast_iteration, "dfms_iteration": dfms_iteration, "two_student_iteration": two_student_iteration, "layer": layer, "resnet": resnet, "stylegan_d": stylegan_d, "pil_bicubic": pil_bicubic,
+def two_student_iteration(p, t):
+    """One DisGUIDE (or Dual Student, diversity 0) iteration as the reference runs it (replay off): the generator,
+    white-box through both students in training mode, descends -disagreement + w/2 (diversity(a) + diversity(b)), with
+    disagreement the batch mean of sum_k |softmax(a) - softmax(b)| and diversity sum_k pbar log pbar; then each
+    student's SGD steps on fresh batches, L1 to the victim's reconstructed logits."""
+    g = attack_generator(p, t)
+    prefixes = ("s:", "s2:")
+    students = [attack_resnet(t, prefix, p["student_width"], p["classes"]) for prefix in prefixes]
+    norm = unit_to_input(p)
+    shift, w = p["shift"], p["diversity"] / 2
+
+    def diversity(logits):
+        pbar = torch.softmax(logits, dim=1).mean(dim=0)
+        return (pbar * torch.log(pbar)).sum()
+
+    gopt = torch.optim.Adam(g.parameters(), lr=p["generator_lr"])
+    opts = [student_sgd(p, st) for st in students]
+    x = grey_images(grey_normalise(g(t["z1"])), shift)
+    la, lb = (st(norm(x)) for st in students)
+    disagreement = (torch.softmax(la, dim=1) - torch.softmax(lb, dim=1)).abs().sum(dim=1).mean()
+    (-disagreement + w * (diversity(la) + diversity(lb))).backward()
+    extra = gradients("gg:", g)
+    set_grads(g, t["caller_generator_gradient"])
+    gopt.step()
+    for step in range(p["student_steps"]):
+        with torch.no_grad():
+            x2 = grey_images(grey_normalise(g(t["z2_%d" % step])), shift)
+        target = reconstructed_logits(t["answers2_%d" % step])
+        for st, opt in zip(students, opts):
+            opt.zero_grad()
+            (st(norm(x2)) - target).abs().mean().backward()
+            opt.step()
+        extra["images2_%d" % step] = x2
+    extra.update(state("g:", g))
+    for prefix, st in zip(prefixes, students):
+        extra.update(state(prefix, st))
+    t["__extra"] = extra
+    return t["x"] * 1.0
+
+
+def dast_iteration(p, t):
+    """One DaST iteration (replay off): the class code written into the first K noise values, one query batch; the
+    generator, white-box through the student in training mode, descends exp(-d) + 0.2 CE(student, code), with d the batch
+    mean of sum_k (softmax_k - answer_k)^2; the student then descends d on the same images."""
+    g = attack_generator(p, t)
+    s = attack_resnet(t, "s:", p["student_width"], p["classes"])
+    norm = unit_to_input(p)
+    k = p["classes"]
+    labels = t["labels"].long()
+    z = t["z"].clone()
+    z[:, :k] = F.one_hot(labels, k).to(z.dtype)
+    gopt = torch.optim.Adam(g.parameters(), lr=p["generator_lr"])
+    sopt = student_sgd(p, s)
+    x = grey_images(grey_normalise(g(z)), p["shift"])
+    answers = t["answers"]
+
+    def distance(logits):
+        return ((torch.softmax(logits, dim=1) - answers) ** 2).sum(dim=1).mean()
+
+    logits = s(norm(x))
+    (torch.exp(-distance(logits)) + 0.2 * F.cross_entropy(logits, labels)).backward()
+    extra = {"images": x.detach()}
+    extra.update(gradients("gg:", g))
+    set_grads(g, t["caller_generator_gradient"])
+    gopt.step()
+    sopt.zero_grad()
+    distance(s(norm(x.detach()))).backward()
+    sopt.step()
+    extra.update(state("g:", g))
+    extra.update(state("s:", s))
+    t["__extra"] = extra
+    return t["x"] * 1.0
+
+
+def dfms_iteration(p, t):
+    """One DFMS-HL iteration after pre-training (replay off): a discriminator step (proxy images real, generator images
+    fake, BCE with logits, Adam beta1 0.5), a generator step (non-saturating BCE through the discriminator plus class
+    diversity through the student, both in training mode), then one student step, cross-entropy on the victim's top-1
+    labels."""
+    g = attack_generator(p, t)
+    dnet = attack_resnet(t, "d:", 4, 1)
+    s = attack_resnet(t, "s:", p["student_width"], p["classes"])
+    norm = unit_to_input(p)
+    shift = p["shift"]
+    bce = F.binary_cross_entropy_with_logits
+    gopt = torch.optim.Adam(g.parameters(), lr=p["generator_lr"])
+    dopt = torch.optim.Adam(dnet.parameters(), lr=p["generator_lr"], betas=(0.5, 0.999))
+    sopt = student_sgd(p, s)
+    n = t["proxy"].shape[0]
+    bce(dnet(norm(t["proxy"])).reshape(-1), torch.ones(n)).backward()
+    with torch.no_grad():
+        fake = grey_images(grey_normalise(g(t["z_fake"])), shift)
+    bce(dnet(norm(fake)).reshape(-1), torch.zeros(n)).backward()
+    extra = gradients("dg:", dnet)
+    set_grads(dnet, t["caller_discriminator_gradient"])
+    dopt.step()
+    dopt.zero_grad()
+    x = grey_images(grey_normalise(g(t["z_gen"])), shift)
+    adv = bce(dnet(norm(x)).reshape(-1), torch.ones(n))
+    pbar = torch.softmax(s(norm(x)), dim=1).mean(dim=0)
+    (adv + p["diversity"] * (pbar * torch.log(pbar)).sum()).backward()
+    extra.update(gradients("gg:", g))
+    set_grads(g, t["caller_generator_gradient"])
+    gopt.step()
+    sopt.zero_grad()
+    with torch.no_grad():
+        x2 = grey_images(grey_normalise(g(t["z_student"])), shift)
+    F.cross_entropy(s(norm(x2)), t["answers"].argmax(dim=1)).backward()
+    sopt.step()
+    extra["images"] = x2
+    for prefix, m in (("g:", g), ("d:", dnet), ("s:", s)):
+        extra.update(state(prefix, m))
+    t["__extra"] = extra
+    return t["x"] * 1.0
+
+
+OPS = {"layer": layer, "resnet": resnet, "stylegan_d": stylegan_d, "pil_bicubic": pil_bicubic,
     "input_contract": input_contract, "param_grads": param_grads, "optim_step": optim_step,
-       "resnet_train_grads": resnet_train_grads, "stylegan_d_grads": stylegan_d_grads}
+       "resnet_train_grads": resnet_train_grads, "stylegan_d_grads": stylegan_d_grads,
+       "zeroth_order_iteration": zeroth_order_iteration, "two_student_iteration": two_student_iteration,
+       "dast_iteration": dast_iteration, "dfms_iteration": dfms_iteration}
 
 
 def handle(req):
