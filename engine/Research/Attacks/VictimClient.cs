@@ -27,12 +27,14 @@ public sealed record QueryBatch
     public ReadOnlySpan<float> Image(int i) => Values.AsSpan(i * PerImage, PerImage);
 
     /// <summary>The image on the API's 0…255 scale (the multiplication the JSON endpoint does: v·255f).</summary>
-    public PlanarImage Planar(int i)
+    public PlanarImage Planar(int i) => ToPlanar(Image(i), Side);
+
+    /// <summary>One query (3×side×side, values in 0…1) on the API's 0…255 scale, as the victim takes it.</summary>
+    public static PlanarImage ToPlanar(ReadOnlySpan<float> image, int side)
     {
-        var src = Image(i);
-        var values = new float[src.Length];
-        for (int j = 0; j < src.Length; j++) values[j] = src[j] * 255f;
-        return new PlanarImage(Side, Side, values);
+        var values = new float[image.Length];
+        for (int j = 0; j < values.Length; j++) values[j] = image[j] * 255f;
+        return new PlanarImage(side, side, values);
     }
 }
 

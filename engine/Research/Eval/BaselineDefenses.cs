@@ -70,14 +70,8 @@ public sealed class MadOutputDefense(MadDefense mad, VictimClassifier surrogate)
 
     public VictimAnswer Answer(ReadOnlySpan<float> image, double[] probabilities) => new(false, mad.Apply(probabilities, surrogate.Predict([Planar(image)])[0]));
 
-    /// <summary>A query (3×S×S, values in 0…1) on the API's 0…255 scale, as the victim takes it.</summary>
-    internal static PlanarImage Planar(ReadOnlySpan<float> image)
-    {
-        int side = (int)Math.Round(Math.Sqrt(image.Length / 3.0));
-        var values = new float[image.Length];
-        for (int j = 0; j < values.Length; j++) values[j] = image[j] * 255f;
-        return new PlanarImage(side, side, values);
-    }
+    /// <summary>A query (3×S×S, values in 0…1) as the victim takes it.</summary>
+    internal static PlanarImage Planar(ReadOnlySpan<float> image) => QueryBatch.ToPlanar(image, (int)Math.Round(Math.Sqrt(image.Length / 3.0)));
 }
 
 /// <summary>Adaptive Misinformation: low-confidence queries get the misinformation model's answer (<see cref="AdaptiveMisinformationDefense"/>).</summary>
